@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates .venv with everything bso-deploy needs, including the optional Lava, lava-dl and ONNX stack.
+# Idempotent: the Makefile calls it only when .venv/.bootstrap-stamp is missing or older than this file.
+# Facts behind each step: ../shared/reference/environment.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[bootstrap] creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+echo "[bootstrap] torch and torchvision (torchvision decides the torch version)"
+$PIP install --quiet "torch==2.14.1" "torchvision==0.29.1"
+
+echo "[bootstrap] numerical, NIR, ONNX and tooling packages"
+$PIP install --quiet \
+  "numpy>=1.24,<2" scipy "networkx<=2.8.7" "asteval>=0.9.31,<0.10" \
+  scikit-learn h5py matplotlib "opencv-python-headless<4.11" \
+  "nir==1.0.8" "nirtorch==2.6" onnx onnxruntime \
+  tqdm pytest hypothesis ruff "setuptools>=70" wheel
+
+# lava-nc 0.10.0 and lava-dl 0.6.0 declare Requires-Python <3.11 and pin old torch; their real run-time
+# needs are installed above. bso_deploy.hardware carries the one Python 3.11 fix lava needs.
+echo "[bootstrap] lava-nc 0.10.0 and lava-dl 0.6.0 (no deps, any Python)"
+$PIP install --quiet --no-deps --ignore-requires-python "lava-nc==0.10.0" "lava-dl==0.6.0"
+
+echo "[bootstrap] bso-deploy (editable)"
+$PIP install --quiet --no-deps --no-build-isolation -e .
+
+touch "$VENV/.bootstrap-stamp"
+echo "[bootstrap] done: $VENV"

@@ -1,0 +1,113 @@
+"""Training configuration: one frozen, validated dataclass that the CLI fills and checkpoints store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .models import BINARY_CHOICES, MODELS
+from .neuron import RESET_MODES, LIFParameters
+
+CONFIG_VERSION = 1
+METHODS = ("tbso", "bso", "bop")
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
+ENCODER_NAMES = ("direct", "rate")
+FP_OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("cpu", "cuda", "auto")
+
+# Flip thresholds per method when none is given. T-BSO compares m / sqrt(v[t]) (a normalized quantity);
+# BSO and Bop compare the raw momentum, so their threshold lives on the gradient's scale.
+DEFAULT_THRESHOLDS = {"tbso": 5e-7, "bso": 1e-7, "bop": 1e-8}
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (and, with the seed, reproduces it)."""
+
+    dataset: str = "digits"
+    method: str = "tbso"
+    model: str = "mlp"
+    time_steps: int = 4
+    epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "cpu"
+    binary: str = "hidden"
+    hidden: tuple[int, ...] = (256, 256)
+    encoder: str = "direct"
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    reset: str = "subtract"
+    surrogate_alpha: float = 4.0
+    threshold: float | None = None
+    momentum: float = 0.999
+    variance_decay: float = 0.99999
+    bop_gamma: float = 1e-4
+    fp_optimizer: str = "sgd"
+    lr: float = 0.1
+    fp_momentum: float = 0.9
+    weight_decay: float = 0.0
+    decay_every: int = 0
+    decay_factor: float = 0.1
+    mse_weight: float = 0.05
+    data_root: str | None = None
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("dataset", self.dataset, DATASET_NAMES)
+        _choice("method", self.method, METHODS)
+        _choice("model", self.model, MODELS)
+        _choice("binary layer choice", self.binary, BINARY_CHOICES)
+        _choice("encoder", self.encoder, ENCODER_NAMES)
+        _choice("reset mode", self.reset, RESET_MODES)
+        _choice("full-precision optimizer", self.fp_optimizer, FP_OPTIMIZERS)
+        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+            raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
+        for name in ("time_steps", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.num_workers < 0 or self.decay_every < 0:
+            raise ValueError("num_workers and decay_every must be >= 0")
+        if self.threshold is not None and not self.threshold >= 0:
+            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
+        for name in ("momentum", "variance_decay"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.mse_weight <= 1.0:
+            raise ValueError(f"mse_weight must be in [0, 1], got {self.mse_weight}")
+        if not (self.lr > 0 and 0 < self.bop_gamma < 1 and 0 < self.decay_factor <= 1):
+            raise ValueError("lr must be > 0, bop_gamma in (0, 1), decay_factor in (0, 1]")
+        self.lif_parameters()  # validates tau, v_threshold, reset, alpha
+
+    @property
+    def flip_threshold(self) -> float:
+        return DEFAULT_THRESHOLDS[self.method] if self.threshold is None else self.threshold
+
+    def lif_parameters(self) -> LIFParameters:
+        return LIFParameters(tau=self.tau, threshold=self.v_threshold, reset=self.reset,
+                             alpha=self.surrogate_alpha)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["hidden"] = list(self.hidden)
+        data["version"] = CONFIG_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        version = data.pop("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ValueError(f"config version {version} is not supported (this bso-deploy reads {CONFIG_VERSION})")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}")
+        if "hidden" in data:
+            data["hidden"] = tuple(int(v) for v in data["hidden"])
+        return cls(**data)

@@ -1,0 +1,148 @@
+"""Binary synaptic layers and the OTTT trace-gradient synapse.
+
+Binary layers store their weight as a float tensor of exactly -1.0 / +1.0: there is no latent real-valued
+weight, no sign() in the forward pass and no straight-through estimator. The gradient dL/dW is taken at
+the binary values; a binary optimizer (:mod:`bso_deploy.optim`) flips signs.
+
+:func:`synapse_forward` implements the online (OTTT) weight gradient. At time step t a synaptic layer
+receives the presynaptic spikes s[t] and their trace a[t] (see :mod:`bso_deploy.neuron`) and computes::
+
+    forward:   y[t] = W s[t] + b
+    backward:  dL/dW = delta[t] (outer) a[t],   dL/db = sum delta[t],   dL/ds[t] = W^T delta[t]
+
+with delta[t] = dL/dy[t]. Only a[t] and W are saved for backward, and nothing crosses time steps, so
+training memory does not grow with the number of time steps T.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _random_signs(shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+    bits = torch.randint(0, 2, shape, generator=generator)
+    return (bits * 2 - 1).to(torch.float32)
+
+
+class BinaryLinear(nn.Linear):
+    """Fully connected layer with +-1 weights, ``y = x W^T (+ b)``; W has shape (out, in).
+
+    The bias (off by default; a following BatchNorm absorbs scale and offset) is full precision.
+    """
+
+    is_binary = True
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        with torch.no_grad():
+            self.weight.copy_(_random_signs(self.weight.shape, generator))
+            if self.bias is not None:
+                self.bias.zero_()
+
+
+class BinaryConv2d(nn.Conv2d):
+    """2-D convolution with +-1 weights of shape (out, in / groups, kh, kw); zero padding only."""
+
+    is_binary = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int = 1, padding: int = 0, bias: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        with torch.no_grad():
+            self.weight.copy_(_random_signs(self.weight.shape, generator))
+            if self.bias is not None:
+                self.bias.zero_()
+
+
+BINARY_LAYER_TYPES = (BinaryLinear, BinaryConv2d)
+SYNAPSE_TYPES = (nn.Linear, nn.Conv2d)
+
+
+def is_binary_layer(module: nn.Module) -> bool:
+    return isinstance(module, BINARY_LAYER_TYPES)
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Return (binary weights, full-precision parameters) of ``model``, each in module order.
+
+    Binary weights are the ``weight`` of every :class:`BinaryLinear` / :class:`BinaryConv2d`; everything
+    else (biases, BatchNorm, full-precision layers) is full precision.
+    """
+    binary: list[nn.Parameter] = []
+    binary_ids: set[int] = set()
+    for module in model.modules():
+        if is_binary_layer(module):
+            binary.append(module.weight)
+            binary_ids.add(id(module.weight))
+    full_precision = [p for p in model.parameters() if id(p) not in binary_ids]
+    return binary, full_precision
+
+
+def binary_layer_names(model: nn.Module) -> list[str]:
+    """Qualified names of the binary layers, in the order of :func:`split_parameters`."""
+    return [name for name, module in model.named_modules() if is_binary_layer(module)]
+
+
+class _TraceLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spikes: Tensor, trace: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(trace, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(spikes, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        trace, weight = ctx.saved_tensors
+        grad_spikes = grad_output @ weight if ctx.needs_input_grad[0] else None
+        flat_grad = grad_output.reshape(-1, grad_output.shape[-1])
+        grad_weight = flat_grad.t() @ trace.reshape(-1, trace.shape[-1])
+        grad_bias = flat_grad.sum(0) if ctx.has_bias else None
+        return grad_spikes, None, grad_weight, grad_bias
+
+
+class _TraceConv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spikes: Tensor, trace: Tensor, weight: Tensor, bias: Tensor | None,
+                stride: tuple, padding: tuple, dilation: tuple, groups: int) -> Tensor:
+        ctx.save_for_backward(trace, weight)
+        ctx.geometry = (stride, padding, dilation, groups)
+        ctx.has_bias = bias is not None
+        ctx.input_shape = spikes.shape
+        return F.conv2d(spikes, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        trace, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.geometry
+        grad_spikes = None
+        if ctx.needs_input_grad[0]:
+            grad_spikes = torch.nn.grad.conv2d_input(ctx.input_shape, weight, grad_output,
+                                                     stride, padding, dilation, groups)
+        grad_weight = torch.nn.grad.conv2d_weight(trace, weight.shape, grad_output,
+                                                  stride, padding, dilation, groups)
+        grad_bias = grad_output.sum((0, 2, 3)) if ctx.has_bias else None
+        return grad_spikes, None, grad_weight, grad_bias, None, None, None, None
+
+
+def synapse_forward(layer: nn.Module, spikes: Tensor, trace: Tensor | None) -> Tensor:
+    """Apply a Linear/Conv2d layer to ``spikes`` with the OTTT weight gradient taken at ``trace``.
+
+    With ``trace=None`` (or no autograd) this is the plain layer call: the weight gradient then uses the
+    instantaneous input, which is what the first layer sees and what BPTT uses.
+    """
+    if trace is None or not torch.is_grad_enabled():
+        return layer(spikes)
+    if trace.shape != spikes.shape:
+        raise ValueError(f"trace shape {tuple(trace.shape)} differs from spike shape {tuple(spikes.shape)}")
+    if isinstance(layer, nn.Linear):
+        return _TraceLinear.apply(spikes, trace, layer.weight, layer.bias)
+    if isinstance(layer, nn.Conv2d):
+        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            raise ValueError("trace gradients support Conv2d with integer zero padding only")
+        return _TraceConv2d.apply(spikes, trace, layer.weight, layer.bias, layer.stride, layer.padding,
+                                  layer.dilation, layer.groups)
+    raise TypeError(f"synapse_forward supports Linear and Conv2d layers, not {type(layer).__name__}")

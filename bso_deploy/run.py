@@ -1,0 +1,133 @@
+"""A training run on disk: build everything from a :class:`TrainConfig`, train with checkpoints after
+every epoch, resume exactly, and write ``checkpoint.pt``, ``metrics.json`` and ``training.png``.
+
+Exact resume: every source of randomness is derived from (seed, epoch, batch index) — the shuffling order
+of epoch e is seeded with ``seed * 7919 + e``, the rate encoder is keyed by epoch and batch — and the
+checkpoint holds the model (binary weights bit-packed), both optimizers' state and the schedules, so a run
+resumed after epoch k continues exactly as the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import load_checkpoint, load_model_payload, model_payload, save_checkpoint
+from .config import TrainConfig
+from .data import DatasetSplit, load_dataset, make_loaders
+from .encoding import make_encoder
+from .io import atomic_write_json
+from .layers import binary_layer_names
+from .models import build_model
+from .network import SpikingNetwork
+from .training import NonFiniteLossError, Optimizers, evaluate, make_optimizers, resolve_device, train_epoch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+PLOT_NAME = "training.png"
+
+
+def build_network(config: TrainConfig, input_shape, num_classes: int) -> SpikingNetwork:
+    return build_model(config.model, input_shape, num_classes, binary=config.binary,
+                       lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden)
+
+
+@dataclass
+class TrainingRun:
+    config: TrainConfig
+    out_dir: Path
+    model: SpikingNetwork
+    optimizers: Optimizers
+    epoch: int
+    history: list[dict]
+    split: DatasetSplit
+
+    @classmethod
+    def create(cls, config: TrainConfig, out_dir: str | os.PathLike) -> TrainingRun:
+        torch.manual_seed(config.seed)
+        split = load_dataset(config.dataset, root=config.data_root, seed=config.seed)
+        model = build_network(config, split.input_shape, split.num_classes)
+        device = resolve_device(config.device)
+        model.to(device)
+        return cls(config, Path(out_dir), model, make_optimizers(model, config), 0, [], split)
+
+    @classmethod
+    def resume(cls, out_dir: str | os.PathLike, epochs: int | None = None) -> TrainingRun:
+        """Continue the run in ``out_dir`` from its checkpoint; ``epochs`` may raise the epoch budget."""
+        document = load_checkpoint(Path(out_dir) / CHECKPOINT_NAME)
+        config = TrainConfig.from_dict(document["config"])
+        if epochs is not None:
+            config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs})
+        run = cls.create(config, out_dir)
+        load_model_payload(run.model, document)
+        run.model.to(resolve_device(config.device))
+        run.optimizers.load_state_dict(document["optimizers"])
+        run.epoch = int(document["epoch"])
+        run.history = list(document["history"])
+        if "rng" in document:
+            torch.set_rng_state(document["rng"]["torch"])
+        return run
+
+    def save(self) -> Path:
+        payload = {**model_payload(self.model), "config": self.config.to_dict(), "epoch": self.epoch,
+                   "optimizers": self.optimizers.state_dict(), "history": self.history,
+                   "rng": {"torch": torch.get_rng_state()}}
+        return save_checkpoint(self.out_dir / CHECKPOINT_NAME, payload)
+
+    def metrics(self, stopped: str | None = None) -> dict:
+        last = self.history[-1] if self.history else {}
+        return {
+            "toolkit_version": __version__,
+            "config": self.config.to_dict(),
+            "binary_layers": binary_layer_names(self.model),
+            "epochs": self.history,
+            "completed_epochs": self.epoch,
+            "test_accuracy": last.get("test_accuracy"),
+            "train_seconds": sum(e["seconds"] for e in self.history),
+            "stopped": stopped,
+        }
+
+    def fit(self, progress: bool = True) -> dict:
+        """Train the remaining epochs; after each one, save checkpoint, metrics and plot (atomically).
+
+        A NaN/Inf loss stops training: the last good checkpoint is kept, metrics.json records why, and
+        :class:`NonFiniteLossError` is raised."""
+        from .plots import plot_training
+
+        config, device = self.config, resolve_device(self.config.device)
+        train_loader, test_loader = make_loaders(self.split, config.batch_size, seed=config.seed,
+                                                 num_workers=config.num_workers)
+        encoder = make_encoder(config.encoder, seed=config.seed)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        num_classes = self.split.num_classes
+        while self.epoch < config.epochs:
+            train_loader.generator.manual_seed(config.seed * 7919 + self.epoch)
+            start = time.perf_counter()
+            try:
+                record = train_epoch(self.model, train_loader, encoder, self.optimizers, config, num_classes,
+                                     self.epoch, device, progress)
+            except NonFiniteLossError as error:
+                message = (f"training stopped in epoch {self.epoch + 1}: {error}. The last good checkpoint "
+                           f"(after epoch {self.epoch}) is kept in {self.out_dir / CHECKPOINT_NAME}; lower the "
+                           "learning rate or check the input data for NaN/Inf.")
+                atomic_write_json(self.out_dir / METRICS_NAME, self.metrics(stopped=message))
+                raise NonFiniteLossError(message) from error
+            record["seconds"] = time.perf_counter() - start
+            record["test_accuracy"] = evaluate(self.model, test_loader, encoder, config.time_steps, device)
+            record["epoch"] = self.epoch + 1
+            self.epoch += 1
+            self.optimizers.end_epoch(self.epoch)
+            self.history.append(record)
+            self.save()
+            atomic_write_json(self.out_dir / METRICS_NAME, self.metrics())
+            plot_training(self.history, self.out_dir / PLOT_NAME, title=f"{config.method} on {config.dataset}")
+            if progress:
+                print(f"epoch {self.epoch:3d}/{config.epochs}  loss {record['loss']:.4f}  "
+                      f"train {record['train_accuracy']:.4f}  test {record['test_accuracy']:.4f}  "
+                      f"({record['seconds']:.1f} s)", flush=True)
+        return self.metrics()

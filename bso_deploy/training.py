@@ -1,0 +1,183 @@
+"""Online (OTTT-style) training of binary SNNs with BSO, T-BSO or Bop.
+
+For each batch and each time step t = 0..T-1 (:func:`train_online_batch`)::
+
+    zero gradients
+    out[t]  = model.step(encode(x, t))                 # state from t-1 detached
+    loss[t] = ((1 - w) CE(out[t], y) + w MSE(out[t], onehot(y))) / T      (w = mse_weight = 0.05)
+    loss[t].backward()                                  # dL/dW = delta[t] (outer) trace[t]
+    full-precision optimizer step; binary optimizer step(t=t)   # weights may flip inside a sample
+
+Nothing is kept across time steps for backward, so memory is constant in T. The prediction is the
+argmax of sum_t out[t].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .layers import binary_layer_names, split_parameters
+from .optim import BINARY_OPTIMIZERS, StepDecay
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or Inf."""
+
+
+def online_loss(output: Tensor, target: Tensor, num_classes: int, time_steps: int, mse_weight: float) -> Tensor:
+    """Per-step loss of the BSO reference: ((1 - w) CE + w MSE(one-hot)) / T."""
+    ce = F.cross_entropy(output, target)
+    mse = F.mse_loss(output, F.one_hot(target, num_classes).to(output.dtype))
+    return ((1.0 - mse_weight) * ce + mse_weight * mse) / time_steps
+
+
+@dataclass
+class Optimizers:
+    """The binary optimizer, the full-precision one, and their step-decay schedules."""
+
+    binary: torch.optim.Optimizer
+    full_precision: torch.optim.Optimizer
+    schedules: list[StepDecay] = field(default_factory=list)
+
+    def zero_grad(self) -> None:
+        self.binary.zero_grad(set_to_none=True)
+        self.full_precision.zero_grad(set_to_none=True)
+
+    def step(self, t: int) -> list[int]:
+        """Full-precision step, then the binary step at time-step index t; returns flips per binary layer."""
+        self.full_precision.step()
+        self.binary.step(t=t)
+        return list(self.binary.last_flips)
+
+    def end_epoch(self, completed_epochs: int) -> None:
+        for schedule in self.schedules:
+            schedule.step(completed_epochs)
+
+    def state_dict(self) -> dict:
+        return {"binary": self.binary.state_dict(), "full_precision": self.full_precision.state_dict(),
+                "schedules": [s.state_dict() for s in self.schedules]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.binary.load_state_dict(state["binary"])
+        self.full_precision.load_state_dict(state["full_precision"])
+        for schedule, schedule_state in zip(self.schedules, state["schedules"], strict=True):
+            schedule.load_state_dict(schedule_state)
+
+
+def make_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
+    """Binary optimizer of ``config.method`` over the binary weights; SGD/Adam over the rest."""
+    binary, full_precision = split_parameters(model)
+    if not binary:
+        raise ValueError("the model has no binary layers; choose binary='hidden' or 'all'")
+    threshold = config.flip_threshold
+    if config.method == "tbso":
+        binary_optimizer = BINARY_OPTIMIZERS["tbso"](
+            binary, momentum=config.momentum, variance_decay=config.variance_decay, threshold=threshold,
+            time_steps=config.time_steps)
+    elif config.method == "bso":
+        binary_optimizer = BINARY_OPTIMIZERS["bso"](binary, momentum=config.momentum, threshold=threshold)
+    else:
+        binary_optimizer = BINARY_OPTIMIZERS["bop"](binary, gamma=config.bop_gamma, threshold=threshold)
+    if config.fp_optimizer == "sgd":
+        fp_optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            full_precision, lr=config.lr, momentum=config.fp_momentum, weight_decay=config.weight_decay)
+    else:
+        fp_optimizer = torch.optim.Adam(full_precision, lr=config.lr, weight_decay=config.weight_decay)
+    schedules = []
+    if config.decay_every:
+        schedules = [StepDecay(binary_optimizer, name, every=config.decay_every, factor=config.decay_factor)
+                     for name in ("threshold", "one_minus_momentum")]
+    return Optimizers(binary_optimizer, fp_optimizer, schedules)
+
+
+@dataclass
+class BatchResult:
+    loss: float
+    correct: int
+    flips: list[int]
+
+
+def train_online_batch(model: nn.Module, x: Tensor, y: Tensor, encoder, key: int, optimizers: Optimizers,
+                       time_steps: int, num_classes: int, mse_weight: float) -> BatchResult:
+    """One batch of online training over T steps (equations in the module docstring)."""
+    model.reset_state()
+    output_sum: Tensor | None = None
+    total_loss = 0.0
+    flips: list[int] | None = None
+    for t in range(time_steps):
+        optimizers.zero_grad()
+        output = model.step(encoder(x, t, key))
+        loss = online_loss(output, y, num_classes, time_steps, mse_weight)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"the loss became {loss.item()} at time step {t}")
+        loss.backward()
+        step_flips = optimizers.step(t)
+        flips = step_flips if flips is None else [a + b for a, b in zip(flips, step_flips, strict=True)]
+        total_loss += loss.item()
+        output_sum = output.detach() if output_sum is None else output_sum + output.detach()
+    assert output_sum is not None and flips is not None  # time_steps >= 1 is validated by the config
+    correct = int((output_sum.argmax(1) == y).sum())
+    return BatchResult(loss=total_loss, correct=correct, flips=flips)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], encoder, time_steps: int,
+             device: torch.device, key_offset: int = 1 << 40) -> float:
+    """Accuracy of argmax(sum_t out[t]) over ``batches``; restores the model's train/eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for index, (x, y) in enumerate(batches):
+        x, y = x.to(device), y.to(device)
+        model.reset_state()
+        output_sum = sum(model.step(encoder(x, t, key_offset + index)) for t in range(time_steps))
+        correct += int((output_sum.argmax(1) == y).sum())
+        total += int(y.numel())
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def train_epoch(model: nn.Module, loader, encoder, optimizers: Optimizers, config: TrainConfig,
+                num_classes: int, epoch: int, device: torch.device, progress: bool = True) -> dict:
+    """Train one epoch; returns loss, train accuracy, flips and flip rate per binary layer."""
+    model.train()
+    names = binary_layer_names(model)
+    sizes = [p.numel() for p in split_parameters(model)[0]]
+    flips = [0] * len(names)
+    loss_sum = 0.0
+    correct = seen = steps = 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress,
+               dynamic_ncols=True)
+    for index, (x, y) in enumerate(bar):
+        x, y = x.to(device), y.to(device)
+        result = train_online_batch(model, x, y, encoder, epoch * 1_000_003 + index, optimizers,
+                                    config.time_steps, num_classes, config.mse_weight)
+        loss_sum += result.loss * len(y)
+        correct += result.correct
+        seen += len(y)
+        steps += config.time_steps
+        flips = [a + b for a, b in zip(flips, result.flips, strict=True)]
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+    bar.close()
+    return {
+        "loss": loss_sum / max(seen, 1),
+        "train_accuracy": correct / max(seen, 1),
+        "flips": dict(zip(names, flips, strict=True)),
+        "flip_rate": {n: f / (size * max(steps, 1)) for n, f, size in zip(names, flips, sizes, strict=True)},
+    }
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    return device

@@ -1,0 +1,1 @@
+"""Exporters and importers: NIR, lava-dl netx HDF5, ONNX."""

@@ -1,0 +1,1 @@
+"""Lava processes and models (Lava imports live here only)."""

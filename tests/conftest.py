@@ -1,0 +1,52 @@
+"""Shared test helpers.
+
+`require(name)` imports an optional dependency (lava, lava-dl, onnxruntime, nir, ...). On a developer
+machine a missing one skips the test; under CI=true it fails the test, so a broken install can never
+pass CI by skipping.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require(module_name: str) -> ModuleType:
+    """Import `module_name` or skip (fail under CI=true) with a message naming the missing package."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        missing_dependency(module_name, error)
+        raise  # unreachable: missing_dependency skips or fails
+
+
+def missing_dependency(name: str, error: Exception) -> None:
+    """Skip (developer machine) or fail (CI=true) because optional dependency ``name`` is missing."""
+    message = (f"optional dependency {name!r} is not importable ({error}); run `make test`, "
+               "which installs it through .ci/bootstrap.sh")
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_lava() -> ModuleType:
+    """Lava with the project's Python 3.11 fix applied."""
+    compat = require("bso_deploy.hardware.lava.compat")
+    try:
+        compat.ensure_lava_importable()
+    except ImportError as error:
+        missing_dependency("lava", error)
+    return require("lava")
+
+
+@pytest.fixture
+def lava():
+    """Lava with the project's Python 3.11 fix applied (fails under CI when missing)."""
+    return require_lava()
