@@ -84,7 +84,8 @@ class DatasetSplit:
         ):
             raise ValueError(f"DatasetSplit.input_shape must be a non-empty tuple of positive ints, "
                              f"got {self.input_shape!r}")
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 2:
+        num_classes = self.num_classes
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
             raise ValueError(f"DatasetSplit.num_classes must be an int >= 2, got {self.num_classes!r}")
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"DatasetSplit.name must be a non-empty string, got {self.name!r}")
@@ -151,7 +152,8 @@ def _require_files(directory: Path, file_names: tuple[str, ...], source: str) ->
 def _check_labels(labels: torch.Tensor, num_classes: int, where: Path) -> None:
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(f"labels in {where} must lie in [0, {num_classes}), found "
-                         f"[{int(labels.min())}, {int(labels.max())}]: the files are corrupt or not this data set")
+                         f"[{int(labels.min())}, {int(labels.max())}]: "
+                         "the files are corrupt or hold another data set")
 
 
 def load_digits_split(root: Path, seed: int) -> DatasetSplit:
@@ -286,13 +288,15 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0
 
 
 def make_loaders(split: DatasetSplit, batch_size: int, seed: int,
-                 num_workers: int = 0) -> tuple[DataLoader, DataLoader]:
+                 num_workers: int = 0, drop_last: bool = True) -> tuple[DataLoader, DataLoader]:
     """Train and test DataLoaders; the train one shuffles with a `torch.Generator` seeded by `seed`.
 
     Two calls with the same arguments yield the same batches in the same order, epoch after epoch (the
     generator advances once per epoch). The test loader keeps the data set's order. Samples are converted
     one at a time in `num_workers` worker processes (0: in the main process), so large data sets stream
     through the loader; workers persist across epochs. Worker seeds derive from the same generator.
+    With `drop_last` (default) the train loader drops the last incomplete batch: BatchNorm statistics of
+    a batch of a few samples are noise, and they would enter the running statistics T times.
 
     Returns:
         (train_loader, test_loader), each yielding `(images (batch, *input_shape), labels (batch,))`.
@@ -305,6 +309,6 @@ def make_loaders(split: DatasetSplit, batch_size: int, seed: int,
     common = {"batch_size": batch_size, "num_workers": num_workers, "pin_memory": False,
               "persistent_workers": num_workers > 0}
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(split.train, shuffle=True, generator=generator, **common)
+    train_loader = DataLoader(split.train, shuffle=True, generator=generator, drop_last=drop_last, **common)
     test_loader = DataLoader(split.test, shuffle=False, **common)
     return train_loader, test_loader

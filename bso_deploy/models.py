@@ -11,6 +11,7 @@ Which layers are binary is explicit (``binary``):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ def build_mlp(sizes: Sequence[int] = (64, 256, 256, 10), binary: str = "hidden",
     lif = lif or LIFParameters()
     count = len(sizes) - 1
     layers: list[nn.Module] = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (n_in, n_out) in enumerate(pairwise(sizes)):
         if _is_binary(binary, index, count):
             layers += [BinaryLinear(n_in, n_out, generator=generator), nn.BatchNorm1d(n_out)]
         else:

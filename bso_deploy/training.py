@@ -153,8 +153,9 @@ def train_epoch(model: nn.Module, loader, encoder, optimizers: Optimizers, confi
     flips = [0] * len(names)
     loss_sum = 0.0
     correct = seen = steps = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress,
-               dynamic_ncols=True)
+    # disable=None: a bar on a terminal, none in logs
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=None if progress else True, mininterval=0.5, dynamic_ncols=True)
     for index, (x, y) in enumerate(bar):
         x, y = x.to(device), y.to(device)
         result = train_online_batch(model, x, y, encoder, epoch * 1_000_003 + index, optimizers,
@@ -170,7 +171,8 @@ def train_epoch(model: nn.Module, loader, encoder, optimizers: Optimizers, confi
         "loss": loss_sum / max(seen, 1),
         "train_accuracy": correct / max(seen, 1),
         "flips": dict(zip(names, flips, strict=True)),
-        "flip_rate": {n: f / (size * max(steps, 1)) for n, f, size in zip(names, flips, sizes, strict=True)},
+        "flip_rate": {name: count / (size * max(steps, 1))
+                      for name, count, size in zip(names, flips, sizes, strict=True)},
     }
 
 

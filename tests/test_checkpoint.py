@@ -43,7 +43,7 @@ def test_model_payload_round_trip_and_size(tmp_path):
 
 def test_load_model_payload_shape_mismatch(tmp_path):
     model = build_mlp((10, 64, 64, 3))
-    with pytest.raises(CheckpointError, match="missing|shape"):
+    with pytest.raises(CheckpointError, match=r"missing|shape"):
         load_model_payload(build_mlp((10, 32, 64, 3)), model_payload(model))
 
 

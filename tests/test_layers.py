@@ -37,7 +37,7 @@ def test_ottt_gradient_closed_form_two_layer_network():
     decay = LIFParameters().decay
     expected_trace = torch.zeros(5, 4)
     any_spike = False
-    for t in range(6):
+    for _ in range(6):
         x = torch.rand(5, 3)
         spikes = lif(first(x))
         expected_trace = decay * expected_trace + spikes.detach()

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bso_deploy.optim.bso import BinaryOptimizer, check_hyperparameter
+from bso_deploy.optim.bso import BinaryOptimizer, check_hyperparameter, check_threshold
 from bso_deploy.optim.functional import bop_update
 
 
@@ -35,9 +35,11 @@ class Bop(BinaryOptimizer):
 
     def _validate_group(self, group: dict[str, Any]) -> None:
         check_hyperparameter("gamma", group["gamma"], "0 < gamma <= 1", lambda v: 0 < v <= 1)
-        check_hyperparameter("threshold", group["threshold"], "0 <= threshold < inf", lambda v: 0 <= v < float("inf"))
+        check_threshold(group["threshold"])
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any) -> Tensor:
+    def _update(
+        self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any
+    ) -> Tensor:
         if "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         new_weight, new_momentum, flipped = bop_update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,6 +20,10 @@ def check_hyperparameter(name: str, value: Any, valid_range: str, in_range: Call
         raise TypeError(f"{name} must be a real number ({valid_range}), got {value!r}")
     if not in_range(value):
         raise ValueError(f"Invalid {name}: {value!r}; valid range: {valid_range}")
+
+
+def check_threshold(value: Any) -> None:
+    check_hyperparameter("threshold", value, "0 <= threshold < inf", lambda v: 0 <= v < math.inf)
 
 
 def _to_ints(counts: list[Tensor]) -> list[int]:
@@ -67,13 +72,15 @@ class BinaryOptimizer(Optimizer):
     def _check_time_step(self, t: Any) -> None:
         """BSO and Bop accept and ignore t, so one training loop can call every optimizer alike."""
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any) -> Tensor:
+    def _update(
+        self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any
+    ) -> Tensor:
         raise NotImplementedError
 
     def _check_binary(self, params: list[Tensor]) -> None:
         for index, param in enumerate(params):
             if not param.is_floating_point():
-                raise TypeError(f"binary parameter {index} must be a floating-point tensor, got {param.dtype}")
+                raise TypeError(f"binary parameter {index} must be floating point, not {param.dtype}")
         bad_counts = _to_ints([((param != 1) & (param != -1)).sum() for param in params])
         for index, (param, bad) in enumerate(zip(params, bad_counts)):
             if bad:
@@ -148,9 +155,11 @@ class BSO(BinaryOptimizer):
 
     def _validate_group(self, group: dict[str, Any]) -> None:
         check_hyperparameter("momentum", group["momentum"], "0 <= momentum < 1", lambda v: 0 <= v < 1)
-        check_hyperparameter("threshold", group["threshold"], "0 <= threshold < inf", lambda v: 0 <= v < float("inf"))
+        check_threshold(group["threshold"])
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any) -> Tensor:
+    def _update(
+        self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any
+    ) -> Tensor:
         if "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         new_weight, new_momentum, flipped = bso_update(

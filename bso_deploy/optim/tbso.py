@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bso_deploy.optim.bso import BinaryOptimizer, check_hyperparameter
+from bso_deploy.optim.bso import BinaryOptimizer, check_hyperparameter, check_threshold
 from bso_deploy.optim.functional import tbso_update
 
 
@@ -59,19 +60,18 @@ class TBSO(BinaryOptimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        inf = float("inf")
         check_hyperparameter("momentum", group["momentum"], "0 <= momentum < 1", lambda v: 0 <= v < 1)
         check_hyperparameter(
             "variance_decay", group["variance_decay"], "0 <= variance_decay < 1", lambda v: 0 <= v < 1
         )
-        check_hyperparameter("threshold", group["threshold"], "0 <= threshold < inf", lambda v: 0 <= v < inf)
+        check_threshold(group["threshold"])
         check_hyperparameter(
             "time_steps",
             group["time_steps"],
             "integer >= 1",
             lambda v: isinstance(v, numbers.Integral) and v >= 1,
         )
-        check_hyperparameter("eps", group["eps"], "0 < eps < inf", lambda v: 0 < v < inf)
+        check_hyperparameter("eps", group["eps"], "0 < eps < inf", lambda v: 0 < v < math.inf)
 
     def _check_time_step(self, t: Any) -> None:
         time_steps = min(group["time_steps"] for group in self.param_groups)
@@ -82,10 +82,14 @@ class TBSO(BinaryOptimizer):
                 f"(time_steps={time_steps}); got {t!r}"
             )
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any) -> Tensor:
+    def _update(
+        self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], t: Any
+    ) -> Tensor:
         if "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["second_moment"] = torch.zeros(group["time_steps"], dtype=torch.float32, device=param.device)
+            state["second_moment"] = torch.zeros(
+                group["time_steps"], dtype=torch.float32, device=param.device
+            )
         second_moment = state["second_moment"]
         if second_moment.numel() != group["time_steps"]:
             raise ValueError(
