@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from . import __version__
 from .io import atomic_write_bytes
@@ -62,7 +63,10 @@ def unpack_signs(bits: Tensor, shape: list[int] | tuple[int, ...]) -> Tensor:
 
 
 def binary_weight_names(model: nn.Module) -> list[str]:
-    return [f"{name}.weight" for name, module in model.named_modules() if isinstance(module, BINARY_LAYER_TYPES)]
+    """State-dict names of the +-1 weights stored as bits. Layers trained through latent weights
+    (:mod:`bso_deploy.ste`) store their real-valued latent weights instead, as full precision."""
+    return [f"{name}.weight" for name, module in model.named_modules()
+            if isinstance(module, BINARY_LAYER_TYPES) and not parametrize.is_parametrized(module, "weight")]
 
 
 def model_payload(model: nn.Module) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -30,6 +31,7 @@ def _add_train_parser(subparsers) -> None:
     parser.add_argument("--threshold", type=float, default=None, help="flip threshold (method default if unset)")
     parser.add_argument("--momentum", type=float, default=defaults.momentum)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of full-precision params")
+    parser.add_argument("--ste-lr", type=float, default=defaults.ste_lr, help="Adam rate of bptt-ste latent weights")
     parser.add_argument("--fp-optimizer", default=defaults.fp_optimizer, help="sgd or adam")
     parser.add_argument("--decay-every", type=int, default=defaults.decay_every,
                         help="multiply threshold and 1-momentum by --decay-factor every N epochs (0: never)")
@@ -43,7 +45,8 @@ def _add_train_parser(subparsers) -> None:
     parser.set_defaults(handler=_train)
 
 
-def _train(args: argparse.Namespace) -> int:
+def train_from_args(args: argparse.Namespace):
+    """What ``bso-deploy train`` does; returns the finished :class:`bso_deploy.run.TrainingRun`."""
     from .run import TrainingRun
 
     if args.resume:
@@ -53,13 +56,75 @@ def _train(args: argparse.Namespace) -> int:
             dataset=args.dataset, method=args.method, model=args.model, time_steps=args.time_steps,
             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
             binary=args.binary, hidden=tuple(int(v) for v in args.hidden.split(",") if v.strip()),
-            encoder=args.encoder, threshold=args.threshold, momentum=args.momentum, lr=args.lr,
+            encoder=args.encoder, threshold=args.threshold, momentum=args.momentum, lr=args.lr, ste_lr=args.ste_lr,
             fp_optimizer=args.fp_optimizer, decay_every=args.decay_every, decay_factor=args.decay_factor,
             reset=args.reset, data_root=args.data_root, num_workers=args.num_workers)
         run = TrainingRun.create(config, args.out)
-    metrics = run.fit(progress=not args.no_progress)
+    run.fit(progress=not args.no_progress)
+    return run
+
+
+def _train(args: argparse.Namespace) -> int:
+    run = train_from_args(args)
+    metrics = run.metrics()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     print(json.dumps({"out": str(run.out_dir), "test_accuracy": metrics["test_accuracy"],
                       "train_seconds": round(metrics["train_seconds"], 2)}))
+    return 0
+
+
+def _add_bench_parser(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks that print a table and write JSON under bench/")
+    kinds = parser.add_subparsers(dest="bench", required=True)
+    train = kinds.add_parser("train", help="memory, state, checkpoint size, speed and accuracy per method and T")
+    train.add_argument("--methods", default="tbso,bso,bop,bptt-ste")
+    train.add_argument("--time-steps", default="2,4,8,16,32")
+    train.add_argument("--epochs", type=int, default=12, help="training budget per case (accuracy)")
+    train.add_argument("--model", default="mlp", help="mlp (digits, full benchmark) or vgg (random 32x32, memory)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--out", default="bench", help="output directory")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(handler=_bench_train)
+
+
+def _bench_train(args: argparse.Namespace) -> int:
+    from .bench.train import TrainBenchConfig, run_train_bench
+
+    bench = TrainBenchConfig(methods=tuple(m for m in args.methods.split(",") if m),
+                             time_steps=tuple(int(t) for t in args.time_steps.split(",") if t), epochs=args.epochs,
+                             model=args.model, seed=args.seed, device=args.device, out_dir=args.out,
+                             memory_only=args.model == "vgg")
+    run_train_bench(bench, progress=not args.no_progress)
+    return 0
+
+
+EXPORT_FORMATS = ("nir",)
+
+
+def _add_export_parser(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="export a trained checkpoint (NIR)")
+    parser.add_argument("checkpoint", help="checkpoint.pt written by `bso-deploy train`")
+    parser.add_argument("--format", default="nir", help=f"one of {', '.join(EXPORT_FORMATS)}")
+    parser.add_argument("--out", required=True, help="output file (written atomically)")
+    parser.add_argument("--dt", type=float, default=1e-3, help="time step in seconds recorded in the NIR graph")
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {args.format!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    import warnings
+
+    from .export.nir import NIRExportWarning, export_checkpoint_to_nir
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NIRExportWarning)
+        path = export_checkpoint_to_nir(args.checkpoint, args.out, dt=args.dt)
+    for warning in caught:
+        print(f"bso-deploy export: note: {warning.message}", file=sys.stderr)
+    print(json.dumps({"format": args.format, "out": str(path)}))
     return 0
 
 
@@ -67,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bso-deploy", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(subparsers)
+    _add_export_parser(subparsers)
+    _add_bench_parser(subparsers)
     return parser
 
 

@@ -8,7 +8,8 @@ from .models import BINARY_CHOICES, MODELS
 from .neuron import RESET_MODES, LIFParameters
 
 CONFIG_VERSION = 1
-METHODS = ("tbso", "bso", "bop")
+METHODS = ("tbso", "bso", "bop", "bptt-ste")
+ONLINE_METHODS = ("tbso", "bso", "bop")
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
 ENCODER_NAMES = ("direct", "rate")
 FP_OPTIMIZERS = ("sgd", "adam")
@@ -16,7 +17,7 @@ DEVICES = ("cpu", "cuda", "auto")
 
 # Flip thresholds per method when none is given. T-BSO compares m / sqrt(v[t]) (a normalized quantity);
 # BSO and Bop compare the raw momentum, so their threshold lives on the gradient's scale.
-DEFAULT_THRESHOLDS = {"tbso": 5e-7, "bso": 1e-7, "bop": 1e-8}
+DEFAULT_THRESHOLDS = {"tbso": 5e-7, "bso": 1e-7, "bop": 1e-8, "bptt-ste": 0.0}  # bptt-ste: unused
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -47,6 +48,7 @@ class TrainConfig:
     momentum: float = 0.999
     variance_decay: float = 0.99999
     bop_gamma: float = 1e-4
+    ste_lr: float = 1e-3
     fp_optimizer: str = "sgd"
     lr: float = 0.1
     fp_momentum: float = 0.9
@@ -80,9 +82,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.mse_weight <= 1.0:
             raise ValueError(f"mse_weight must be in [0, 1], got {self.mse_weight}")
-        if not (self.lr > 0 and 0 < self.bop_gamma < 1 and 0 < self.decay_factor <= 1):
-            raise ValueError("lr must be > 0, bop_gamma in (0, 1), decay_factor in (0, 1]")
+        if not (self.lr > 0 and self.ste_lr > 0 and 0 < self.bop_gamma < 1 and 0 < self.decay_factor <= 1):
+            raise ValueError("lr and ste_lr must be > 0, bop_gamma in (0, 1), decay_factor in (0, 1]")
         self.lif_parameters()  # validates tau, v_threshold, reset, alpha
+
+    @property
+    def online(self) -> bool:
+        """Online (per-step) training; False for the BPTT baseline."""
+        return self.method in ONLINE_METHODS
 
     @property
     def flip_threshold(self) -> float:

@@ -15,6 +15,15 @@ def _figure_bytes(fig) -> bytes:
     return buffer.getvalue()
 
 
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    data = _figure_bytes(fig)
+    plt.close(fig)
+    return atomic_write_bytes(path, data)
+
+
 def plot_training(history: list[dict], path: str | os.PathLike, title: str = "training") -> Path:
     """Loss, train/test accuracy and per-layer flip rate against epoch."""
     import matplotlib
@@ -37,6 +46,4 @@ def plot_training(history: list[dict], path: str | os.PathLike, title: str = "tr
     if history and history[0]["flip_rate"]:
         axes[2].legend(fontsize=8)
     fig.suptitle(title)
-    data = _figure_bytes(fig)
-    plt.close(fig)
-    return atomic_write_bytes(path, data)
+    return save_figure(fig, path)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import load_checkpoint, load_model_payload, model_payload, save_checkpoint
 from .config import TrainConfig
 from .data import DatasetSplit, load_dataset, make_loaders
@@ -25,6 +26,7 @@ from .io import atomic_write_json
 from .layers import binary_layer_names
 from .models import build_model
 from .network import SpikingNetwork
+from .ste import attach_latent_weights
 from .training import NonFiniteLossError, Optimizers, evaluate, make_optimizers, resolve_device, train_epoch
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -33,8 +35,13 @@ PLOT_NAME = "training.png"
 
 
 def build_network(config: TrainConfig, input_shape, num_classes: int) -> SpikingNetwork:
-    return build_model(config.model, input_shape, num_classes, binary=config.binary,
-                       lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden)
+    """The model of ``config``; for ``bptt-ste`` with latent weights and backpropagation through time."""
+    model = build_model(config.model, input_shape, num_classes, binary=config.binary,
+                        lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden)
+    if not config.online:
+        attach_latent_weights(model)
+        model.set_online(False)
+    return model
 
 
 @dataclass
@@ -76,7 +83,8 @@ class TrainingRun:
     def save(self) -> Path:
         payload = {**model_payload(self.model), "config": self.config.to_dict(), "epoch": self.epoch,
                    "optimizers": self.optimizers.state_dict(), "history": self.history,
-                   "rng": {"torch": torch.get_rng_state()}}
+                   "rng": {"torch": torch.get_rng_state()},
+                   "model_info": {"input_shape": list(self.split.input_shape), "num_classes": self.split.num_classes}}
         return save_checkpoint(self.out_dir / CHECKPOINT_NAME, payload)
 
     def metrics(self, stopped: str | None = None) -> dict:
@@ -95,37 +103,66 @@ class TrainingRun:
     def fit(self, progress: bool = True) -> dict:
         """Train the remaining epochs; after each one, save checkpoint, metrics and plot (atomically).
 
-        A NaN/Inf loss stops training: the last good checkpoint is kept, metrics.json records why, and
-        :class:`NonFiniteLossError` is raised."""
+        Under torchrun with several processes this trains with DistributedDataParallel
+        (:mod:`bso_deploy.distributed`); only rank 0 writes files. A NaN/Inf loss stops training: the last
+        good checkpoint is kept, metrics.json records why, and :class:`NonFiniteLossError` is raised."""
+        context = distributed.context_from_environment()
+        device = resolve_device(self.config.device)
+        distributed.initialize(context, device)
+        try:
+            return self._fit(context, device, progress and context.is_main)
+        finally:
+            distributed.shutdown(context)
+
+    def _fit(self, context: distributed.DistributedContext, device: torch.device, progress: bool) -> dict:
         from .plots import plot_training
 
-        config, device = self.config, resolve_device(self.config.device)
+        config = self.config
         train_loader, test_loader = make_loaders(self.split, config.batch_size, seed=config.seed,
                                                  num_workers=config.num_workers)
+        sampler = None
+        stepper = None
+        if context.enabled:
+            sampler = DistributedSampler(self.split.train, num_replicas=context.world_size, rank=context.rank,
+                                         shuffle=True, seed=config.seed, drop_last=True)
+            train_loader = DataLoader(self.split.train, batch_size=config.batch_size, sampler=sampler,
+                                      num_workers=config.num_workers, drop_last=True)
+            stepper = distributed.DistributedStepper(self.model, device)
         encoder = make_encoder(config.encoder, seed=config.seed)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if context.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         num_classes = self.split.num_classes
         while self.epoch < config.epochs:
-            train_loader.generator.manual_seed(config.seed * 7919 + self.epoch)
+            if sampler is not None:
+                sampler.set_epoch(self.epoch)
+            else:
+                train_loader.generator.manual_seed(config.seed * 7919 + self.epoch)
             start = time.perf_counter()
             try:
                 record = train_epoch(self.model, train_loader, encoder, self.optimizers, config, num_classes,
-                                     self.epoch, device, progress)
+                                     self.epoch, device, progress, stepper=stepper)
             except NonFiniteLossError as error:
                 message = (f"training stopped in epoch {self.epoch + 1}: {error}. The last good checkpoint "
                            f"(after epoch {self.epoch}) is kept in {self.out_dir / CHECKPOINT_NAME}; lower the "
                            "learning rate or check the input data for NaN/Inf.")
-                atomic_write_json(self.out_dir / METRICS_NAME, self.metrics(stopped=message))
+                if context.is_main:
+                    atomic_write_json(self.out_dir / METRICS_NAME, self.metrics(stopped=message))
                 raise NonFiniteLossError(message) from error
+            distributed.synchronize_buffers(context, self.model)
+            distributed.assert_replicas_identical(context, self.model, self.optimizers)
             record["seconds"] = time.perf_counter() - start
             record["test_accuracy"] = evaluate(self.model, test_loader, encoder, config.time_steps, device)
             record["epoch"] = self.epoch + 1
+            if context.enabled:
+                record["world_size"] = context.world_size
             self.epoch += 1
             self.optimizers.end_epoch(self.epoch)
             self.history.append(record)
-            self.save()
-            atomic_write_json(self.out_dir / METRICS_NAME, self.metrics())
-            plot_training(self.history, self.out_dir / PLOT_NAME, title=f"{config.method} on {config.dataset}")
+            if context.is_main:
+                self.save()
+                atomic_write_json(self.out_dir / METRICS_NAME, self.metrics())
+                plot_training(self.history, self.out_dir / PLOT_NAME, title=f"{config.method} on {config.dataset}")
+            distributed.barrier(context)
             if progress:
                 print(f"epoch {self.epoch:3d}/{config.epochs}  loss {record['loss']:.4f}  "
                       f"train {record['train_accuracy']:.4f}  test {record['test_accuracy']:.4f}  "

@@ -1,4 +1,4 @@
-"""Online (OTTT-style) training of binary SNNs with BSO, T-BSO or Bop.
+"""Online (OTTT-style) training of binary SNNs with BSO, T-BSO or Bop, and the BPTT-STE baseline.
 
 For each batch and each time step t = 0..T-1 (:func:`train_online_batch`)::
 
@@ -10,11 +10,15 @@ For each batch and each time step t = 0..T-1 (:func:`train_online_batch`)::
 
 Nothing is kept across time steps for backward, so memory is constant in T. The prediction is the
 argmax of sum_t out[t].
+
+The baseline ``bptt-ste`` (:func:`train_bptt_batch`) runs the same model, data, neuron and loss with the
+state kept in the graph: the T per-step losses are summed, one backward pass goes through all T steps, and
+one Adam step updates the latent weights (:mod:`bso_deploy.ste`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -23,8 +27,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .layers import binary_layer_names, split_parameters
+from .layers import binary_layer_names, is_binary_layer, split_parameters
 from .optim import BINARY_OPTIMIZERS, StepDecay
+from .ste import LatentAdam, latent_parameters
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -73,11 +78,18 @@ class Optimizers:
 
 def make_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
     """Binary optimizer of ``config.method`` over the binary weights; SGD/Adam over the rest."""
-    binary, full_precision = split_parameters(model)
+    if config.method == "bptt-ste":
+        binary = latent_parameters(model)
+        latent_ids = {id(p) for p in binary}
+        full_precision = [p for p in model.parameters() if id(p) not in latent_ids]
+    else:
+        binary, full_precision = split_parameters(model)
     if not binary:
         raise ValueError("the model has no binary layers; choose binary='hidden' or 'all'")
     threshold = config.flip_threshold
-    if config.method == "tbso":
+    if config.method == "bptt-ste":
+        binary_optimizer: torch.optim.Optimizer = LatentAdam(binary, lr=config.ste_lr)
+    elif config.method == "tbso":
         binary_optimizer = BINARY_OPTIMIZERS["tbso"](
             binary, momentum=config.momentum, variance_decay=config.variance_decay, threshold=threshold,
             time_steps=config.time_steps)
@@ -91,7 +103,7 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
     else:
         fp_optimizer = torch.optim.Adam(full_precision, lr=config.lr, weight_decay=config.weight_decay)
     schedules = []
-    if config.decay_every:
+    if config.decay_every and config.online:
         schedules = [StepDecay(binary_optimizer, name, every=config.decay_every, factor=config.decay_factor)
                      for name in ("threshold", "one_minus_momentum")]
     return Optimizers(binary_optimizer, fp_optimizer, schedules)
@@ -105,8 +117,10 @@ class BatchResult:
 
 
 def train_online_batch(model: nn.Module, x: Tensor, y: Tensor, encoder, key: int, optimizers: Optimizers,
-                       time_steps: int, num_classes: int, mse_weight: float) -> BatchResult:
-    """One batch of online training over T steps (equations in the module docstring)."""
+                       time_steps: int, num_classes: int, mse_weight: float,
+                       after_backward: Callable[[], None] | None = None) -> BatchResult:
+    """One batch of online training over T steps (equations in the module docstring).
+    ``after_backward`` is called after every backward pass (memory measurement hooks in there)."""
     model.reset_state()
     output_sum: Tensor | None = None
     total_loss = 0.0
@@ -118,6 +132,8 @@ def train_online_batch(model: nn.Module, x: Tensor, y: Tensor, encoder, key: int
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"the loss became {loss.item()} at time step {t}")
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         step_flips = optimizers.step(t)
         flips = step_flips if flips is None else [a + b for a, b in zip(flips, step_flips, strict=True)]
         total_loss += loss.item()
@@ -125,6 +141,29 @@ def train_online_batch(model: nn.Module, x: Tensor, y: Tensor, encoder, key: int
     assert output_sum is not None and flips is not None  # time_steps >= 1 is validated by the config
     correct = int((output_sum.argmax(1) == y).sum())
     return BatchResult(loss=total_loss, correct=correct, flips=flips)
+
+
+def train_bptt_batch(model: nn.Module, x: Tensor, y: Tensor, encoder, key: int, optimizers: Optimizers,
+                     time_steps: int, num_classes: int, mse_weight: float,
+                     after_backward: Callable[[], None] | None = None) -> BatchResult:
+    """One batch of backpropagation through time: sum of the T per-step losses, one backward, one step."""
+    model.reset_state()
+    optimizers.zero_grad()
+    outputs = [model.step(encoder(x, t, key)) for t in range(time_steps)]
+    loss = sum(online_loss(output, y, num_classes, time_steps, mse_weight) for output in outputs)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"the loss became {loss.item()}")
+    loss.backward()
+    if after_backward is not None:
+        after_backward()
+    flips = optimizers.step(time_steps - 1)
+    output_sum = torch.stack([o.detach() for o in outputs]).sum(0)
+    correct = int((output_sum.argmax(1) == y).sum())
+    return BatchResult(loss=float(loss.item()), correct=correct, flips=flips)
+
+
+BATCH_TRAINERS = {"tbso": train_online_batch, "bso": train_online_batch, "bop": train_online_batch,
+                  "bptt-ste": train_bptt_batch}
 
 
 @torch.no_grad()
@@ -145,11 +184,15 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], encoder
 
 
 def train_epoch(model: nn.Module, loader, encoder, optimizers: Optimizers, config: TrainConfig,
-                num_classes: int, epoch: int, device: torch.device, progress: bool = True) -> dict:
-    """Train one epoch; returns loss, train accuracy, flips and flip rate per binary layer."""
+                num_classes: int, epoch: int, device: torch.device, progress: bool = True, stepper=None) -> dict:
+    """Train one epoch; returns loss, train accuracy, flips and flip rate per binary layer.
+
+    ``stepper`` (default: the model) is what runs the steps, e.g. a
+    :class:`bso_deploy.distributed.DistributedStepper` that all-reduces gradients."""
+    stepper = model if stepper is None else stepper
     model.train()
     names = binary_layer_names(model)
-    sizes = [p.numel() for p in split_parameters(model)[0]]
+    sizes = [module.weight.numel() for module in model.modules() if is_binary_layer(module)]
     flips = [0] * len(names)
     loss_sum = 0.0
     correct = seen = steps = 0
@@ -158,8 +201,8 @@ def train_epoch(model: nn.Module, loader, encoder, optimizers: Optimizers, confi
                disable=None if progress else True, mininterval=0.5, dynamic_ncols=True)
     for index, (x, y) in enumerate(bar):
         x, y = x.to(device), y.to(device)
-        result = train_online_batch(model, x, y, encoder, epoch * 1_000_003 + index, optimizers,
-                                    config.time_steps, num_classes, config.mse_weight)
+        result = BATCH_TRAINERS[config.method](stepper, x, y, encoder, epoch * 1_000_003 + index, optimizers,
+                                               config.time_steps, num_classes, config.mse_weight)
         loss_sum += result.loss * len(y)
         correct += result.correct
         seen += len(y)

@@ -33,10 +33,12 @@ def main() -> None:
     stage("1. Train a binary SNN online with T-BSO on scikit-learn's 8x8 digits",
           ["train", "--dataset", "digits", "--method", "tbso", "--time-steps", "4",
            "--epochs", str(args.epochs), "--seed", "0", "--out", str(out)])
+    stage("2. Export the trained network to NIR (the interchange format the hardware side consumes)",
+          ["export", str(out / "checkpoint.pt"), "--format", "nir", "--out", str(out / "model.nir")])
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"\n=== Summary\ntest accuracy {metrics['test_accuracy']:.4f} after {metrics['completed_epochs']} "
           f"epochs ({metrics['train_seconds']:.1f} s of training, {time.perf_counter() - start:.1f} s in all)\n"
-          f"files: {out / 'checkpoint.pt'}, {out / 'metrics.json'}, {out / 'training.png'}")
+          f"files: {out / 'checkpoint.pt'}, {out / 'metrics.json'}, {out / 'training.png'}, {out / 'model.nir'}")
 
 
 if __name__ == "__main__":

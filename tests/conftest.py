@@ -12,6 +12,10 @@ import os
 from types import ModuleType
 
 import pytest
+import torch
+
+# The tests use small tensors; on a 2-core machine torch's intra-op threads only add contention.
+torch.set_num_threads(1)
 
 
 def in_ci() -> bool:

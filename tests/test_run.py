@@ -25,7 +25,8 @@ def state_of(run: TrainingRun) -> dict:
     return state
 
 
-@pytest.mark.parametrize("method,encoder", [("tbso", "direct"), ("bso", "rate"), ("bop", "direct")])
+@pytest.mark.parametrize("method,encoder", [("tbso", "direct"), ("bso", "rate"), ("bop", "direct"),
+                                            ("bptt-ste", "direct")])
 def test_resume_continues_exactly(tmp_path, method, encoder):
     config = TrainConfig(method=method, encoder=encoder, epochs=3, decay_every=2, **SMALL)
     straight = TrainingRun.create(config, tmp_path / "straight")
