@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+# pip on these machines warns once per package about an unused local index; keep the log readable.
+pip_install() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check install --quiet "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating $VENV with $($PYTHON --version)"
@@ -15,10 +19,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 echo "[bootstrap] torch and torchvision (torchvision decides the torch version)"
-$PIP install --quiet "torch==2.14.1" "torchvision==0.29.1"
+pip_install "torch==2.14.1" "torchvision==0.29.1"
 
 echo "[bootstrap] numerical, NIR, ONNX and tooling packages"
-$PIP install --quiet \
+pip_install \
   "numpy>=1.24,<2" scipy "networkx<=2.8.7" "asteval>=0.9.31,<0.10" \
   scikit-learn h5py matplotlib "opencv-python-headless<4.11" \
   "nir==1.0.8" "nirtorch==2.6" onnx onnxruntime \
@@ -27,10 +31,10 @@ $PIP install --quiet \
 # lava-nc 0.10.0 and lava-dl 0.6.0 declare Requires-Python <3.11 and pin old torch; their real run-time
 # needs are installed above. bso_deploy.hardware carries the one Python 3.11 fix lava needs.
 echo "[bootstrap] lava-nc 0.10.0 and lava-dl 0.6.0 (no deps, any Python)"
-$PIP install --quiet --no-deps --ignore-requires-python "lava-nc==0.10.0" "lava-dl==0.6.0"
+pip_install --no-deps --ignore-requires-python "lava-nc==0.10.0" "lava-dl==0.6.0"
 
 echo "[bootstrap] bso-deploy (editable)"
-$PIP install --quiet --no-deps --no-build-isolation -e .
+pip_install --no-deps --no-build-isolation -e .
 
 touch "$VENV/.bootstrap-stamp"
 echo "[bootstrap] done: $VENV"

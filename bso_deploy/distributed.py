@@ -48,6 +48,8 @@ def context_from_environment() -> DistributedContext:
 def initialize(context: DistributedContext, device: torch.device) -> None:
     if context.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
 
 

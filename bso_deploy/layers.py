@@ -134,7 +134,7 @@ def synapse_forward(layer: nn.Module, spikes: Tensor, trace: Tensor | None) -> T
     With ``trace=None`` (or no autograd) this is the plain layer call: the weight gradient then uses the
     instantaneous input, which is what the first layer sees and what BPTT uses.
     """
-    if trace is None or not torch.is_grad_enabled():
+    if trace is None or trace is spikes or not torch.is_grad_enabled():
         return layer(spikes)
     if trace.shape != spikes.shape:
         raise ValueError(f"trace shape {tuple(trace.shape)} differs from spike shape {tuple(spikes.shape)}")
