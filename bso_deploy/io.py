@@ -13,21 +13,33 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(file)`` on a temporary binary file next to ``path``, then rename it over ``path``."""
+def atomic_write_path(path: str | os.PathLike, write_to: Callable[[Path], Any]) -> Path:
+    """Call ``write_to(temporary_path)`` (for writers that open the file by name, like h5py), fsync the
+    result, then rename it over ``path``. On any error the temporary file is removed and ``path`` untouched."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temporary = Path(name)
     try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
+        write_to(temporary)
+        with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return target
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(file)`` on a temporary binary file next to ``path``, then rename it over ``path``."""
+
+    def write_to(temporary: Path) -> None:
+        with open(temporary, "wb") as file:
+            write(file)
+
+    return atomic_write_path(path, write_to)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -54,3 +54,15 @@ def require_lava() -> ModuleType:
 def lava():
     """Lava with the project's Python 3.11 fix applied (fails under CI when missing)."""
     return require_lava()
+
+
+@pytest.fixture(scope="module")
+def nir():
+    """The nir package (fails under CI when missing)."""
+    return require("nir")
+
+
+@pytest.fixture(scope="module")
+def nir_io(nir):
+    """bso_deploy.export.nir, which needs nir."""
+    return require("bso_deploy.export.nir")

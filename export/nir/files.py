@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import nir
 from nir.serialization import hdf2dict
+
+from bso_deploy.io import atomic_write_path
 
 from .validate import check_raw_graph
 
@@ -16,19 +17,7 @@ from .validate import check_raw_graph
 def write_nir(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
     """Write ``graph`` with ``nir.write`` atomically: to a temporary file in the target directory, fsync,
     then rename over ``path``. An interrupted or failing write leaves any previous file intact."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)  # nir.write (h5py) opens the file by name
-    try:
-        nir.write(temporary, graph)
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_path(path, lambda temporary: nir.write(str(temporary), graph))
 
 
 def read_nir_file(path: str | os.PathLike) -> nir.NIRGraph:

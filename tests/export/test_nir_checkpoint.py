@@ -14,16 +14,6 @@ from bso_deploy.checkpoint import load_checkpoint, model_payload, save_checkpoin
 from bso_deploy.config import TrainConfig
 
 
-@pytest.fixture(scope="module")
-def nir():
-    return require("nir")
-
-
-@pytest.fixture(scope="module")
-def nir_io(nir):
-    return require("bso_deploy.export.nir")
-
-
 @pytest.fixture
 def checkpoint(tmp_path):
     """A digits MLP checkpoint with trained-looking BatchNorm statistics."""

@@ -11,16 +11,6 @@ from bso_deploy.neuron import LIFParameters
 
 
 @pytest.fixture(scope="module")
-def nir():
-    return require("nir")
-
-
-@pytest.fixture(scope="module")
-def nir_io(nir):
-    return require("bso_deploy.export.nir")
-
-
-@pytest.fixture(scope="module")
 def h5py(nir):
     return require("h5py")
 

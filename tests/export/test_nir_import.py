@@ -11,16 +11,6 @@ import torch
 from conftest import require
 
 
-@pytest.fixture(scope="module")
-def nir():
-    return require("nir")
-
-
-@pytest.fixture(scope="module")
-def nir_io(nir):
-    return require("bso_deploy.export.nir")
-
-
 def chain(nir, *nodes, shape=(1,), metadata=None):
     """Input -> nodes... -> Output, named n0, n1, ..."""
     named = {"input": nir.Input(input_type=np.array(shape))}

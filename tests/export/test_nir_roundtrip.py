@@ -33,16 +33,6 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(scope="module")
-def nir():
-    return require("nir")
-
-
-@pytest.fixture(scope="module")
-def nir_io(nir):
-    return require("bso_deploy.export.nir")
-
-
 def randomise_batchnorm(model: nn.Module, seed: int) -> None:
     """Eval mode, non-trivial running statistics and affine parameters (some gammas negative)."""
     generator = torch.Generator().manual_seed(1000 + seed)
