@@ -1,0 +1,179 @@
+"""Torch integer reference of the fixed-point semantics in docs/fixed-point.md (the GPU reference).
+
+Written independently of ``hardware/simulator.py`` on purpose (a parity test between two calls of the same
+code proves nothing): the two share only the constants of ``hardware/spec.py`` and the result container.
+States are int64 tensors; every rounding is spelled with torch's own operators (``torch.div`` with
+``rounding_mode="trunc"`` for the decays, ``"floor"`` for negative exponents, a bit mask for the wrap).
+
+Connections run as float64 ``linear``/``conv2d`` (CUDA has no int64 matmul): exact, because every product
+and partial sum is an integer below 2**53 in magnitude, which the constructor checks
+(docs/fixed-point.md §1.1).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .network import FixedPointLayer, FixedPointNetwork, SimulationResult
+from .spec import SPEC, FixedPointSpec
+
+__all__ = ["TorchReference", "default_device"]
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class _Layer(NamedTuple):
+    """One layer's constants as tensors on the device."""
+
+    kind: str
+    pool: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    weight: Tensor  # float64 effective weights (§4.5) or signs (§4.6)
+    weight_mant: int
+    weight_exp: int
+    u_factor: int  # 4096 - (du + 1)          (§3.1)
+    v_factor: int  # 4096 - dv                (§3.3)
+    threshold: Tensor  # vth * 2**6           (§3.5)
+    bias: Tensor  # per neuron                (§3.4)
+    subtract: bool
+    spiking: bool
+    shape: tuple[int, ...]
+
+
+def _pow2_shift(x: Tensor, exponent: Tensor | int) -> Tensor:
+    """x * 2**e for e >= 0, floor(x / 2**-e) for e < 0 (docs/fixed-point.md §1.2)."""
+    exponent = torch.as_tensor(exponent, dtype=torch.int64, device=x.device)
+    up = x * torch.pow(2, exponent.clamp(min=0))
+    down = torch.div(x, torch.pow(2, (-exponent).clamp(min=0)), rounding_mode="floor")
+    return torch.where(exponent >= 0, up, down)
+
+
+def _lava_dense_weights(weight: Tensor, spec: FixedPointSpec) -> Tensor:
+    """Lava Dense's sign-mode clip and mixed-mode truncation (docs/fixed-point.md §4.5)."""
+    low, high = (weight.min().item(), weight.max().item()) if weight.numel() else (0, 0)
+    if low >= 0:
+        return weight.clamp(0, spec.weight_max)
+    if high <= 0:
+        return weight.clamp(-spec.weight_max, 0)
+    clipped = weight.clamp(spec.weight_min, spec.weight_max)
+    return clipped - torch.remainder(clipped, 1 << spec.mixed_dropped_bits)  # floor to the even value below
+
+
+def _prepare(layer: FixedPointLayer, max_input: int, device: torch.device, spec: FixedPointSpec) -> _Layer:
+    weight = torch.tensor(np.asarray(layer.weight), dtype=torch.int64)
+    if not layer.binary:
+        weight = _lava_dense_weights(weight, spec)
+    worst = weight.abs().max().item() * (weight[0].numel() if weight.numel() else 0) * max_input
+    worst *= layer.pool[0] * layer.pool[1]
+    if worst >= spec.exact_float64_bound:
+        raise ValueError(f"layer {layer.name!r}: sums up to {worst} would not be exact in float64")
+
+    def per_neuron(values: np.ndarray) -> Tensor:
+        return torch.tensor(np.asarray(values), dtype=torch.int64, device=device)
+
+    return _Layer(
+        kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
+        weight=weight.to(device=device, dtype=torch.float64), weight_mant=layer.weight_mant,
+        weight_exp=layer.weight_exp,
+        u_factor=spec.decay_unity - layer.du - 1, v_factor=spec.decay_unity - layer.dv,
+        threshold=per_neuron(layer.vth) * (1 << spec.state_shift),
+        bias=_pow2_shift(per_neuron(layer.bias_mant), per_neuron(layer.bias_exp)),
+        subtract=layer.reset == "subtract", spiking=layer.spiking, shape=layer.output_shape)
+
+
+def synaptic_input(x: Tensor, layer: _Layer) -> Tensor:
+    """Sum-pool, flatten, connect, scale and shift x (batch, *input_shape) (docs/fixed-point.md §4.2 - §4.7)."""
+    values = x.to(torch.float64)
+    if layer.pool != (1, 1):
+        values = F.avg_pool2d(values, layer.pool, stride=layer.pool, divisor_override=1)  # a sum pool
+    if layer.kind == "dense":
+        summed = F.linear(torch.flatten(values, start_dim=1), layer.weight)
+    else:
+        summed = F.conv2d(values, layer.weight, stride=layer.stride, padding=layer.padding)
+    return _pow2_shift(summed.to(torch.int64) * layer.weight_mant, layer.weight_exp)
+
+
+def neuron_step(a: Tensor, u: Tensor, v: Tensor, layer: _Layer,
+                spec: FixedPointSpec = SPEC) -> tuple[Tensor, Tensor, Tensor]:
+    """One LIF update (docs/fixed-point.md §3). Returns (spikes bool, u, v after reset); no input mutated."""
+    current = torch.div(u * layer.u_factor, spec.decay_unity, rounding_mode="trunc") + a * (1 << spec.state_shift)
+    current = torch.bitwise_and(current - spec.u_min, spec.u_modulus - 1) + spec.u_min  # §3.2
+    voltage = torch.div(v * layer.v_factor, spec.decay_unity, rounding_mode="trunc") + current + layer.bias
+    voltage = voltage.clamp(spec.v_min, spec.v_max)
+    if not layer.spiking:
+        return torch.zeros_like(voltage, dtype=torch.bool), current, voltage
+    fired = voltage > layer.threshold
+    after = voltage - layer.threshold if layer.subtract else torch.zeros_like(voltage)
+    return fired, current, torch.where(fired, after, voltage)
+
+
+class TorchReference:
+    """Run a :class:`FixedPointNetwork` with torch integer tensors on ``device`` (None: CUDA if available)."""
+
+    def __init__(self, fx_net: FixedPointNetwork, device: str | torch.device | None = None) -> None:
+        self.fx_net = fx_net
+        self.device = default_device() if device is None else torch.device(device)
+        spec = SPEC
+        bounds = [spec.input_max] + [1] * (len(fx_net.layers) - 1)
+        self._layers = [_prepare(layer, bound, self.device, spec) for layer, bound in zip(fx_net.layers, bounds)]
+
+    def _inputs(self, inputs: np.ndarray | Tensor) -> Tensor:
+        spec = SPEC
+        tensor = torch.as_tensor(inputs)
+        if tensor.dtype.is_floating_point or tensor.dtype.is_complex:
+            raise ValueError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md §5.3), "
+                             f"got dtype {tensor.dtype}; quantize float inputs first")
+        expected = self.fx_net.input_shape
+        if tensor.dim() != 2 + len(expected) or tuple(tensor.shape[2:]) != expected:
+            raise ValueError(f"inputs must have shape (T, batch, *{expected}), got {tuple(tensor.shape)}")
+        tensor = tensor.to(device=self.device, dtype=torch.int64)
+        if tensor.numel() and (tensor.min().item() < 0 or tensor.max().item() > spec.input_max):
+            raise ValueError(f"inputs must lie in [0, {spec.input_max}] (docs/fixed-point.md §5.3)")
+        return tensor
+
+    @torch.no_grad()
+    def run(self, inputs: np.ndarray | Tensor, record: bool = False) -> SimulationResult:
+        """Same contract as ``hardware.simulator.simulate``: exactly T steps; NumPy arrays on return."""
+        x_all = self._inputs(inputs)
+        steps, batch = int(x_all.shape[0]), int(x_all.shape[1])
+        device = self.device
+
+        def zeros(layer: _Layer, leading: tuple[int, ...] = (), dtype: torch.dtype = torch.int64) -> Tensor:
+            return torch.zeros((*leading, batch, *layer.shape), dtype=dtype, device=device)
+
+        u = [zeros(layer) for layer in self._layers]
+        v = [zeros(layer) for layer in self._layers]
+        delayed = [zeros(layer) for layer in self._layers]  # docs/fixed-point.md §4.8
+        spikes = [zeros(layer, (steps,), torch.int8) for layer in self._layers]
+        u_trace = [zeros(layer, (steps,)) for layer in self._layers] if record else []
+        v_trace = [zeros(layer, (steps,)) for layer in self._layers] if record else []
+        last_v = zeros(self._layers[-1], (steps,))
+        for t in range(steps):
+            layer_input = x_all[t]
+            for index, layer in enumerate(self._layers):
+                arriving = delayed[index]
+                delayed[index] = synaptic_input(layer_input, layer)
+                fired, u[index], v[index] = neuron_step(arriving, u[index], v[index], layer)
+                spikes[index][t] = fired.to(torch.int8)
+                if record:
+                    u_trace[index][t] = u[index]
+                    v_trace[index][t] = v[index]
+                layer_input = fired.to(torch.int64)
+            last_v[t] = v[-1]
+        output = spikes[-1].to(torch.int64) if self._layers[-1].spiking else last_v
+
+        def to_numpy(tensors: list[Tensor]) -> tuple[np.ndarray, ...]:
+            return tuple(tensor.cpu().numpy() for tensor in tensors)
+
+        return SimulationResult(spikes=to_numpy(spikes), output=output.cpu().numpy(), u=to_numpy(u_trace),
+                                v=to_numpy(v_trace))
+

@@ -1,0 +1,198 @@
+"""Tests for hardware/network.py: validation, normalisation, profiles, serialisation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bso_deploy.hardware.network import (
+    FORMAT_VERSION,
+    FixedPointLayer,
+    FixedPointNetwork,
+    append_zero_steps,
+)
+from bso_deploy.hardware.spec import SPEC
+
+
+def dense(name: str = "fc", n_in: int = 4, n_out: int = 3, **kwargs) -> FixedPointLayer:
+    weight = kwargs.pop("weight", np.arange(n_out * n_in).reshape(n_out, n_in) % 5 - 2)
+    return FixedPointLayer(name=name, kind=kwargs.pop("kind", "dense"),
+                           input_shape=kwargs.pop("input_shape", (n_in,)), weight=weight, **kwargs)
+
+
+def conv_net() -> FixedPointNetwork:
+    rng = np.random.default_rng(0)
+    conv = FixedPointLayer(name="conv", kind="conv", input_shape=(2, 6, 6),
+                           weight=rng.choice([-1, 1], size=(3, 2, 3, 3)), binary=True, weight_mant=5,
+                           weight_exp=-2, du=SPEC.decay_max, dv=SPEC.decay_unity // 2,
+                           vth=rng.integers(0, 50, size=(3, 6, 6)),
+                           bias_mant=rng.integers(-9, 9, size=(3, 6, 6)), bias_exp=-1, reset="subtract",
+                           padding=(1, 1))
+    fc = dense("fc", input_shape=(3, 6, 6), pool=(2, 2),
+               weight=rng.integers(SPEC.weight_min, SPEC.weight_max + 1, size=(4, 27)), du=SPEC.decay_max,
+               spiking=False)
+    return FixedPointNetwork("bso", (2, 6, 6), (conv, fc), quantization=({"scale": 0.5}, {"scale": 2.0}))
+
+
+def test_scalars_broadcast_to_read_only_int64_arrays() -> None:
+    layer = dense(vth=7, bias_mant=-3, bias_exp=np.int16(2), du=np.uint16(12))
+    for name in ("vth", "bias_mant", "bias_exp", "weight"):
+        array = getattr(layer, name)
+        assert array.dtype == np.int64 and not array.flags.writeable
+    assert layer.vth.shape == layer.bias_exp.shape == (3,) and (layer.vth == 7).all()
+    assert layer.du == 12 and type(layer.du) is int
+    assert layer.output_shape == (3,) and layer.num_neurons == 3
+
+
+def test_layer_copies_its_inputs() -> None:
+    weight = np.ones((2, 2), dtype=np.int32)
+    layer = dense(n_in=2, n_out=2, weight=weight)
+    weight[0, 0] = 5
+    assert layer.weight[0, 0] == 1
+
+
+def test_conv_and_pool_shapes() -> None:
+    net = conv_net()
+    assert net.layers[0].output_shape == (3, 6, 6)
+    assert net.layers[1].pooled_shape == (3, 3, 3)
+    assert net.output_shape == (4,) and net.latency == 2
+    strided = FixedPointLayer(name="s", kind="conv", input_shape=(1, 7, 5), weight=np.ones((2, 1, 3, 2), int),
+                              stride=(2, 3), padding=(1, 0))
+    assert strided.output_shape == (2, 4, 2)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"weight": np.ones((3, 4))}, r"'fc': weight must hold integers.*quantize"),
+    ({"weight": np.full((3, 4), SPEC.weight_max + 1)},
+     rf"'fc': weight has values .* outside \[{SPEC.weight_min}, {SPEC.weight_max}\]"),
+    ({"weight": np.ones((3, 5), int)}, r"'fc': weight has shape \(3, 5\).*\(n_out, 4\)"),
+    ({"binary": True, "weight": np.zeros((3, 4), int)}, r"binary layer must be -1/\+1"),
+    ({"binary": True, "weight": np.ones((3, 4), int), "weight_mant": SPEC.weight_mant_max + 1},
+     rf"weight_mant = {SPEC.weight_mant_max + 1}.*\[1, {SPEC.weight_mant_max}\]"),
+    ({"weight_mant": 2}, r"weight_mant = 2 is outside \[1, 1\].*full-precision"),
+    ({"weight_exp": SPEC.weight_exp_max + 1},
+     rf"weight_exp = .* outside \[{SPEC.weight_exp_min}, {SPEC.weight_exp_max}\]"),
+    ({"du": SPEC.decay_unity}, rf"du = {SPEC.decay_unity} is outside \[0, {SPEC.decay_max}\]"),
+    ({"dv": -1}, r"dv = -1"),
+    ({"dv": 1.0}, r"dv must be an integer"),
+    ({"du": True}, r"du must be an integer"),
+    ({"vth": -1}, rf"vth has values .* outside \[0, {SPEC.vth_max}\]"),
+    ({"vth": np.array([1, 2])}, r"vth has shape \(2,\).*output shape \(3,\)"),
+    ({"bias_mant": SPEC.bias_mant_max + 1}, rf"bias_mant .* outside \[{SPEC.bias_mant_min}, {SPEC.bias_mant_max}\]"),
+    ({"bias_exp": np.array([0, SPEC.bias_exp_min - 1, 0])},
+     rf"bias_exp .* outside \[{SPEC.bias_exp_min}, {SPEC.bias_exp_max}\]"),
+    ({"reset": "hold"}, r"reset must be one of"),
+    ({"kind": "pool"}, r"kind must be one of"),
+    ({"spiking": 1}, r"spiking must be a bool"),
+    ({"stride": (2, 2)}, r"stride/padding apply to conv layers only"),
+    ({"pool": (2, 2)}, r"pool needs a \(C, H, W\) input"),
+    ({"input_shape": (0,)}, r"input_shape must be a tuple of integers >= 1"),
+    ({"name": ""}, r"layer name must be a non-empty string"),
+])
+def test_layer_errors_name_layer_parameter_and_fix(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        dense(**kwargs)
+
+
+def test_conv_layer_errors() -> None:
+    with pytest.raises(ValueError, match=r"'c': weight has shape .*\(C_out, 2, kh, kw\)"):
+        FixedPointLayer(name="c", kind="conv", input_shape=(2, 4, 4), weight=np.ones((1, 3, 3, 3), int))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        FixedPointLayer(name="c", kind="conv", input_shape=(1, 2, 2), weight=np.ones((1, 1, 3, 3), int))
+    with pytest.raises(ValueError, match=r"pool \(2, 2\) does not divide"):
+        FixedPointLayer(name="c", kind="conv", input_shape=(1, 5, 4), weight=np.ones((1, 1, 1, 1), int),
+                        pool=(2, 2))
+
+
+def test_network_checks_the_shape_chain_and_readout_position() -> None:
+    with pytest.raises(ValueError, match=r"'b': input_shape = \(4,\) differs from layer 'a''s output \(3,\)"):
+        FixedPointNetwork("bso", (4,), (dense("a"), dense("b")))
+    with pytest.raises(ValueError, match="differs from the network input"):
+        FixedPointNetwork("bso", (5,), (dense("a"),))
+    with pytest.raises(ValueError, match=r"'a': spiking = False is allowed for the last"):
+        FixedPointNetwork("bso", (4,), (dense("a", spiking=False), dense("b", n_in=3)))
+    with pytest.raises(ValueError, match="unique"):
+        FixedPointNetwork("bso", (4,), (dense("a"), dense("a", n_in=3)))
+    with pytest.raises(ValueError, match="non-empty"):
+        FixedPointNetwork("bso", (4,), ())
+    with pytest.raises(ValueError, match="valid profiles: loihi, bso"):
+        FixedPointNetwork("truenorth", (4,), (dense(),))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"reset": "subtract"}, r"reset 'subtract' is not in profile 'loihi'.*use profile 'bso'"),
+    ({"vth": np.array([1, 2, 1])}, r"vth must be one value per layer in profile 'loihi'"),
+])
+def test_loihi_profile_restrictions(kwargs, match) -> None:
+    FixedPointNetwork("bso", (4,), (dense(**kwargs),))  # fine in bso
+    with pytest.raises(ValueError, match=match):
+        FixedPointNetwork("loihi", (4,), (dense(**kwargs),))
+
+
+def test_loihi_profile_has_no_conv_or_pooling() -> None:
+    net = conv_net()
+    with pytest.raises(ValueError, match=r"'conv': kind 'conv' is not in profile 'loihi'"):
+        FixedPointNetwork("loihi", net.input_shape, net.layers[:1])
+    pooled = dense("p", input_shape=(1, 4, 4), pool=(2, 2), weight=np.ones((2, 4), int))
+    with pytest.raises(ValueError, match=r"'p': pool \(2, 2\): profile 'loihi' has no pooling"):
+        FixedPointNetwork("loihi", (1, 4, 4), (pooled,))
+
+
+def test_quantization_report_validation() -> None:
+    with pytest.raises(ValueError, match="one dict per layer"):
+        FixedPointNetwork("bso", (4,), (dense(),), quantization=({}, {}))
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        FixedPointNetwork("bso", (4,), (dense(),), quantization=({"scale": object()},))
+    report = {"scale": 0.25, "max_abs_error": 0.01}
+    net = FixedPointNetwork("bso", (4,), (dense(),), quantization=(report,))
+    report["scale"] = 9.0
+    assert net.quantization[0]["scale"] == 0.25  # a copy
+
+
+def test_dict_round_trip() -> None:
+    net = conv_net()
+    data = net.to_dict()
+    assert data["format_version"] == FORMAT_VERSION
+    json.dumps({**data, "layers": [{k: v for k, v in layer.items() if not isinstance(v, np.ndarray)}
+                                   for layer in data["layers"]]})  # everything but the arrays is plain
+    again = FixedPointNetwork.from_dict(data)
+    assert again == net and again is not net
+    assert again.layers[0] == net.layers[0] and again.layers[0] != net.layers[1]
+    with pytest.raises(ValueError, match="format_version 99"):
+        FixedPointNetwork.from_dict({**data, "format_version": 99})
+    with pytest.raises(ValueError, match=r"lacks \['layers'\]"):
+        FixedPointNetwork.from_dict({k: v for k, v in data.items() if k != "layers"})
+    with pytest.raises(ValueError, match="unknown FixedPointLayer fields"):
+        FixedPointLayer.from_dict({**data["layers"][0], "gain": 1})
+
+
+def test_save_load_round_trip_is_atomic(tmp_path: Path) -> None:
+    net = conv_net()
+    path = net.save(tmp_path / "sub" / "net.npz")
+    assert path == tmp_path / "sub" / "net.npz"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["net.npz"]  # no temporary file left behind
+    loaded = FixedPointNetwork.load(path)
+    assert loaded == net
+    assert loaded.quantization == net.quantization and loaded.layers[1].pool == (2, 2)
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(ValueError, match="not a saved FixedPointNetwork"):
+        FixedPointNetwork.load(tmp_path / "other.npz")
+
+
+def test_network_is_frozen() -> None:
+    net = conv_net()
+    with pytest.raises(AttributeError):
+        net.profile = "loihi"  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        net.layers[0].vth[0, 0, 0] = 3
+
+
+def test_append_zero_steps() -> None:
+    inputs = np.ones((2, 3, 4), dtype=np.uint8)
+    padded = append_zero_steps(inputs, 3)
+    assert padded.shape == (5, 3, 4) and padded.dtype == np.uint8
+    assert padded[:2].all() and not padded[2:].any()
+    with pytest.raises(ValueError, match="steps"):
+        append_zero_steps(inputs, -1)

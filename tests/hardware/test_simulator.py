@@ -1,0 +1,254 @@
+"""Tests for hardware/simulator.py: hand-derived single-neuron traces first, then the synapse pieces.
+
+Each trace below is worked out by hand from docs/fixed-point.md; remember the one-step delay (§4.8): the
+input of step t reaches the neurons at step t + 1.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
+from bso_deploy.hardware.simulator import (
+    NeuronParams,
+    NeuronState,
+    bias_int,
+    dense_weight_int,
+    latency,
+    lif_step_int,
+    shift_int,
+    simulate,
+    synapse_params,
+    synapse_step_int,
+    trunc_decay_int,
+)
+from bso_deploy.hardware.spec import SPEC
+
+ONE = 1 << SPEC.state_shift  # a synaptic input of 1 in units of u and v
+HALF = SPEC.decay_unity // 2  # dv for tau = 2
+
+
+def neuron(weight: int = 1, profile: str = "bso", **kwargs) -> FixedPointNetwork:
+    kwargs.setdefault("vth", SPEC.vth_max)
+    layer = FixedPointLayer(name="n", kind="dense", input_shape=(1,), weight=np.array([[weight]]), **kwargs)
+    return FixedPointNetwork(profile, (1,), (layer,))
+
+
+def trace(net: FixedPointNetwork, inputs: list[int]) -> tuple[list[int], list[int], list[int]]:
+    result = simulate(net, np.array(inputs).reshape(-1, 1, 1), record=True)
+    return (result.u[0][:, 0, 0].tolist(), result.v[0][:, 0, 0].tolist(), result.spikes[0][:, 0, 0].tolist())
+
+
+def test_slowest_decays_du_0_dv_0() -> None:
+    # du = 0 still decays u by 1/4096 (§3.1): 64 -> trunc(64 * 4095 / 4096) = 63 -> 62; dv = 0: no leak.
+    u, v, s = trace(neuron(du=0, dv=0), [1, 0, 0, 0])
+    assert u == [0, ONE, ONE - 1, ONE - 2]
+    assert v == [0, ONE, 2 * ONE - 1, 3 * ONE - 3]
+    assert s == [0, 0, 0, 0]
+
+
+def test_decay_truncates_toward_zero_for_negative_states() -> None:
+    # -128 * 4095 / 4096 = -127.97 -> -127 (floor would give -128).
+    u, v, _ = trace(neuron(weight=-2, du=0, dv=0), [1, 0, 0])
+    assert u == [0, -2 * ONE, -2 * ONE + 1]
+    assert v == [0, -2 * ONE, -4 * ONE + 1]
+    # dv = 2048 halves v: -192, -96, ..., -3, then trunc(-1.5) = -1, then trunc(-0.5) = 0.
+    _, v, _ = trace(neuron(weight=-3, du=SPEC.decay_max, dv=HALF), [1] + [0] * 9)
+    assert v == [0, -192, -96, -48, -24, -12, -6, -3, -1, 0]
+
+
+def test_fastest_decays_du_4095_dv_4095() -> None:
+    # du = 4095 clears u (u = a << 6); dv = 4095 keeps trunc(v / 4096), 0 for |v| < 4096.
+    u, v, _ = trace(neuron(du=SPEC.decay_max, dv=SPEC.decay_max), [3, 5, 0, 0])
+    assert u == [0, 3 * ONE, 5 * ONE, 0]
+    assert v == [0, 3 * ONE, 5 * ONE, 0]
+    big = 100  # a = 10000, v = 640000; the next step keeps trunc(640000 / 4096) = 156
+    _, v, _ = trace(neuron(weight=big, du=SPEC.decay_max, dv=SPEC.decay_max), [big, 0, 0])
+    assert v == [0, big * big * ONE, big * big * ONE // SPEC.decay_unity]
+
+
+def test_u_wraps_at_2_pow_23() -> None:
+    # weight 128 << 3 and input 128 give a = 2**17, so u = a << 6 = 2**23 (kept: Lava's interval, §3.2).
+    net = neuron(weight=128, weight_exp=3, du=SPEC.decay_max, dv=SPEC.decay_max, spiking=False)
+    u, _, _ = trace(net, [128, 129, SPEC.input_max, 0, 0])
+    a = [0, 128 * 128 * 8, 129 * 128 * 8, 255 * 128 * 8, 0]
+    assert u[1] == SPEC.u_max
+    assert u == [0, a[1] * ONE, a[2] * ONE - SPEC.u_modulus, a[3] * ONE - SPEC.u_modulus, 0]
+    u, _, _ = trace(neuron(weight=-128, weight_exp=3, du=SPEC.decay_max, spiking=False), [128, 129, 0])
+    assert u == [0, SPEC.u_max, SPEC.u_modulus - a[2] * ONE]  # -2**23 itself wraps to +2**23
+
+
+def test_v_saturates_both_ways() -> None:
+    # a = 128 * 128 << 2 = 2**16: u = 2**22 per step, no leak: 2**22, then 2**23 -> clipped to 2**23 - 1.
+    net = neuron(weight=128, weight_exp=2, du=SPEC.decay_max, dv=0, spiking=False)
+    _, v, _ = trace(net, [128, 128, 128, 0])
+    assert v == [0, SPEC.u_max // 2, SPEC.v_max, SPEC.v_max]
+    net = neuron(weight=-128, weight_exp=2, du=SPEC.decay_max, dv=0, spiking=False)
+    _, v, _ = trace(net, [128, 128, 128, 0])
+    assert v == [0, -SPEC.u_max // 2, SPEC.v_min, SPEC.v_min]
+
+
+def test_negative_bias_with_negative_exponent_floors() -> None:
+    assert bias_int(np.array([-3, -5, 5, -1, 1, -3]), np.array([-1, -2, -2, -8, -8, 2])).tolist() == [
+        -2, -2, 1, -1, 0, -12]
+    _, v, _ = trace(neuron(dv=0, bias_mant=-3, bias_exp=-1), [0, 0, 0])
+    assert v == [-2, -4, -6]  # the bias is added from the first step on, with no input
+    _, v, _ = trace(neuron(dv=0, bias_mant=SPEC.bias_mant_min, bias_exp=SPEC.bias_exp_max, spiking=False), [0, 0])
+    assert v == [SPEC.bias_mant_min << SPEC.bias_exp_max, 2 * (SPEC.bias_mant_min << SPEC.bias_exp_max)]
+
+
+def test_weight_exponent_shifts_the_sum_with_floor() -> None:
+    assert shift_int(np.array([-3, 3, -1, 5]), -1).tolist() == [-2, 1, -1, 2]
+    assert shift_int(np.array([-3, 3]), 2).tolist() == [-12, 12]
+    u, _, _ = trace(neuron(weight=-3, weight_exp=-1, du=SPEC.decay_max), [1, 0])
+    assert u == [0, -2 * ONE]  # -3 >> 1 = -2, not trunc(-1.5) = -1
+
+
+@pytest.mark.parametrize(("reset", "expected_v", "expected_s"), [
+    ("zero", [0, 0, 0, 0, 0], [0, 1, 1, 0, 0]),
+    ("subtract", [0, ONE, 2 * ONE, ONE, ONE], [0, 1, 1, 1, 0]),
+])
+def test_subtract_versus_zero_reset(reset: str, expected_v, expected_s) -> None:
+    # vth = 1 -> vth << 6 = 64; input 2 -> u = 128 per step; dv = 0.
+    u, v, s = trace(neuron(du=SPEC.decay_max, dv=0, vth=1, reset=reset), [2, 2, 0, 0, 0])
+    assert u == [0, 2 * ONE, 2 * ONE, 0, 0]
+    assert (v, s) == (expected_v, expected_s)
+
+
+def test_threshold_is_strict() -> None:
+    # v = 64 = vth << 6 exactly: no spike; one more (bias 1) fires.
+    _, v, s = trace(neuron(du=SPEC.decay_max, dv=SPEC.decay_max, vth=1), [1, 0])
+    assert (v, s) == ([0, ONE], [0, 0])
+    _, v, s = trace(neuron(du=SPEC.decay_max, dv=SPEC.decay_max, vth=1, bias_mant=1), [1, 0])
+    assert (v, s) == ([1, 0], [0, 1])
+    _, v, s = trace(neuron(du=SPEC.decay_max, dv=SPEC.decay_max, vth=0), [0, 1, 0])
+    assert (v, s) == ([0, 0, 0], [0, 0, 1])  # vth = 0: v = 0 does not fire, v = 64 does
+
+
+def test_one_step_delay_per_layer_and_readout() -> None:
+    def layer(name: str, dv: int = SPEC.decay_max, spiking: bool = True) -> FixedPointLayer:
+        return FixedPointLayer(name=name, kind="dense", input_shape=(1,), weight=np.array([[1]]),
+                               du=SPEC.decay_max, dv=dv, vth=0, spiking=spiking)
+
+    net = FixedPointNetwork("bso", (1,), (layer("a"), layer("b"), layer("out", dv=0, spiking=False)))
+    assert latency(net) == net.latency == 3
+    inputs = append_zero_steps(np.array([1, 0, 1]).reshape(3, 1, 1), latency(net))
+    result = simulate(net, inputs, record=True)
+    assert result.spikes[0][:, 0, 0].tolist() == [0, 1, 0, 1, 0, 0]
+    assert result.spikes[1][:, 0, 0].tolist() == [0, 0, 1, 0, 1, 0]
+    assert not result.spikes[2].any()
+    assert result.output[:, 0, 0].tolist() == [0, 0, 0, ONE, ONE, 2 * ONE]  # running sum of a << 6
+    np.testing.assert_array_equal(result.output, result.v[2])
+
+
+def test_lava_dense_weight_truncation() -> None:
+    mixed = np.array([[1, -1, 3, -3, 2, -2, SPEC.weight_max, SPEC.weight_min]])
+    assert dense_weight_int(mixed).tolist() == [[0, -2, 2, -4, 2, -2, SPEC.weight_max - 1, SPEC.weight_min]]
+    assert dense_weight_int(np.array([[SPEC.weight_max, 1, 0]])).tolist() == [[SPEC.weight_max, 1, 0]]
+    assert dense_weight_int(np.array([[SPEC.weight_min, -1]])).tolist() == [[-SPEC.weight_max, -1]]
+    u, _, _ = trace(neuron(weight=1, du=SPEC.decay_max), [1, 0])
+    assert u == [0, ONE]  # a lone +1 is excitatory: kept
+    net = FixedPointNetwork("bso", (2,), (FixedPointLayer(name="m", kind="dense", input_shape=(2,),
+                                                          weight=np.array([[1, -1]]), du=SPEC.decay_max),))
+    result = simulate(net, np.ones((2, 1, 2), dtype=np.int64), record=True)
+    assert result.u[0][:, 0, 0].tolist() == [0, -2 * ONE]  # mixed: 1 -> 0 and -1 -> -2
+
+
+def test_binary_layer_scales_by_weight_mant_before_the_shift() -> None:
+    layer = FixedPointLayer(name="b", kind="dense", input_shape=(3,), weight=np.array([[1, -1, -1]]),
+                            binary=True, weight_mant=3, weight_exp=-1)
+    synapse = synapse_params(layer, 1)
+    a = synapse_step_int(np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=np.int8), synapse)
+    assert a.tolist() == [[1], [-2], [-3], [-2]]  # (3 * S) >> 1: 3 >> 1, -3 >> 1, -6 >> 1, -3 >> 1
+
+
+def _conv_by_loops(x, weight, stride, padding, pool):
+    batch, channels, height, width = x.shape
+    x = x.reshape(batch, channels, height // pool[0], pool[0], width // pool[1], pool[1]).sum(axis=(3, 5))
+    x = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    out_c, _, kernel_h, kernel_w = weight.shape
+    out_h = (x.shape[2] - kernel_h) // stride[0] + 1
+    out_w = (x.shape[3] - kernel_w) // stride[1] + 1
+    out = np.zeros((batch, out_c, out_h, out_w), dtype=np.int64)
+    for b in range(batch):
+        for o in range(out_c):
+            for i in range(out_h):
+                for j in range(out_w):
+                    patch = x[b, :, i * stride[0]:i * stride[0] + kernel_h, j * stride[1]:j * stride[1] + kernel_w]
+                    out[b, o, i, j] = (patch * weight[o]).sum()
+    return out
+
+
+@pytest.mark.parametrize(("stride", "padding", "pool", "binary"), [
+    ((1, 1), (1, 1), (1, 1), True), ((2, 1), (0, 2), (1, 1), False), ((1, 2), (1, 0), (2, 2), True)])
+def test_conv_and_sum_pool_match_explicit_loops(stride, padding, pool, binary) -> None:
+    rng = np.random.default_rng(3)
+    if binary:
+        weight = rng.choice(SPEC.binary_weight_values, size=(3, 2, 3, 2))
+        effective = weight * 5
+    else:
+        weight = rng.integers(SPEC.weight_min, SPEC.weight_max + 1, size=(3, 2, 3, 2))
+        effective = dense_weight_int(weight)
+    layer = FixedPointLayer(name="c", kind="conv", input_shape=(2, 8, 6), weight=weight, binary=binary,
+                            weight_mant=5 if binary else 1, weight_exp=-2, stride=stride, padding=padding, pool=pool)
+    x = (rng.random((4, 2, 8, 6)) < 0.5).astype(np.int8)
+    expected = _conv_by_loops(x.astype(np.int64), effective, stride, padding, pool) >> 2
+    np.testing.assert_array_equal(synapse_step_int(x, synapse_params(layer, 1)), expected)
+
+
+def test_step_functions_do_not_mutate_their_inputs() -> None:
+    rng = np.random.default_rng(0)
+    state = NeuronState(u=rng.integers(SPEC.u_min, SPEC.u_max, size=(2, 5)),
+                        v=rng.integers(SPEC.v_min, SPEC.v_max, size=(2, 5)))
+    a = rng.integers(-1000, 1000, size=(2, 5))
+    params = NeuronParams(du=7, dv=9, vth_scaled=np.full(5, 100 * ONE), bias=np.arange(5), reset="subtract",
+                          spiking=True)
+    copies = [state.u.copy(), state.v.copy(), a.copy(), params.vth_scaled.copy()]
+    spikes, new_state = lif_step_int(a, state, params)
+    for before, after in zip(copies, [state.u, state.v, a, params.vth_scaled]):
+        np.testing.assert_array_equal(before, after)
+    assert new_state.u is not state.u and spikes.dtype == np.int8
+    x = rng.integers(-9, 9, size=7)
+    x_copy = x.copy()
+    trunc_decay_int(x, 5)
+    shift_int(x, -2)
+    np.testing.assert_array_equal(x, x_copy)
+
+
+def test_input_validation_and_record_flag() -> None:
+    net = neuron()
+    with pytest.raises(ValueError, match="must be integers"):
+        simulate(net, np.zeros((2, 1, 1)))
+    with pytest.raises(ValueError, match=rf"\[0, {SPEC.input_max}\]"):
+        simulate(net, np.full((2, 1, 1), SPEC.input_max + 1))
+    with pytest.raises(ValueError, match=r"\[0, "):
+        simulate(net, np.full((2, 1, 1), -1))
+    with pytest.raises(ValueError, match=r"shape \(T, batch"):
+        simulate(net, np.zeros((2, 1), dtype=int))
+    result = simulate(net, np.ones((3, 2, 1), dtype=np.uint8))
+    assert result.u == () and result.v == ()
+    assert result.spikes[0].shape == (3, 2, 1) and result.output.dtype == np.int64
+
+
+def test_digits_sized_network_is_fast() -> None:
+    """Batch 256 of a 64-256-256-10 network at T = 8 (+ latency) in well under 1 ms per sample."""
+    rng = np.random.default_rng(0)
+    sizes, layers = (64, 256, 256, 10), []
+    for index in range(3):
+        binary = index == 1
+        weight = rng.choice(SPEC.binary_weight_values, size=(sizes[index + 1], sizes[index])) if binary else \
+            2 * rng.integers(-SPEC.weight_mant_max, SPEC.weight_mant_max + 1, size=(sizes[index + 1], sizes[index]))
+        layers.append(FixedPointLayer(name=f"l{index}", kind="dense", input_shape=(sizes[index],), weight=weight,
+                                      binary=binary, weight_mant=9 if binary else 1, weight_exp=-4,
+                                      du=SPEC.decay_max, dv=HALF, vth=rng.integers(1, 60, size=sizes[index + 1]),
+                                      reset="subtract", spiking=index < 2))
+    net = FixedPointNetwork("bso", (64,), tuple(layers))
+    inputs = append_zero_steps(rng.integers(0, SPEC.input_max + 1, size=(8, 256, 64)), net.latency)
+    simulate(net, inputs[:, :2])  # warm-up
+    start = time.perf_counter()
+    result = simulate(net, inputs)
+    per_sample = (time.perf_counter() - start) / 256
+    assert result.spikes[0].any() and result.spikes[1].any()
+    assert per_sample < 1e-3, f"{per_sample * 1e6:.0f} us per sample"

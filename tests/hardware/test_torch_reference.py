@@ -1,0 +1,188 @@
+"""The torch integer reference equals the NumPy simulator exactly: spikes, u, v of every layer at every step.
+
+Hypothesis draws random networks in both profiles (dense and conv, pooling, binary and 8-bit synapses of
+every sign mode, readouts) with parameters pulled toward the edges of docs/fixed-point.md: decays 0 and
+4095, thresholds 0 and the maximum, biases and exponents at their limits, weight exponents that drive u
+through the wrap and v into saturation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
+from bso_deploy.hardware.simulator import simulate
+from bso_deploy.hardware.spec import SPEC
+from bso_deploy.hardware.torch_reference import TorchReference, default_device
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def edgy(low: int, high: int, *edges: int) -> st.SearchStrategy[int]:
+    """Integers in [low, high], a third of the time one of the range ends or the given edges."""
+    return st.one_of(st.sampled_from((low, high, *edges)), st.integers(low, high), st.integers(low, high))
+
+
+def _weights(rng: np.random.Generator, shape: tuple[int, ...], binary: bool, mode: str) -> np.ndarray:
+    if binary:
+        return rng.choice(SPEC.binary_weight_values, size=shape)
+    weight = rng.integers(SPEC.weight_min, SPEC.weight_max + 1, size=shape)
+    return {"mixed": weight, "excitatory": np.abs(weight) % (SPEC.weight_max + 1),
+            "inhibitory": -np.abs(weight), "small": weight % 5 - 2}[mode]
+
+
+@st.composite
+def networks(draw: st.DrawFn, profile: str | None = None) -> FixedPointNetwork:
+    profile = profile or draw(st.sampled_from(["loihi", "bso"]))
+    bso = profile == "bso"
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = bso and draw(st.booleans())
+    shape = (draw(st.integers(1, 2)), 2 * draw(st.integers(1, 3)), 2 * draw(st.integers(1, 3))) if image else (
+        draw(st.integers(1, 9)),)
+    input_shape, layers = shape, []
+    n_layers = draw(st.integers(1, 3))
+    for index in range(n_layers):
+        last = index == n_layers - 1
+        conv = bso and len(shape) == 3 and not (last and draw(st.booleans()))
+        pool = (2, 2) if bso and len(shape) == 3 and shape[1] % 2 == 0 and shape[2] % 2 == 0 and draw(
+            st.booleans()) else (1, 1)
+        pooled = shape if pool == (1, 1) else (shape[0], shape[1] // 2, shape[2] // 2)
+        if conv:
+            kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+            padding = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+            kernel = tuple(min(k, pooled[1 + a] + 2 * padding[a]) for a, k in enumerate(kernel))
+            weight_shape = (draw(st.integers(1, 3)), pooled[0], *kernel)
+            geometry = {"stride": (draw(st.integers(1, 2)), draw(st.integers(1, 2))), "padding": padding}
+        else:
+            weight_shape, geometry = (draw(st.integers(1, 8)), int(np.prod(pooled))), {}
+        binary = draw(st.booleans())
+        mode = draw(st.sampled_from(["mixed", "excitatory", "inhibitory", "small"]))
+        layer = FixedPointLayer(
+            name=f"layer{index}", kind="conv" if conv else "dense", input_shape=shape, pool=pool,
+            weight=_weights(rng, weight_shape, binary, mode), binary=binary,
+            weight_mant=draw(edgy(1, SPEC.weight_mant_max)) if binary else 1,
+            weight_exp=draw(edgy(SPEC.weight_exp_min, SPEC.weight_exp_max, 0)),
+            du=draw(edgy(0, SPEC.decay_max, SPEC.decay_unity // 2)),
+            dv=draw(edgy(0, SPEC.decay_max, SPEC.decay_unity // 2)),
+            vth=0, bias_mant=0, bias_exp=0,
+            reset=draw(st.sampled_from(["zero", "subtract"])) if bso else "zero",
+            spiking=not (last and draw(st.booleans())), **geometry)
+        out = layer.output_shape
+        vth_mode = draw(st.sampled_from(["scalar", "edges", "random"])) if bso else "scalar"
+        vth = {"scalar": draw(edgy(0, SPEC.vth_max, 1, 64)),
+               "edges": rng.choice([0, 1, SPEC.vth_max], size=out),
+               "random": rng.integers(0, 1 + int(rng.choice([50, 5000, SPEC.vth_max])), size=out)}[vth_mode]
+        bias_mant = rng.choice([SPEC.bias_mant_min, -3, -1, 0, 1, SPEC.bias_mant_max], size=out) if draw(
+            st.booleans()) else rng.integers(-300, 301, size=out)
+        bias_exp = rng.integers(SPEC.bias_exp_min, SPEC.bias_exp_max + 1, size=out) if draw(st.booleans()) else \
+            draw(edgy(SPEC.bias_exp_min, SPEC.bias_exp_max, -1, 0))
+        layers.append(_replace(layer, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp))
+        shape = out
+    return FixedPointNetwork(profile, input_shape, tuple(layers))
+
+
+def _replace(layer: FixedPointLayer, **changes) -> FixedPointLayer:
+    return FixedPointLayer.from_dict({**layer.to_dict(), **changes})
+
+
+@st.composite
+def inputs_for(draw: st.DrawFn, fx_net: FixedPointNetwork) -> np.ndarray:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    steps, batch = draw(st.integers(1, 10)), draw(st.integers(1, 3))
+    shape = (steps, batch, *fx_net.input_shape)
+    kind = draw(st.sampled_from(["graded", "spikes", "max", "sparse"]))
+    values = {"graded": rng.integers(0, SPEC.input_max + 1, size=shape),
+              "spikes": rng.integers(0, 2, size=shape),
+              "max": np.full(shape, SPEC.input_max),
+              "sparse": rng.integers(0, SPEC.input_max + 1, size=shape) * (rng.random(shape) < 0.2)}[kind]
+    dtype = draw(st.sampled_from([np.uint8, np.int32, np.int64]))
+    return append_zero_steps(values.astype(dtype), draw(st.integers(0, fx_net.latency)))
+
+
+def assert_same(fx_net: FixedPointNetwork, inputs: np.ndarray, device: str | None = "cpu") -> None:
+    expected = simulate(fx_net, inputs, record=True)
+    actual = TorchReference(fx_net, device=device).run(inputs, record=True)
+    for index, layer in enumerate(fx_net.layers):
+        for name in ("spikes", "u", "v"):
+            ours, theirs = getattr(expected, name)[index], getattr(actual, name)[index]
+            assert theirs.dtype == ours.dtype, f"{layer.name} {name}: {theirs.dtype} != {ours.dtype}"
+            np.testing.assert_array_equal(theirs, ours, err_msg=f"{layer.name}: {name}")
+    np.testing.assert_array_equal(actual.output, expected.output)
+    assert actual.output.dtype == expected.output.dtype
+
+
+@SETTINGS
+@given(data=st.data())
+def test_torch_reference_equals_simulator(data: st.DataObject) -> None:
+    fx_net = data.draw(networks())
+    assert_same(fx_net, data.draw(inputs_for(fx_net)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_states_reach_the_wrap_and_saturation_edges(data: st.DataObject) -> None:
+    """Always-maximal input through large weights: u wraps and v saturates in nearly every example."""
+    fx_net = data.draw(networks(profile="loihi"))
+    first = fx_net.layers[0]
+    loud = _replace(first, weight_exp=SPEC.weight_exp_max, du=data.draw(st.sampled_from([0, SPEC.decay_max])),
+                    dv=data.draw(st.sampled_from([0, SPEC.decay_max])))
+    fx_net = FixedPointNetwork(fx_net.profile, fx_net.input_shape, (loud, *fx_net.layers[1:]))
+    assert_same(fx_net, np.full((6, 2, *fx_net.input_shape), SPEC.input_max, dtype=np.int64))
+
+
+def test_edges_are_actually_reached() -> None:
+    """Loud inputs of the kind the strategy above draws do wrap u and saturate v."""
+    def loud(weight_exp: int, du: int) -> FixedPointNetwork:
+        layer = FixedPointLayer(name="x", kind="dense", input_shape=(3,), weight=np.full((1, 3), SPEC.weight_max),
+                                weight_exp=weight_exp, du=du, dv=0, spiking=False)
+        return FixedPointNetwork("loihi", (3,), (layer,))
+
+    inputs = np.full((8, 1, 3), SPEC.input_max)
+    wrapping, saturating = loud(SPEC.weight_exp_max, 0), loud(-3, SPEC.decay_max)
+    assert (TorchReference(wrapping, device="cpu").run(inputs, record=True).u[0] < 0).any()  # wrapped
+    assert (TorchReference(saturating, device="cpu").run(inputs, record=True).v[0] == SPEC.v_max).any()
+    assert_same(wrapping, inputs)
+    assert_same(saturating, inputs)
+
+
+def test_digits_sized_network_with_batch() -> None:
+    rng = np.random.default_rng(5)
+    sizes, layers = (64, 256, 256, 10), []
+    for index in range(3):
+        binary = index > 0
+        weight = _weights(rng, (sizes[index + 1], sizes[index]), binary, "mixed")
+        layers.append(FixedPointLayer(name=f"l{index}", kind="dense", input_shape=(sizes[index],), weight=weight,
+                                      binary=binary, weight_mant=11 if binary else 1, weight_exp=-5,
+                                      du=SPEC.decay_max, dv=SPEC.decay_unity // 2,
+                                      vth=rng.integers(1, 80, size=sizes[index + 1]),
+                                      bias_mant=rng.integers(-40, 40, size=sizes[index + 1]), reset="subtract",
+                                      spiking=index < 2))
+    net = FixedPointNetwork("bso", (64,), tuple(layers))
+    assert_same(net, append_zero_steps(rng.integers(0, SPEC.input_max + 1, size=(8, 32, 64)), net.latency))
+
+
+def test_default_device_and_input_checks() -> None:
+    layer = FixedPointLayer(name="x", kind="dense", input_shape=(2,), weight=np.ones((1, 2), int))
+    net = FixedPointNetwork("bso", (2,), (layer,))
+    reference = TorchReference(net)
+    assert reference.device == default_device()
+    assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="must be integers"):
+        reference.run(np.zeros((2, 1, 2)))
+    with pytest.raises(ValueError, match=r"shape \(T, batch"):
+        reference.run(np.zeros((2, 2), dtype=int))
+    with pytest.raises(ValueError, match=rf"\[0, {SPEC.input_max}\]"):
+        reference.run(np.full((2, 1, 2), SPEC.input_max + 1))
+    result = reference.run(torch.ones((3, 1, 2), dtype=torch.int64))
+    assert result.u == () and isinstance(result.spikes[0], np.ndarray)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@SETTINGS
+@given(data=st.data())
+def test_cuda_reference_equals_simulator(data: st.DataObject) -> None:
+    fx_net = data.draw(networks())
+    assert_same(fx_net, data.draw(inputs_for(fx_net)), device="cuda")
