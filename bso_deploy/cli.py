@@ -85,6 +85,7 @@ def _add_bench_parser(subparsers) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")
     train.add_argument("--out", default="bench", help="output directory")
+    train.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(handler=_bench_train)
 
@@ -95,7 +96,7 @@ def _bench_train(args: argparse.Namespace) -> int:
     bench = TrainBenchConfig(methods=tuple(m for m in args.methods.split(",") if m),
                              time_steps=tuple(int(t) for t in args.time_steps.split(",") if t), epochs=args.epochs,
                              model=args.model, seed=args.seed, device=args.device, out_dir=args.out,
-                             memory_only=args.model == "vgg")
+                             threads=args.threads, memory_only=args.model == "vgg")
     run_train_bench(bench, progress=not args.no_progress)
     return 0
 

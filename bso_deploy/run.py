@@ -100,7 +100,7 @@ class TrainingRun:
             "stopped": stopped,
         }
 
-    def fit(self, progress: bool = True) -> dict:
+    def fit(self, progress: bool = True, plot: bool = True) -> dict:
         """Train the remaining epochs; after each one, save checkpoint, metrics and plot (atomically).
 
         Under torchrun with several processes this trains with DistributedDataParallel
@@ -110,11 +110,12 @@ class TrainingRun:
         device = resolve_device(self.config.device)
         distributed.initialize(context, device)
         try:
-            return self._fit(context, device, progress and context.is_main)
+            return self._fit(context, device, progress and context.is_main, plot)
         finally:
             distributed.shutdown(context)
 
-    def _fit(self, context: distributed.DistributedContext, device: torch.device, progress: bool) -> dict:
+    def _fit(self, context: distributed.DistributedContext, device: torch.device, progress: bool,
+             plot: bool) -> dict:
         from .plots import plot_training
 
         config = self.config
@@ -161,7 +162,9 @@ class TrainingRun:
             if context.is_main:
                 self.save()
                 atomic_write_json(self.out_dir / METRICS_NAME, self.metrics())
-                plot_training(self.history, self.out_dir / PLOT_NAME, title=f"{config.method} on {config.dataset}")
+                if plot:
+                    plot_training(self.history, self.out_dir / PLOT_NAME,
+                                  title=f"{config.method} on {config.dataset}")
             distributed.barrier(context)
             if progress:
                 print(f"epoch {self.epoch:3d}/{config.epochs}  loss {record['loss']:.4f}  "

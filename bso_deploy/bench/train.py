@@ -47,6 +47,7 @@ class TrainBenchConfig:
     device: str = "cpu"
     out_dir: str = "bench"
     memory_only: bool = False
+    threads: int = 1  # torch intra-op threads; the digits MLP is too small to gain from more
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -137,7 +138,7 @@ def run_case(bench: TrainBenchConfig, method: str, time_steps: int, progress: bo
         return record
     with tempfile.TemporaryDirectory() as directory:
         run = TrainingRun.create(config, directory)
-        metrics = run.fit(progress=progress)
+        metrics = run.fit(progress=progress, plot=False)
         record["state_bits_per_weight"] = state_bits_per_weight(run.optimizers.binary, latent=not config.online)
         record["checkpoint_bits_per_weight"] = checkpoint_bits_per_weight(Path(directory) / "checkpoint.pt",
                                                                           run.model)
@@ -161,9 +162,16 @@ def run_train_bench(bench: TrainBenchConfig, progress: bool = True) -> list[dict
     from .report import format_table, plot_train_bench
 
     cases = [(m, t) for m in bench.methods for t in bench.time_steps]
-    records = []
-    for method, time_steps in tqdm(cases, desc="bench train", disable=None if progress else True):
-        records.append(run_case(bench, method, time_steps, progress=False))
+    records: list[dict] = []
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(bench.threads)
+    try:
+        bar = tqdm(cases, desc="bench train", disable=None if progress else True)
+        for method, time_steps in bar:
+            bar.set_postfix(method=method, T=time_steps)
+            records.append(run_case(bench, method, time_steps, progress=False))
+    finally:
+        torch.set_num_threads(previous_threads)
     out = Path(bench.out_dir)
     stem = "train" if bench.model == "mlp" and not bench.memory_only else f"train_{bench.model}_memory"
     atomic_write_json(out / f"{stem}.json", records)
