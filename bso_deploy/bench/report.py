@@ -27,15 +27,16 @@ def plot_train_bench(records: list[dict], out_dir: Path, stem: str) -> None:
     import matplotlib.pyplot as plt
 
     methods = sorted({r["method"] for r in records})
+    styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in methods:
+    for index, method in enumerate(methods):
         rows = sorted((r for r in records if r["method"] == method), key=lambda r: r["time_steps"])
         ax.loglog([r["time_steps"] for r in rows], [r["activation_bytes"] for r in rows], marker="o", label=method,
-                  base=2)
+                  base=2, linestyle=styles[index % len(styles)], markersize=8 - 1.5 * index)
     ax.set(xlabel="time steps T", ylabel="bytes saved for backward per step",
            title="activation memory per training step")
     ax.legend()
-    save_figure(fig, out_dir / f"{stem}_memory.png" if stem != "train" else out_dir / "train_memory.png")
+    save_figure(fig, out_dir / ("train_memory.png" if stem == "train" else f"{stem}.png"))
     if any(r["test_accuracy"] is not None for r in records):
         fig, ax = plt.subplots(figsize=(6, 4))
         for method in methods:

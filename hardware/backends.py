@@ -1,0 +1,237 @@
+"""Run a NIR graph on a named backend: :data:`BACKENDS`, :func:`run_graph`, :func:`save_run`.
+
+Two kinds of backend (:class:`Backend`):
+
+- ``"float"`` backends run the graph itself: ``run(graph, inputs, dt, record) -> FloatRun`` with float
+  inputs (T, batch, *input_shape); ``float`` is the NIR importer's module (``from_nir``, float64);
+- ``"fixed"`` backends run a compiled :class:`FixedPointNetwork`: ``run(fx_net, inputs, record) ->
+  SimulationResult`` with integer inputs (docs/fixed-point.md §5); ``sim`` is the NumPy simulator, ``torch``
+  the torch integer reference. :func:`run_graph` compiles, quantizes the inputs and appends the
+  ``latency`` zero steps that flush the synaptic delays (§5.2).
+
+More backends (Lava) are added with :func:`register_backend`; an unknown name is a ValueError listing the
+valid ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import nir
+import numpy as np
+import torch
+from bso_deploy.export.nir import from_nir
+
+from bso_deploy.io import atomic_write
+
+from .compiler import compile_nir, graph_input_shape, read_graph
+from .network import FixedPointNetwork, SimulationResult, append_zero_steps
+from .quantize import quantize_inputs
+from .simulator import simulate
+from .torch_reference import TorchReference
+
+__all__ = [
+    "BACKENDS",
+    "SPIKING_NODE_TYPES",
+    "Backend",
+    "FloatRun",
+    "RunResult",
+    "get_backend",
+    "prepare_inputs",
+    "register_backend",
+    "run_fixed",
+    "run_float",
+    "run_graph",
+    "save_run",
+]
+
+BACKEND_KINDS = ("float", "fixed")
+SPIKING_NODE_TYPES = ("LIF", "CubaLIF", "IF")  # float nodes whose outputs are spikes (recorded per layer)
+
+
+class FloatRun(NamedTuple):
+    """What a float backend returns: output (T, batch, *output_shape) and, when recorded, the spikes of
+    every spiking node, by node name, (T, batch, *shape)."""
+
+    output: np.ndarray
+    layers: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A named way to run a graph; ``kind`` says which ``run`` signature it has (module docstring)."""
+
+    name: str
+    kind: str
+    run: Callable[..., Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"backend name must be a non-empty string, got {self.name!r}")
+        if self.kind not in BACKEND_KINDS:
+            raise ValueError(f"backend {self.name!r}: kind must be one of {BACKEND_KINDS}, got {self.kind!r}")
+        if not callable(self.run):
+            raise TypeError(f"backend {self.name!r}: run must be callable")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of :func:`run_graph`.
+
+    output: (steps, batch, *output_shape): float: the Output node's value per step (T steps); fixed: the
+    output of docs/fixed-point.md §5.4 over T + latency steps (spikes, or the readout's running v).
+    latency: steps the fixed-point network lags the float one (0 for float). predictions: (batch,) int64:
+    float: argmax of the output summed over the steps; fixed: argmax of the readout's v at the last step,
+    or of the summed spikes for a spiking output. layers: when recorded, spikes per spiking layer (named
+    after its NIR neuron node). u, v: when recorded on a fixed backend, per layer (readout included).
+    """
+
+    backend: str
+    output: np.ndarray
+    latency: int
+    predictions: np.ndarray
+    input_steps: int
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
+    u: dict[str, np.ndarray] = field(default_factory=dict)
+    v: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend, replace: bool = False) -> None:
+    """Add ``backend`` to :data:`BACKENDS`; ValueError if the name is taken and ``replace`` is False."""
+    if not isinstance(backend, Backend):
+        raise TypeError(f"register_backend takes a Backend, not {type(backend).__name__}")
+    if backend.name in BACKENDS and not replace:
+        raise ValueError(f"backend {backend.name!r} is already registered; pass replace=True to override it")
+    BACKENDS[backend.name] = backend
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; ValueError listing the valid names otherwise."""
+    try:
+        return BACKENDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}") from None
+
+
+def _run_float_module(graph: nir.NIRGraph, inputs: np.ndarray, dt: float | None, record: bool) -> FloatRun:
+    module = from_nir(graph, dt=dt, dtype=torch.float64)
+    x = torch.as_tensor(inputs, dtype=torch.float64)
+    with torch.no_grad():
+        if not record:
+            return FloatRun(output=module(x).numpy(), layers={})
+        outputs = module.record(x)
+    layers = {name: outputs[name].numpy().astype(np.int8) for name, kind in module.node_types.items()
+              if kind in SPIKING_NODE_TYPES}
+    return FloatRun(output=outputs[module.output_name].numpy(), layers=layers)
+
+
+def _run_torch_reference(fx_net: FixedPointNetwork, inputs: np.ndarray, record: bool) -> SimulationResult:
+    return TorchReference(fx_net).run(inputs, record=record)
+
+
+register_backend(Backend("float", "float", _run_float_module, "the NIR importer's float64 module (from_nir)"))
+register_backend(Backend("sim", "fixed", simulate, "the bit-exact NumPy simulator (hardware/simulator.py)"))
+register_backend(Backend("torch", "fixed", _run_torch_reference,
+                         "the torch integer reference, CUDA when available (hardware/torch_reference.py)"))
+
+
+def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | None = None) -> np.ndarray:
+    """Float inputs as (T, batch, *input_shape) float64: given so, or (batch, *input_shape) repeated
+    ``time_steps`` times. ValueError for other shapes, empty or non-finite inputs."""
+    x = np.asarray(inputs)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"inputs must be real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    shape = tuple(input_shape)
+    if x.ndim == len(shape) + 2 and tuple(x.shape[2:]) == shape:
+        if time_steps is not None and time_steps != x.shape[0]:
+            raise ValueError(f"inputs hold {x.shape[0]} time steps but time_steps={time_steps} was given; give "
+                             "(batch, *input_shape) inputs to repeat them, or drop time_steps")
+    elif x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:
+        if time_steps is None:
+            raise ValueError(f"inputs of shape {x.shape} are (batch, *input_shape): pass time_steps to repeat them")
+        if isinstance(time_steps, bool) or int(time_steps) != time_steps or time_steps < 1:
+            raise ValueError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+        x = np.broadcast_to(x, (int(time_steps), *x.shape)).copy()
+    else:
+        raise ValueError(f"inputs have shape {x.shape}; the graph's input node takes (T, batch, *{shape}) or "
+                         f"(batch, *{shape}) with time_steps")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"inputs of shape {x.shape} hold no time step or no sample")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
+    return x
+
+
+def _flat_argmax(values: np.ndarray) -> np.ndarray:
+    return values.reshape(values.shape[0], -1).argmax(axis=1).astype(np.int64)
+
+
+def run_float(graph: nir.NIRGraph, backend: str, inputs: np.ndarray, dt: float | None = None,
+              record: bool = False) -> RunResult:
+    """Run a float backend on prepared inputs (T, batch, *input_shape) (:func:`prepare_inputs`)."""
+    chosen = get_backend(backend)
+    if chosen.kind != "float":
+        raise ValueError(f"backend {backend!r} is a {chosen.kind} backend; use run_fixed")
+    result: FloatRun = chosen.run(graph, inputs, dt, record)
+    output = np.asarray(result.output)
+    return RunResult(backend=backend, output=output, latency=0, predictions=_flat_argmax(output.sum(axis=0)),
+                     input_steps=int(inputs.shape[0]), layers=dict(result.layers))
+
+
+def run_fixed(fx_net: FixedPointNetwork, backend: str, inputs: np.ndarray, record: bool = False) -> RunResult:
+    """Run a fixed backend on float inputs (T, batch, *input_shape): quantized with the network's input
+    scale (:func:`quantize_inputs`), followed by ``latency`` zero steps (docs/fixed-point.md §5.2)."""
+    chosen = get_backend(backend)
+    if chosen.kind != "fixed":
+        raise ValueError(f"backend {backend!r} is a {chosen.kind} backend; use run_float")
+    integers = append_zero_steps(quantize_inputs(fx_net, inputs), fx_net.latency)
+    result: SimulationResult = chosen.run(fx_net, integers, record)
+    output = np.asarray(result.output)
+    last = fx_net.layers[-1]
+    predictions = _flat_argmax(output.sum(axis=0) if last.spiking else output[-1])
+    layers, u, v = {}, {}, {}
+    if record:
+        layers = {layer.name: result.spikes[k] for k, layer in enumerate(fx_net.layers) if layer.spiking}
+        u = {layer.name: result.u[k] for k, layer in enumerate(fx_net.layers)}
+        v = {layer.name: result.v[k] for k, layer in enumerate(fx_net.layers)}
+    return RunResult(backend=backend, output=output, latency=fx_net.latency, predictions=predictions,
+                     input_steps=int(inputs.shape[0]), layers=layers, u=u, v=v)
+
+
+def run_graph(graph_or_path: nir.NIRGraph | str | os.PathLike, backend: str, inputs: Any, profile: str = "bso",
+              dt: float | None = None, time_steps: int | None = None, record: bool = False,
+              input_scale: float | None = None, weight_bits: int | None = None) -> RunResult:
+    """Run a NIR graph (or file) on ``backend`` ("float", "sim", "torch", or any registered name).
+
+    inputs: float values for the graph's input node, (T, batch, *input_shape), or (batch, *input_shape)
+    repeated ``time_steps`` times. Fixed backends compile the graph for ``profile`` (with dt, input_scale,
+    weight_bits, and T for the readout's saturation bound) first. ``record`` keeps every layer's spikes
+    (and u, v on fixed backends)."""
+    chosen = get_backend(backend)
+    graph = read_graph(graph_or_path)
+    if chosen.kind == "float":
+        shape = from_nir(graph, dt=dt).input_shape
+        return run_float(graph, backend, prepare_inputs(inputs, shape, time_steps), dt, record)
+    x = prepare_inputs(inputs, graph_input_shape(graph), time_steps)
+    fx_net = compile_nir(graph, profile=profile, input_scale=input_scale, weight_bits=weight_bits, dt=dt,
+                         time_steps=int(x.shape[0]))
+    return run_fixed(fx_net, backend, x, record)
+
+
+def save_run(result: RunResult, path: str | os.PathLike) -> Path:
+    """Write ``result`` to one .npz atomically: ``output``, ``latency``, ``predictions``, and when recorded
+    ``spikes/<layer>`` (and ``u/<layer>``, ``v/<layer>`` from fixed backends)."""
+    arrays: dict[str, np.ndarray] = {"output": result.output, "latency": np.array(result.latency, dtype=np.int64),
+                                     "predictions": result.predictions}
+    for prefix, table in (("spikes", result.layers), ("u", result.u), ("v", result.v)):
+        arrays.update({f"{prefix}/{name}": values for name, values in table.items()})
+    return atomic_write(path, lambda file: np.savez(file, **arrays))

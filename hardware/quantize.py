@@ -1,0 +1,319 @@
+"""Quantization of one float layer into a :class:`FixedPointLayer` (docs/fixed-point.md §10).
+
+The compiler (``hardware/compiler.py``) reads a NIR graph into :class:`FloatLayer`\\ s, each one synapse
+stage and one neuron population in float units with the neuron's input gain already folded into the weights
+and the bias; this module turns each into integers and reports what it did. The rules, with their reasons,
+are in docs/fixed-point.md §10; in short, per layer:
+
+- integer synaptic input a = K * I: K (``scale``) integer units of a per unit of float current I;
+- full precision: q = round(W * c), c = q_max / max|W|, stored as ``weight = 2 q`` (§4.5) and
+  ``weight_exp = e - 1``, so K = c * s_in * 2**e (s_in: 255 for layer 0, 1 for spikes);
+- binary: row i is divided by its alpha_i so the synapse stays a sign: K = weight_mant * 2**e * s_in and
+  the neuron i works with K_i = K / alpha_i;
+- v = 64 K_i v_float, vth_i = round(K_i theta_i), bias_i = round(64 K_i b_i) (mantissa and exponent);
+- the largest K is chosen for which every worst-case bound of §8 (and §10.3) holds.
+
+Also :func:`quantize_inputs`, the caller's side of the input scale (§10.1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .network import FixedPointLayer, FixedPointNetwork
+from .spec import SPEC, FixedPointSpec, decay_from_tau
+
+__all__ = [
+    "DEFAULT_INPUT_SCALE",
+    "FloatLayer",
+    "LayerOptions",
+    "input_max_for_scale",
+    "quantize_inputs",
+    "quantize_layer",
+    "round_half_away",
+]
+
+DEFAULT_INPUT_SCALE = float(SPEC.input_max)  # inputs in [0, 1] -> 0 ... 255 (docs/fixed-point.md §5.3)
+
+
+def round_half_away(x: Any) -> np.ndarray:
+    """Round to the nearest integer, halves away from zero (symmetric for negative values), as int64."""
+    x = np.asarray(x, dtype=np.float64)
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+def input_max_for_scale(input_scale: float, spec: FixedPointSpec = SPEC) -> int:
+    """Largest integer input for inputs in [0, 1]: round(input_scale), at most 255 (docs/fixed-point.md §10.1)."""
+    return int(min(spec.input_max, max(1, int(round_half_away(input_scale)))))
+
+
+def quantize_inputs(fx_net: FixedPointNetwork, x_float: Any) -> np.ndarray:
+    """Float inputs (any shape) -> int64 ``clip(round(x * input_scale), 0, input_max)`` with the scale the
+    compiler stored in ``fx_net.quantization[0]`` (docs/fixed-point.md §10.1). Values above
+    ``input_max / input_scale`` (1 for the default scale) saturate; negative or non-finite values are a
+    ValueError, since the hardware input is unsigned (§5.3)."""
+    if not fx_net.quantization or "input_scale" not in fx_net.quantization[0]:
+        raise ValueError("fx_net carries no input scale in quantization[0]; compile it with "
+                         "bso_deploy.hardware.compiler.compile_nir, or quantize the inputs yourself")
+    scale = float(fx_net.quantization[0]["input_scale"])
+    input_max = int(fx_net.quantization[0]["input_max"])
+    x = np.asarray(x_float)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"inputs must be real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if x.size and not np.all(np.isfinite(x)):
+        raise ValueError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
+    if x.size and x.min() < 0:
+        raise ValueError(f"inputs must be >= 0 (the fixed-point input is unsigned, docs/fixed-point.md §5.3), "
+                         f"got a minimum of {x.min()}")
+    return np.clip(round_half_away(x * scale), 0, input_max)
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """One layer of a float network, read from a NIR graph, with the neuron's input gain folded in.
+
+    The neuron computes ``v = decay v + I`` (``I = W x + b`` after pooling; for CubaLIF the current is
+    first filtered, ``i = syn_decay i + I``, and v is driven by the new i), fires when ``v > threshold`` and
+    resets by ``reset``. Per-neuron arrays have the layer's output shape. Binary layers carry ``signs``
+    (weight's shape, +-1) and ``alpha`` (per output row/channel, > 0) with ``weight = signs * alpha``.
+    tau_steps / tau_syn_steps are time constants in steps (inf: no leak; tau_syn_steps None: no current).
+    """
+
+    name: str
+    nodes: tuple[str, ...]
+    kind: str
+    input_shape: tuple[int, ...]
+    pool: tuple[int, int]
+    weight: np.ndarray
+    bias: np.ndarray
+    threshold: np.ndarray | None  # None: non-spiking readout
+    tau_steps: float
+    tau_syn_steps: float | None
+    reset: str
+    signs: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    output_shape: tuple[int, ...] = ()
+    bias_note: str = ""  # how the bias was mapped when not exactly (CubaLIF)
+
+    @property
+    def binary(self) -> bool:
+        return self.signs is not None
+
+    @property
+    def spiking(self) -> bool:
+        return self.threshold is not None
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """What the compiler passes down for every layer: input_scale (s_in of layer 0), input_max (max integer
+    input of this layer), weight_bits (mantissa bits of full-precision weights and of a binary magnitude),
+    readout_steps (steps a layer without leak, the readout or IF, must sum without saturating), profile name."""
+
+    input_scale: float
+    input_max: int
+    weight_bits: int
+    readout_steps: int
+    profile: str
+    first: bool
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    mant: int  # binary magnitude (1 for full precision)
+    exp: int  # the real exponent e: a = (mant * acc) * 2**e
+    scale: float  # K
+
+
+def _rows(values: np.ndarray, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-row (output unit / channel) values broadcast to the layer's output shape."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.reshape((-1,) + (1,) * (len(shape) - 1)) if kind == "conv" else values
+
+
+def _acc_bound(weights: np.ndarray, input_max: int, pool: tuple[int, int]) -> int:
+    """Worst |sum_j w_ij x_j| for inputs x in [0, input_max] (each summed over a pool window): per row the
+    larger of the sum of the positive and of the negative weights (§10.3)."""
+    rows = weights.reshape(weights.shape[0], -1)
+    positive = np.where(rows > 0, rows, 0).sum(axis=1)
+    negative = -np.where(rows < 0, rows, 0).sum(axis=1)
+    return int(max(positive.max(initial=0), negative.max(initial=0))) * input_max * math.prod(pool)
+
+
+def _fail(layer: FloatLayer, parameter: str, message: str) -> ValueError:
+    return ValueError(f"layer {layer.name!r} (NIR nodes {', '.join(layer.nodes)}): {parameter} {message}")
+
+
+def _bias_registers(bias: np.ndarray, spec: FixedPointSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """bias_mant << bias_exp nearest to the real bias (v units), smallest exponent >= 0 per neuron (§10.2)."""
+    exp = np.zeros(bias.shape, dtype=np.int64)
+    mant = round_half_away(bias)
+    for _ in range(spec.bias_exp_max):
+        over = np.abs(mant) > spec.bias_mant_max
+        if not over.any():
+            break
+        exp = np.where(over, exp + 1, exp)
+        mant = np.where(over, round_half_away(bias / 2.0 ** exp), mant)
+    return mant, exp, mant << exp
+
+
+class _Bounds:
+    """Evaluates the worst-case bounds of one layer for a candidate scale (docs/fixed-point.md §8, §10.3)."""
+
+    def __init__(self, layer: FloatLayer, acc_bound: int, row_factor: np.ndarray, du: int, dv: int,
+                 options: LayerOptions, spec: FixedPointSpec) -> None:
+        self.layer, self.acc_bound, self.row_factor, self.du, self.dv = layer, acc_bound, row_factor, du, dv
+        self.options, self.spec = options, spec
+
+    def evaluate(self, candidate: _Candidate) -> dict[str, Any]:
+        """Integer parameters and bounds for ``candidate``; ``violations`` lists the bounds it breaks."""
+        spec, layer = self.spec, self.layer
+        per_neuron = candidate.scale * self.row_factor  # K_i
+        raw = candidate.mant * self.acc_bound * 2.0 ** candidate.exp
+        activation = math.ceil(raw)
+        u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
+        bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift), spec)
+        bias_bound = int(np.abs(bias).max(initial=0))
+        violations = []
+        if activation > spec.activation_max:
+            violations.append(("activation", f"worst-case |a| = {activation} exceeds {spec.activation_max} (§8)"))
+        if u_bound >= spec.u_max:
+            violations.append(("u", f"worst-case |u| = {u_bound} would wrap at 2**23 (§3.2)"))
+        if np.abs(bias_mant).max(initial=0) > spec.bias_mant_max:
+            limit = spec.bias_mant_max << spec.bias_exp_max
+            violations.append(("bias", f"needs |bias| up to {bias_bound} > {limit} = 4095 << 7 (§3.4)"))
+        vth = None
+        v_bound: int | None = None
+        if layer.spiking:
+            vth = round_half_away(layer.threshold * per_neuron)
+            if vth.max(initial=0) > spec.vth_max:
+                violations.append(("vth", f"needs vth up to {vth.max()} > {spec.vth_max} (§3.5)"))
+        if self.dv > 0:  # a leak bounds v at any time
+            v_bound = (u_bound + bias_bound) * spec.decay_unity // self.dv
+            if v_bound > spec.v_max:
+                violations.append(("v", f"worst-case |v| = {v_bound} would saturate at {spec.v_max} (§3.3)"))
+        else:  # no leak (readout, IF): v is bounded over the steps of a run only
+            v_bound = (u_bound + bias_bound) * self.options.readout_steps
+            if v_bound > spec.v_max:
+                violations.append(("v", f"worst-case |v| after {self.options.readout_steps} steps = {v_bound} "
+                                   f"would saturate at {spec.v_max} (§3.3, §3.7)"))
+        return {"per_neuron": per_neuron, "activation": activation, "u_bound": u_bound, "bias_mant": bias_mant,
+                "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations}
+
+
+def _candidates(binary: bool, c: float, s_in: float, q_max: int, spec: FixedPointSpec) -> list[_Candidate]:
+    """Every representable scale, largest first. Full precision: K = c s_in 2**e with the stored
+    weight_exp = e - 1 in range; binary: K = mant 2**e s_in, mant in [1, q_max]."""
+    if binary:
+        found = {}
+        for exp in range(spec.weight_exp_min, spec.weight_exp_max + 1):
+            for mant in range(1, q_max + 1):
+                found.setdefault(mant * 2.0 ** exp, _Candidate(mant, exp, mant * 2.0 ** exp * s_in))
+        return [found[key] for key in sorted(found, reverse=True)]
+    exps = range(spec.weight_exp_max + 1, spec.weight_exp_min, -1)
+    return [_Candidate(1, exp, c * s_in * 2.0 ** exp) for exp in exps]
+
+
+def _fix_hint(parameter: str, bounds: _Bounds, options: LayerOptions) -> str:
+    lower = "lower input_scale or weight_bits" if options.first else "lower weight_bits"
+    if parameter == "v" and bounds.dv == 0:
+        return f"compile for fewer time_steps (v sums over them without a leak), or {lower}"
+    if parameter in ("activation", "u", "v"):
+        return lower
+    return (f"the float {parameter} is too large relative to the layer's weights (or its binary scale alpha "
+            "too small); rescale it in the float model")
+
+
+def _decays(layer: FloatLayer, spec: FixedPointSpec) -> tuple[int, int]:
+    try:
+        dv = 0 if math.isinf(layer.tau_steps) else decay_from_tau(layer.tau_steps, spec)
+        du = spec.decay_max if layer.tau_syn_steps is None else max(0, decay_from_tau(layer.tau_syn_steps, spec) - 1)
+    except ValueError as error:
+        raise _fail(layer, "tau", f"cannot be expressed as a 12-bit decay: {error}") from None
+    return du, dv
+
+
+def quantize_layer(layer: FloatLayer, options: LayerOptions,
+                   spec: FixedPointSpec = SPEC) -> tuple[FixedPointLayer, dict[str, Any]]:
+    """Integer layer and its quantization report for ``layer`` (docs/fixed-point.md §10)."""
+    q_max = (1 << (options.weight_bits - 1)) - 1
+    s_in = options.input_scale if options.first else 1.0
+    out_shape = layer.output_shape
+    if layer.binary:
+        weights = layer.signs.astype(np.int64)
+        row_factor = np.broadcast_to(1.0 / _rows(layer.alpha, layer.kind, out_shape), out_shape)
+        c = 1.0
+    else:
+        largest = float(np.abs(layer.weight).max(initial=0.0))
+        c = q_max / largest if largest > 0 else 1.0
+        weights = round_half_away(layer.weight * c)
+        row_factor = np.ones(out_shape)
+    du, dv = _decays(layer, spec)
+    acc_bound = _acc_bound(weights, options.input_max, layer.pool)
+    matmul_bound = weights[0].size * int(np.abs(weights).max(initial=0)) * options.input_max * math.prod(layer.pool)
+    if matmul_bound * (1 if layer.binary else 2) >= spec.exact_float64_bound:
+        raise _fail(layer, "weight", f"partial sums up to {matmul_bound} are not exact in float64 (§1.1); "
+                    "split the layer")
+    bounds = _Bounds(layer, acc_bound, row_factor, du, dv, options, spec)
+    candidates = _candidates(layer.binary, c, s_in, q_max, spec)
+    low, high = 0, len(candidates)  # the bounds grow with the scale: bisect for the first one that holds
+    while low < high:
+        middle = (low + high) // 2
+        if bounds.evaluate(candidates[middle])["violations"]:
+            low = middle + 1
+        else:
+            high = middle
+    if low == len(candidates):
+        parameter, message = bounds.evaluate(candidates[-1])["violations"][0]
+        raise _fail(layer, parameter, f"does not fit even at the smallest scale: {message}; "
+                    f"{_fix_hint(parameter, bounds, options)}")
+    chosen = candidates[low]
+    result = bounds.evaluate(chosen)
+    binding = bounds.evaluate(candidates[low - 1])["violations"][0][0] if low > 0 else "exponent range"
+    bias_mant, bias_exp, bias_value = result["bias_mant"], result["bias_exp"], result["bias"]
+    per_neuron = result["per_neuron"]
+    vth = result["vth"] if layer.spiking else np.zeros(out_shape, dtype=np.int64)
+    if options.profile == "loihi" and layer.spiking and np.ptp(vth) != 0:
+        reason = "per-row binary scales (alpha)" if layer.binary else "per-neuron thresholds"
+        raise _fail(layer, "vth", f"takes {len(np.unique(vth))} values in [{vth.min()}, {vth.max()}] from {reason}; "
+                    "profile 'loihi' shares one vth per layer (Lava's LIF); use --profile bso")
+    fixed = FixedPointLayer(
+        name=layer.name, kind=layer.kind, input_shape=layer.input_shape,
+        weight=weights if layer.binary else 2 * weights, binary=layer.binary, weight_mant=chosen.mant,
+        weight_exp=chosen.exp if layer.binary else chosen.exp - 1, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
+        bias_exp=bias_exp, reset=layer.reset, spiking=layer.spiking, stride=layer.stride, padding=layer.padding,
+        pool=layer.pool)
+    v_scale = per_neuron * (1 << spec.state_shift)
+    report: dict[str, Any] = {
+        "layer": layer.name, "nodes": list(layer.nodes), "kind": layer.kind, "binary": layer.binary,
+        "spiking": layer.spiking, "reset": layer.reset,
+        "scale": chosen.scale, "scale_min": float(per_neuron.min()), "scale_max": float(per_neuron.max()),
+        "binding_bound": binding,
+        "weight_bits": 1 if layer.binary else options.weight_bits,
+        "weight_max_abs_error": 0.0 if layer.binary else float(np.abs(weights / c - layer.weight).max(initial=0)),
+        "bias_max_abs_error": float(np.abs(bias_value / v_scale - layer.bias).max(initial=0)),
+        "threshold_max_abs_error": float(np.abs(vth / per_neuron - layer.threshold).max(initial=0))
+        if layer.spiking else 0.0,
+        "du": du, "dv": dv,
+        "decay_error": 0.0 if math.isinf(layer.tau_steps) else
+        abs((spec.decay_unity - dv) / spec.decay_unity - (1 - 1 / layer.tau_steps)),
+        "syn_decay_error": None if layer.tau_syn_steps is None else
+        abs((spec.decay_unity - du - 1) / spec.decay_unity - (1 - 1 / layer.tau_syn_steps)),
+        "activation_bound": result["activation"], "u_bound": result["u_bound"], "v_bound": result["v_bound"],
+        "matmul_bound": matmul_bound,
+    }
+    if dv == 0:
+        report["readout_steps"] = options.readout_steps
+    if layer.bias_note:
+        report["bias_note"] = layer.bias_note
+    if options.first:
+        report["input_scale"] = float(options.input_scale)
+        report["input_max"] = int(options.input_max)
+    return fixed, report
