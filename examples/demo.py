@@ -35,6 +35,10 @@ def main() -> None:
            "--epochs", str(args.epochs), "--seed", "0", "--out", str(out)])
     stage("2. Export the trained network to NIR (the interchange format the hardware side consumes)",
           ["export", str(out / "checkpoint.pt"), "--format", "nir", "--out", str(out / "model.nir")])
+    stage("3. Compile to fixed point (bso profile) and check the NumPy simulator against the torch integer "
+          "reference spike for spike on the digits test set, and the fixed-point network against the float one",
+          ["parity", str(out / "model.nir"), "--backends", "sim,torch", "--dataset", "digits", "--samples", "450",
+           "--time-steps", "4"])
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"\n=== Summary\ntest accuracy {metrics['test_accuracy']:.4f} after {metrics['completed_epochs']} "
           f"epochs ({metrics['train_seconds']:.1f} s of training, {time.perf_counter() - start:.1f} s in all)\n"
