@@ -88,6 +88,16 @@ def _add_bench_parser(subparsers) -> None:
     train.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(handler=_bench_train)
+    sim = kinds.add_parser("sim", help="samples per second: simulator, torch reference, Lava built-ins")
+    sim.add_argument("--time-steps", type=int, default=8)
+    sim.add_argument("--batch", type=int, default=256)
+    sim.add_argument("--repeats", type=int, default=5)
+    sim.add_argument("--lava-samples", type=int, default=20, help="samples streamed through one Lava network")
+    sim.add_argument("--lava-fresh-runs", type=int, default=3, help="samples run with a fresh Lava build each")
+    sim.add_argument("--threads", type=int, default=1)
+    sim.add_argument("--out", default="bench")
+    sim.add_argument("--no-progress", action="store_true")
+    sim.set_defaults(handler=_bench_sim)
 
 
 def _bench_train(args: argparse.Namespace) -> int:
@@ -206,6 +216,16 @@ def _parity(args: argparse.Namespace) -> int:
         print("float-vs-fixed spike agreement per layer: "
               + ", ".join(f"{k} {v:.4f}" for k, v in report["float_fixed_agreement"].items()))
     return 0 if report["mismatches"] == 0 else 1
+
+
+def _bench_sim(args: argparse.Namespace) -> int:
+    from .bench.sim import SimBenchConfig, run_sim_bench
+
+    config = SimBenchConfig(time_steps=args.time_steps, batch=args.batch, repeats=args.repeats,
+                            lava_streamed_samples=args.lava_samples, lava_per_sample_runs=args.lava_fresh_runs,
+                            threads=args.threads, out_dir=args.out)
+    run_sim_bench(config, progress=not args.no_progress)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
