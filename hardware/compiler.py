@@ -382,7 +382,10 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     weight_bits: signed mantissa bits of full-precision weights and the largest binary magnitude (2 ... 8,
     default 8). dt: seconds per step for graphs that record none. time_steps: input steps the readout must
     sum without saturating (default: graph metadata ``time_steps``, else 32). Per layer, the chosen scales and
-    errors are in ``quantization`` (docs/fixed-point.md §10)."""
+    errors are in ``quantization`` (docs/fixed-point.md §10). Profile "bso" starts layer k's bias at step
+    k + 1, with its first input (``bias_delay``, §3.4), so that the network run on T input steps plus
+    ``latency`` zero steps is the float one shifted by the latency; profile "loihi" adds it from step 0, as
+    Lava's LIF does, and says so in the report (``bias_timing_note``, §10.4)."""
     graph = read_graph(nir_graph)
     profile_ = get_profile(profile)
     scale = DEFAULT_INPUT_SCALE if input_scale is None else input_scale
@@ -394,10 +397,10 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     layers = float_layers(graph, profile_.name, dt)
     steps = _time_steps(time_steps, graph)
     base = LayerOptions(input_scale=float(scale), input_max=input_max_for_scale(scale), weight_bits=int(bits),
-                        readout_steps=steps + len(layers), profile=profile_.name, first=True)
+                        readout_steps=steps + len(layers), profile=profile_.name, first=True, first_input_step=1)
     fixed, reports = [], []
-    for index, layer in enumerate(layers):
-        options = base if index == 0 else replace(base, input_max=1, first=False)
+    for index, layer in enumerate(layers):  # layer k first receives input at step k + 1 (§4.8)
+        options = base if index == 0 else replace(base, input_max=1, first=False, first_input_step=index + 1)
         fixed_layer, report = quantize_layer(layer, options)
         fixed.append(fixed_layer)
         reports.append(report)

@@ -30,6 +30,7 @@ __all__ = ["FORMAT_VERSION", "FixedPointLayer", "FixedPointNetwork", "Simulation
 FORMAT_VERSION = 1  # docs/fixed-point.md §9
 _ARRAY_FIELDS = ("weight", "vth", "bias_mant", "bias_exp")
 _NEURON_FIELDS = ("vth", "bias_mant", "bias_exp")
+_MAX_STEP = np.iinfo(np.int64).max  # bias_delay is a step index, no register: any int64 >= 0
 
 
 class SimulationResult(NamedTuple):
@@ -90,6 +91,7 @@ class FixedPointLayer:
     weight: binary=False: Lava Dense weights in [-256, 255] (§4.5); binary=True: signs -1/+1 (§4.6).
     weight_mant: binary magnitude in [1, 127] (1 for full precision); weight_exp: §4.7.
     du, dv: decay registers (§3.1, §3.3); vth, bias_mant, bias_exp: per neuron (§3.4, §3.5).
+    bias_delay: the bias is added at steps t >= bias_delay only (0-based step of the run, §3.4).
     reset: "zero" | "subtract" (§3.6); spiking: False for a readout layer (§3.7).
     """
 
@@ -105,6 +107,7 @@ class FixedPointLayer:
     vth: np.ndarray | int = 0
     bias_mant: np.ndarray | int = 0
     bias_exp: np.ndarray | int = 0
+    bias_delay: int = 0
     reset: str = "zero"
     spiking: bool = True
     stride: tuple[int, int] = (1, 1)
@@ -145,6 +148,9 @@ class FixedPointLayer:
         for decay in ("du", "dv"):
             object.__setattr__(self, decay, _int_scalar(name, decay, getattr(self, decay), 0, spec.decay_max,
                                                         "decays are 12-bit registers (docs/fixed-point.md §3.1)"))
+        object.__setattr__(self, "bias_delay", _int_scalar(
+            name, "bias_delay", self.bias_delay, 0, _MAX_STEP,
+            "it is the first step (0-based) at which the bias is added (docs/fixed-point.md §3.4)"))
         ranges = {"vth": (0, spec.vth_max), "bias_mant": (spec.bias_mant_min, spec.bias_mant_max),
                   "bias_exp": (spec.bias_exp_min, spec.bias_exp_max)}
         out_shape = self.output_shape
@@ -358,6 +364,10 @@ def _check_profile(profile: Profile, layer: FixedPointLayer) -> None:
     if not profile.per_neuron_threshold and layer.vth.size and np.ptp(layer.vth) != 0:
         raise _fail(layer.name, "vth", f"must be one value per layer in profile {profile.name!r} (Lava's LIF "
                     f"shares vth), got values in [{layer.vth.min()}, {layer.vth.max()}]; {other}")
+    if not profile.delayed_bias and layer.bias_delay and layer.bias_mant.any():
+        raise _fail(layer.name, "bias_delay", f"= {layer.bias_delay} with a nonzero bias is not in profile "
+                    f"{profile.name!r} (Lava's LIF adds its bias from the first step, docs/fixed-point.md §3.4); "
+                    f"set it to 0 or {other}")
 
 
 def append_zero_steps(inputs: np.ndarray, steps: int) -> np.ndarray:

@@ -10,7 +10,9 @@ are in docs/fixed-point.md §10; in short, per layer:
   ``weight_exp = e - 1``, so K = c * s_in * 2**e (s_in: 255 for layer 0, 1 for spikes);
 - binary: row i is divided by its alpha_i so the synapse stays a sign: K = weight_mant * 2**e * s_in and
   the neuron i works with K_i = K / alpha_i;
-- v = 64 K_i v_float, vth_i = round(K_i theta_i), bias_i = round(64 K_i b_i) (mantissa and exponent);
+- v = 64 K_i v_float, vth_i = round(K_i theta_i), bias_i = round(64 K_i b_i) (mantissa and exponent),
+  added from the step of the layer's first input on (bias_delay = k + 1 for layer k) where the profile
+  allows it (§3.4, §10.2);
 - the largest K is chosen for which every worst-case bound of §8 (and §10.3) holds.
 
 Also :func:`quantize_inputs`, the caller's side of the input scale (§10.1).
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .network import FixedPointLayer, FixedPointNetwork
-from .spec import SPEC, FixedPointSpec, decay_from_tau
+from .spec import SPEC, FixedPointSpec, decay_from_tau, get_profile
 
 __all__ = [
     "DEFAULT_INPUT_SCALE",
@@ -115,7 +117,8 @@ class FloatLayer:
 class LayerOptions:
     """What the compiler passes down for every layer: input_scale (s_in of layer 0), input_max (max integer
     input of this layer), weight_bits (mantissa bits of full-precision weights and of a binary magnitude),
-    readout_steps (steps a layer without leak, the readout or IF, must sum without saturating), profile name."""
+    readout_steps (steps a layer without leak, the readout or IF, must sum without saturating), profile name,
+    first (layer 0), first_input_step (k + 1 for layer k: the step its first input arrives, §4.8, §5.1)."""
 
     input_scale: float
     input_max: int
@@ -123,6 +126,7 @@ class LayerOptions:
     readout_steps: int
     profile: str
     first: bool
+    first_input_step: int
 
 
 @dataclass(frozen=True)
@@ -284,12 +288,14 @@ def quantize_layer(layer: FloatLayer, options: LayerOptions,
         reason = "per-row binary scales (alpha)" if layer.binary else "per-neuron thresholds"
         raise _fail(layer, "vth", f"takes {len(np.unique(vth))} values in [{vth.min()}, {vth.max()}] from {reason}; "
                     "profile 'loihi' shares one vth per layer (Lava's LIF); use --profile bso")
+    # The float bias acts from the layer's first input on: start it there, where the profile can (§3.4, §10.2).
+    bias_delay = options.first_input_step if get_profile(options.profile).delayed_bias else 0
     fixed = FixedPointLayer(
         name=layer.name, kind=layer.kind, input_shape=layer.input_shape,
         weight=weights if layer.binary else 2 * weights, binary=layer.binary, weight_mant=chosen.mant,
         weight_exp=chosen.exp if layer.binary else chosen.exp - 1, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
-        bias_exp=bias_exp, reset=layer.reset, spiking=layer.spiking, stride=layer.stride, padding=layer.padding,
-        pool=layer.pool)
+        bias_exp=bias_exp, bias_delay=bias_delay, reset=layer.reset, spiking=layer.spiking, stride=layer.stride,
+        padding=layer.padding, pool=layer.pool)
     v_scale = per_neuron * (1 << spec.state_shift)
     report: dict[str, Any] = {
         "layer": layer.name, "nodes": list(layer.nodes), "kind": layer.kind, "binary": layer.binary,
@@ -307,8 +313,13 @@ def quantize_layer(layer: FloatLayer, options: LayerOptions,
         "syn_decay_error": None if layer.tau_syn_steps is None else
         abs((spec.decay_unity - du - 1) / spec.decay_unity - (1 - 1 / layer.tau_syn_steps)),
         "activation_bound": result["activation"], "u_bound": result["u_bound"], "v_bound": result["v_bound"],
-        "matmul_bound": matmul_bound,
+        "matmul_bound": matmul_bound, "bias_delay": bias_delay,
     }
+    if bias_delay != options.first_input_step and np.any(bias_value != 0):
+        report["bias_timing_note"] = (
+            f"the bias is added from step {bias_delay}, {options.first_input_step - bias_delay} step(s) before the "
+            f"layer's first input (profile {options.profile!r}: Lava's LIF has no bias delay); the fixed-point "
+            "network then differs from the float one shifted by the latency (§10.4); profile 'bso' delays it")
     if dv == 0:
         report["readout_steps"] = options.readout_steps
     if layer.bias_note:

@@ -51,7 +51,8 @@ class NeuronState(NamedTuple):
 
 
 class NeuronParams(NamedTuple):
-    """Per-layer neuron constants, prepared once: vth_scaled = vth << 6, bias = bias_mant shifted (§3.4)."""
+    """Per-layer neuron constants, prepared once: vth_scaled = vth << 6, bias = bias_mant shifted, added at
+    steps >= bias_delay (§3.4)."""
 
     du: int
     dv: int
@@ -59,6 +60,7 @@ class NeuronParams(NamedTuple):
     bias: np.ndarray
     reset: str
     spiking: bool
+    bias_delay: int = 0
 
 
 class SynapseParams(NamedTuple):
@@ -108,7 +110,8 @@ def shift_int(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
 
 
 def bias_int(bias_mant: np.ndarray, bias_exp: np.ndarray) -> np.ndarray:
-    """The bias added to v every step: bias_mant shifted by bias_exp (docs/fixed-point.md §3.4)."""
+    """The bias added to v at every step from bias_delay on: bias_mant shifted by bias_exp (docs/fixed-point.md
+    §3.4)."""
     return shift_int(bias_mant, bias_exp)
 
 
@@ -126,7 +129,8 @@ def dense_weight_int(weight: np.ndarray, spec: FixedPointSpec = SPEC) -> np.ndar
 
 def neuron_params(layer: FixedPointLayer, spec: FixedPointSpec = SPEC) -> NeuronParams:
     return NeuronParams(du=layer.du, dv=layer.dv, vth_scaled=layer.vth << spec.state_shift,
-                        bias=bias_int(layer.bias_mant, layer.bias_exp), reset=layer.reset, spiking=layer.spiking)
+                        bias=bias_int(layer.bias_mant, layer.bias_exp), reset=layer.reset, spiking=layer.spiking,
+                        bias_delay=layer.bias_delay)
 
 
 def synapse_params(layer: FixedPointLayer, input_max: int, spec: FixedPointSpec = SPEC) -> SynapseParams:
@@ -175,14 +179,16 @@ def synapse_step_int(x: np.ndarray, synapse: SynapseParams) -> np.ndarray:
     return shift_int(acc, synapse.weight_exp)
 
 
-def lif_step_int(a: np.ndarray, state: NeuronState, params: NeuronParams,
+def lif_step_int(a: np.ndarray, state: NeuronState, params: NeuronParams, step: int,
                  spec: FixedPointSpec = SPEC) -> tuple[np.ndarray, NeuronState]:
-    """One neuron update (docs/fixed-point.md §3.1 - §3.7) with synaptic input a (batch, *shape) int64.
+    """One neuron update (docs/fixed-point.md §3.1 - §3.7) with synaptic input a (batch, *shape) int64 at
+    ``step`` (0-based index of this step in the run: the bias counts from step params.bias_delay on, §3.4).
 
     Returns (spikes as int8 0/1, new state after reset)."""
     u = wrap_u_int(trunc_decay_int(state.u, spec.decay_unity - (params.du + 1), spec) + (a << spec.state_shift),
                    spec)
-    v = saturate_v_int(trunc_decay_int(state.v, spec.decay_unity - params.dv, spec) + u + params.bias, spec)
+    v = trunc_decay_int(state.v, spec.decay_unity - params.dv, spec) + u
+    v = saturate_v_int(v + params.bias if step >= params.bias_delay else v, spec)
     if not params.spiking:
         return np.zeros(v.shape, dtype=np.int8), NeuronState(u=u, v=v)
     fired = v > params.vth_scaled
@@ -236,7 +242,7 @@ def simulate(fx_net: FixedPointNetwork, inputs: np.ndarray, record: bool = False
             a = pending[k]
             if t + 1 < steps:  # a sum computed at the last step would only be delivered after the run
                 pending[k] = synapse_step_int(x, synapses[k])
-            fired, states[k] = lif_step_int(a, states[k], neurons[k], spec)
+            fired, states[k] = lif_step_int(a, states[k], neurons[k], t, spec)
             spikes[k][t] = fired
             if record:
                 record_u[k][t] = states[k].u

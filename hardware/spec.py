@@ -168,7 +168,11 @@ SPEC = FixedPointSpec()
 
 @dataclass(frozen=True)
 class Profile:
-    """What a profile allows (docs/fixed-point.md §6); the widths are those of ``spec`` in both."""
+    """What a profile allows (docs/fixed-point.md §6); the widths are those of ``spec`` in both.
+
+    delayed_bias: whether a layer with a nonzero bias may start it later than step 0 (``bias_delay`` > 0,
+    §3.4); Lava's built-in LIF adds its bias from the first step, so profile ``loihi`` may not.
+    """
 
     name: str
     description: str
@@ -176,6 +180,7 @@ class Profile:
     reset_modes: tuple[str, ...]
     per_neuron_threshold: bool
     pooling: bool
+    delayed_bias: bool = True
     spec: FixedPointSpec = field(default=SPEC)
 
     def __post_init__(self) -> None:
@@ -195,20 +200,22 @@ PROFILES = MappingProxyType({
     "loihi": Profile(
         name="loihi",
         description="exactly Lava's built-in fixed_pt LIF + Dense: dense connections, one vth per layer, "
-                    "reset to zero (docs/fixed-point.md §6.1)",
+                    "reset to zero, biases from step 0 (docs/fixed-point.md §6.1)",
         connection_kinds=("dense",),
         reset_modes=("zero",),
         per_neuron_threshold=False,
         pooling=False,
+        delayed_bias=False,
     ),
     "bso": Profile(
         name="bso",
         description="BSO-trained networks: per-neuron vth and bias (BatchNorm folded), subtract or zero "
-                    "reset, dense or conv with sum pooling, 1-bit synapses (docs/fixed-point.md §6.2)",
+                    "reset, dense or conv with sum pooling, 1-bit synapses, delayed biases (docs/fixed-point.md §6.2)",
         connection_kinds=("dense", "conv"),
         reset_modes=("zero", "subtract"),
         per_neuron_threshold=True,
         pooling=True,
+        delayed_bias=True,
     ),
 })
 

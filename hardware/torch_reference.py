@@ -44,6 +44,7 @@ class _Layer(NamedTuple):
     v_factor: int  # 4096 - dv                (§3.3)
     threshold: Tensor  # vth * 2**6           (§3.5)
     bias: Tensor  # per neuron                (§3.4)
+    bias_start: int  # first step with the bias: bias_delay (§3.4)
     subtract: bool
     spiking: bool
     shape: tuple[int, ...]
@@ -86,7 +87,7 @@ def _prepare(layer: FixedPointLayer, max_input: int, device: torch.device, spec:
         weight_exp=layer.weight_exp,
         u_factor=spec.decay_unity - layer.du - 1, v_factor=spec.decay_unity - layer.dv,
         threshold=per_neuron(layer.vth) * (1 << spec.state_shift),
-        bias=_pow2_shift(per_neuron(layer.bias_mant), per_neuron(layer.bias_exp)),
+        bias=_pow2_shift(per_neuron(layer.bias_mant), per_neuron(layer.bias_exp)), bias_start=layer.bias_delay,
         subtract=layer.reset == "subtract", spiking=layer.spiking, shape=layer.output_shape)
 
 
@@ -102,12 +103,15 @@ def synaptic_input(x: Tensor, layer: _Layer) -> Tensor:
     return _pow2_shift(summed.to(torch.int64) * layer.weight_mant, layer.weight_exp)
 
 
-def neuron_step(a: Tensor, u: Tensor, v: Tensor, layer: _Layer,
+def neuron_step(a: Tensor, u: Tensor, v: Tensor, layer: _Layer, bias_on: bool,
                 spec: FixedPointSpec = SPEC) -> tuple[Tensor, Tensor, Tensor]:
-    """One LIF update (docs/fixed-point.md §3). Returns (spikes bool, u, v after reset); no input mutated."""
+    """One LIF update (docs/fixed-point.md §3); ``bias_on``: whether this step adds the bias (the caller's
+    step index has reached the layer's bias_delay, §3.4). Returns (spikes bool, u, v after reset); no input
+    mutated."""
     current = torch.div(u * layer.u_factor, spec.decay_unity, rounding_mode="trunc") + a * (1 << spec.state_shift)
     current = torch.bitwise_and(current - spec.u_min, spec.u_modulus - 1) + spec.u_min  # §3.2
-    voltage = torch.div(v * layer.v_factor, spec.decay_unity, rounding_mode="trunc") + current + layer.bias
+    bias = layer.bias if bias_on else torch.zeros_like(layer.bias)
+    voltage = torch.div(v * layer.v_factor, spec.decay_unity, rounding_mode="trunc") + current + bias
     voltage = voltage.clamp(spec.v_min, spec.v_max)
     if not layer.spiking:
         return torch.zeros_like(voltage, dtype=torch.bool), current, voltage
@@ -162,7 +166,7 @@ class TorchReference:
             for index, layer in enumerate(self._layers):
                 arriving = delayed[index]
                 delayed[index] = synaptic_input(layer_input, layer)
-                fired, u[index], v[index] = neuron_step(arriving, u[index], v[index], layer)
+                fired, u[index], v[index] = neuron_step(arriving, u[index], v[index], layer, t >= layer.bias_start)
                 spikes[index][t] = fired.to(torch.int8)
                 if record:
                     u_trace[index][t] = u[index]

@@ -1,19 +1,28 @@
-"""Make lava-nc 0.10.0 importable on Python 3.11, without touching site-packages.
+"""Make lava-nc 0.10.0 importable on Python 3.11, and in a process that already fixed its multiprocessing
+start method, without touching site-packages.
 
-Why: `lava/magma/compiler/var_model.py` declares the plain (unhashable) dataclass `ByteEncoder` and then
+Why, first: `lava/magma/compiler/var_model.py` declares the plain (unhashable) dataclass `ByteEncoder` and then
 uses `ByteEncoder()` instances as field defaults of `CoreEncoder`, `ChipEncoder` and `AxonEncoder`. Since
 Python 3.11 `dataclasses` rejects unhashable defaults, so importing the Lava compiler raises
 ``ValueError: mutable default <class ...ByteEncoder> ... use default_factory``. Nothing in Lava mutates a
 `ByteEncoder`, so declaring it ``@dataclass(frozen=True)`` (hashable) is the whole fix. All Lava
 repositories are archived: the fix will not come from upstream, so the project carries it here.
 
-How: `ensure_lava_importable()` puts a finder in front of `sys.meta_path` that intercepts only
-``lava.magma.compiler.var_model``. When that module's source contains the known broken declaration, the
-finder serves a loader that compiles the source with that one declaration made frozen, under the original
-file name (tracebacks and `inspect` still point at the real file). Any other source (a fixed Lava, a
-different version) is left to the normal import machinery. Nothing happens when this module is imported;
-only calling `ensure_lava_importable()` installs the hook. Lava's runtime forks its worker processes on
-Linux, so they inherit the patched module from the parent.
+Why, second: `lava/magma/runtime/message_infrastructure/multiprocessing.py` calls
+``mp.set_start_method('fork')`` at import time (line 47, on every system but Windows), without ``force``.
+Once anything has fixed the start method of the process, that call raises ``RuntimeError: context has
+already been set``. A multiprocessing lock is enough to fix it: `tqdm` creates one for its first bar, so
+importing Lava's runtime after a training run (`TrainingRun.fit`) in the same process failed. The fix skips
+the call when the start method is already ``'fork'``, the very method Lava asks for (see
+:func:`ensure_lava_importable` for why this and not another option).
+
+How: `ensure_lava_importable()` puts a finder in front of `sys.meta_path` that intercepts only those two
+modules. When a module's source contains the known broken line(s), the finder serves a loader that compiles
+the source with that one spot fixed, same number of lines, under the original file name (tracebacks and
+`inspect` still point at the real file). Any other source (a fixed Lava, a different version) is left to the
+normal import machinery. Nothing happens when this module is imported; only calling
+`ensure_lava_importable()` installs the hook. Lava's runtime forks its worker processes on Linux, so they
+inherit the patched modules from the parent.
 """
 
 from __future__ import annotations
@@ -32,6 +41,11 @@ _DISTRIBUTION = "lava-nc"
 _TARGET_MODULE = "lava.magma.compiler.var_model"
 _BROKEN_DECLARATION = "@dataclass\nclass ByteEncoder:"
 _FIXED_DECLARATION = "@dataclass(frozen=True)\nclass ByteEncoder:"
+_START_METHOD_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
+_BROKEN_START_METHOD = "\nif platform.system() != 'Windows':\n    mp.set_start_method('fork')\n"
+# One line for one line: tracebacks keep the file's line numbers. Any other method already set still raises.
+_FIXED_START_METHOD = ("\nif platform.system() != 'Windows':\n"
+                       "    if mp.get_start_method(allow_none=True) != 'fork': mp.set_start_method('fork')\n")
 _INSTALL_HINT = (
     "lava-nc is not installed. Run `make test` (it calls .ci/bootstrap.sh), or install it by hand with "
     "`pip install --no-deps --ignore-requires-python lava-nc==0.10.0` after its run-time needs "
@@ -57,22 +71,33 @@ class _PatchedSourceLoader(importlib.machinery.SourceFileLoader):
         return compile(self._source, self.get_filename(fullname), "exec", dont_inherit=True)
 
 
-class _ByteEncoderFixFinder(importlib.abc.MetaPathFinder):
-    """Meta path finder that serves `lava.magma.compiler.var_model` with `ByteEncoder` made frozen."""
+def _source_fixes() -> dict[str, tuple[str, str]]:
+    """Module name -> (broken source text, its replacement with the same number of lines)."""
+    fixes = {_START_METHOD_MODULE: (_BROKEN_START_METHOD, _FIXED_START_METHOD)}
+    if sys.version_info >= (3, 11):  # older Pythons accept the unhashable dataclass defaults
+        fixes[_TARGET_MODULE] = (_BROKEN_DECLARATION, _FIXED_DECLARATION)
+    return fixes
+
+
+class _LavaSourceFixFinder(importlib.abc.MetaPathFinder):
+    """Meta path finder that serves `lava.magma.compiler.var_model` with `ByteEncoder` made frozen and
+    `lava.magma.runtime.message_infrastructure.multiprocessing` with its start method set only if needed."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _TARGET_MODULE:
+        fix = _source_fixes().get(fullname)
+        if fix is None:
             return None
         spec = self._find_original_spec(fullname, path, target)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return None
+        broken, fixed = fix
         source = spec.loader.get_source(fullname)
-        if source is None or _BROKEN_DECLARATION not in source:
+        if source is None or broken not in source:
             return None  # Unknown or already fixed source: let the normal import run untouched.
         # Same number of lines before and after: line numbers in tracebacks stay those of the file.
-        patched = source.replace(_BROKEN_DECLARATION, _FIXED_DECLARATION, 1)
+        patched = source.replace(broken, fixed, 1)
         spec.loader = _PatchedSourceLoader(fullname, spec.origin, patched)
         spec.cached = None  # The module was not built from the cached .pyc.
         return spec
@@ -91,7 +116,7 @@ class _ByteEncoderFixFinder(importlib.abc.MetaPathFinder):
 
 def _hook_installed() -> bool:
     # Compared by name, not isinstance, so that a reloaded copy of this module still sees its old finder.
-    return any(type(finder).__name__ == _ByteEncoderFixFinder.__name__ for finder in sys.meta_path)
+    return any(type(finder).__name__ == _LavaSourceFixFinder.__name__ for finder in sys.meta_path)
 
 
 def lava_version() -> str:
@@ -108,8 +133,20 @@ def lava_version() -> str:
 def ensure_lava_importable() -> None:
     """Make ``import lava...`` work on this interpreter; call before the first Lava import.
 
-    Idempotent: the import hook is installed at most once per interpreter. A no-op on Python < 3.11
-    (lava imports as is) and when `lava.magma.compiler.var_model` is already imported and sound.
+    Idempotent: the import hook is installed at most once per interpreter. It fixes, at their import, the
+    unhashable `ByteEncoder` defaults (Python >= 3.11 only) and Lava's unconditional
+    ``mp.set_start_method('fork')``, which raises once the start method is fixed (module docstring).
+
+    The start-method fix skips Lava's call when the method is already ``'fork'`` and makes it otherwise, so
+    it changes nothing that Lava's own line would not. The alternatives are worse: calling
+    ``set_start_method('fork', force=True)`` here cannot work, since Lava's runtime module is often imported
+    long after this call (after a training run) and its own call without ``force`` then fails on the
+    method we set; forcing just before that import would need the same import hook, and would silently
+    replace a method the program chose (``'spawn'``) under its existing pools and locks. Wrapping
+    `multiprocessing.set_start_method` while Lava imports would change a process-wide function that other
+    threads can call meanwhile. Patching the one line touches nothing outside Lava's module. A program
+    that set another method still gets Lava's "context has already been set": Lava's runtime needs fork
+    (its workers inherit the parent's state, these patches included).
 
     Raises:
         ImportError: lava-nc is not installed (the message says how to install it), or
@@ -126,13 +163,12 @@ def ensure_lava_importable() -> None:
                 "before importing anything from lava.",
                 name=_TARGET_MODULE,
             )
-        return
-    try:
-        spec = importlib.util.find_spec(_TARGET_MODULE)
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None:
-        raise ImportError(_INSTALL_HINT, name="lava")
-    if sys.version_info < (3, 11) or _hook_installed():
-        return
-    sys.meta_path.insert(0, _ByteEncoderFixFinder())
+    else:
+        try:
+            spec = importlib.util.find_spec(_TARGET_MODULE)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
+            raise ImportError(_INSTALL_HINT, name="lava")
+    if not _hook_installed():  # still needed with var_model loaded: Lava's runtime may come later
+        sys.meta_path.insert(0, _LavaSourceFixFinder())

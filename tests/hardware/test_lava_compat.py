@@ -1,4 +1,5 @@
-"""Tests for hardware/lava/compat.py: the Python 3.11 import fix for lava-nc 0.10.0.
+"""Tests for hardware/lava/compat.py: the Python 3.11 import fix for lava-nc 0.10.0, and Lava's import in a
+process whose multiprocessing start method is already fixed.
 
 The end-to-end test runs a RingBuffer -> Dense -> LIF network under Lava's real fixed_pt runtime and
 compares u, v and spikes bit for bit with a NumPy re-implementation of the integer semantics in
@@ -34,7 +35,7 @@ def _ensure_lava() -> None:
 
 
 def _finder_count() -> int:
-    return sum(type(finder).__name__ == "_ByteEncoderFixFinder" for finder in sys.meta_path)
+    return sum(type(finder).__name__ == "_LavaSourceFixFinder" for finder in sys.meta_path)
 
 
 def _shift_toward_zero(x: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def test_hook_is_idempotent() -> None:
     compat = require("bso_deploy.hardware.lava.compat")
     compat.ensure_lava_importable()
     compat.ensure_lava_importable()
-    assert _finder_count() == (1 if sys.version_info >= (3, 11) else 0)
+    assert _finder_count() == 1  # on every version: the start-method fix is not version-bound
     assert compat.lava_version().count(".") >= 1
 
 
@@ -129,7 +130,9 @@ def test_byte_encoder_is_hashable_and_encoders_construct() -> None:
     assert var_model.__file__.endswith(os.path.join("lava", "magma", "compiler", "var_model.py"))
 
 
-def test_fixed_point_network_matches_integer_reference() -> None:
+def run_tiny_network_and_check() -> None:
+    """Run RingBuffer -> Dense -> LIF under Lava's fixed_pt runtime and compare u, v and spikes bit for bit
+    with :func:`_lif_reference`. Also called in subprocesses (tests below), hence a plain function."""
     _ensure_lava()
     source = require("lava.proc.io.source")
     sink = require("lava.proc.io.sink")
@@ -178,6 +181,62 @@ def test_fixed_point_network_matches_integer_reference() -> None:
     np.testing.assert_array_equal(u_lava, u_ref)
     np.testing.assert_array_equal(v_lava, v_ref)
     np.testing.assert_array_equal(spikes_lava, spikes_ref)
+
+
+def test_fixed_point_network_matches_integer_reference() -> None:
+    run_tiny_network_and_check()
+
+
+_TESTS = Path(__file__).resolve().parent
+# How a program fixes its start method before Lava's runtime is imported (Lava then calls
+# mp.set_start_method('fork') itself): tqdm's first bar creates a multiprocessing lock, as TrainingRun.fit does.
+_FIX_START_METHOD = {
+    "tqdm": "import tqdm\nfor _ in tqdm.tqdm(range(3), disable=False): pass\n",
+    "rlock": "multiprocessing.RLock()\n",
+    "get_start_method": "multiprocessing.get_start_method()\n",
+}
+
+
+@pytest.mark.parametrize("hook_first", [False, True], ids=["fixed-then-hook", "hook-then-fixed"])
+@pytest.mark.parametrize("how", sorted(_FIX_START_METHOD))
+def test_lava_runs_after_the_start_method_was_fixed(how: str, hook_first: bool) -> None:
+    """After a training run (tqdm's lock fixes the start method to 'fork'), Lava still imports and runs."""
+    _ensure_lava()
+    hook = "from bso_deploy.hardware.lava.compat import ensure_lava_importable\nensure_lava_importable()\n"
+    fix = _FIX_START_METHOD[how] + "assert multiprocessing.get_start_method(allow_none=True) == 'fork'\n"
+    code = (
+        "import multiprocessing, sys\n"
+        f"sys.path[:0] = [{str(_TESTS)!r}, {str(_TESTS.parent)!r}]\n"
+        + (hook + fix if hook_first else fix + hook)
+        + "import test_lava_compat\n"
+        "test_lava_compat.run_tiny_network_and_check()\n"
+        "import lava.magma.runtime.message_infrastructure.multiprocessing as lava_mp\n"
+        "assert type(lava_mp.__spec__.loader).__name__ == '_PatchedSourceLoader'\n"
+        "assert multiprocessing.get_start_method() == 'fork'\n"
+        "print('ran')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ran")
+
+
+def test_another_start_method_still_meets_lavas_error() -> None:
+    """Lava's runtime needs 'fork': a program that chose 'spawn' gets Lava's own error, as without the fix."""
+    _ensure_lava()
+    code = (
+        "import multiprocessing\n"
+        "from bso_deploy.hardware.lava.compat import ensure_lava_importable\n"
+        "ensure_lava_importable()\n"
+        "multiprocessing.set_start_method('spawn')\n"
+        "try:\n"
+        "    import lava.magma.runtime.message_infrastructure.multiprocessing\n"
+        "except RuntimeError as error:\n"
+        "    assert 'context has already been set' in str(error), error\n"
+        "    print('refused')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused"
 
 
 def test_fix_works_outside_the_repository(tmp_path: Path) -> None:

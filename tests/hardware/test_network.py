@@ -28,11 +28,11 @@ def conv_net() -> FixedPointNetwork:
                            weight=rng.choice([-1, 1], size=(3, 2, 3, 3)), binary=True, weight_mant=5,
                            weight_exp=-2, du=SPEC.decay_max, dv=SPEC.decay_unity // 2,
                            vth=rng.integers(0, 50, size=(3, 6, 6)),
-                           bias_mant=rng.integers(-9, 9, size=(3, 6, 6)), bias_exp=-1, reset="subtract",
-                           padding=(1, 1))
+                           bias_mant=rng.integers(-9, 9, size=(3, 6, 6)), bias_exp=-1, bias_delay=1,
+                           reset="subtract", padding=(1, 1))
     fc = dense("fc", input_shape=(3, 6, 6), pool=(2, 2),
                weight=rng.integers(SPEC.weight_min, SPEC.weight_max + 1, size=(4, 27)), du=SPEC.decay_max,
-               spiking=False)
+               bias_mant=3, bias_delay=2, spiking=False)
     return FixedPointNetwork("bso", (2, 6, 6), (conv, fc), quantization=({"scale": 0.5}, {"scale": 2.0}))
 
 
@@ -43,6 +43,8 @@ def test_scalars_broadcast_to_read_only_int64_arrays() -> None:
         assert array.dtype == np.int64 and not array.flags.writeable
     assert layer.vth.shape == layer.bias_exp.shape == (3,) and (layer.vth == 7).all()
     assert layer.du == 12 and type(layer.du) is int
+    assert layer.bias_delay == 0 and dense(bias_delay=np.int32(5)).bias_delay == 5
+    assert type(dense(bias_delay=np.int32(5)).bias_delay) is int
     assert layer.output_shape == (3,) and layer.num_neurons == 3
 
 
@@ -83,6 +85,9 @@ def test_conv_and_pool_shapes() -> None:
     ({"bias_mant": SPEC.bias_mant_max + 1}, rf"bias_mant .* outside \[{SPEC.bias_mant_min}, {SPEC.bias_mant_max}\]"),
     ({"bias_exp": np.array([0, SPEC.bias_exp_min - 1, 0])},
      rf"bias_exp .* outside \[{SPEC.bias_exp_min}, {SPEC.bias_exp_max}\]"),
+    ({"bias_delay": -1}, r"'fc': bias_delay = -1 is outside \[0, .*first step"),
+    ({"bias_delay": 1.0}, r"bias_delay must be an integer"),
+    ({"bias_delay": True}, r"bias_delay must be an integer"),
     ({"reset": "hold"}, r"reset must be one of"),
     ({"kind": "pool"}, r"kind must be one of"),
     ({"spiking": 1}, r"spiking must be a bool"),
@@ -131,6 +136,18 @@ def test_loihi_profile_restrictions(kwargs, match) -> None:
         FixedPointNetwork("loihi", (4,), (dense(**kwargs),))
 
 
+def test_loihi_profile_delays_no_bias() -> None:
+    """Lava's LIF adds its bias from the first step (docs/fixed-point.md §3.4, §6.1): profile loihi takes
+    bias_delay > 0 only for layers whose bias_mant is zero, where the delay changes nothing."""
+    delayed = dense(bias_mant=np.array([0, 2, 0]), bias_delay=3)
+    assert FixedPointNetwork("bso", (4,), (delayed,)).layers[0].bias_delay == 3
+    with pytest.raises(ValueError, match=r"'fc': bias_delay = 3 with a nonzero bias is not in profile 'loihi'.*"
+                                         r"set it to 0 or use profile 'bso'"):
+        FixedPointNetwork("loihi", (4,), (delayed,))
+    FixedPointNetwork("loihi", (4,), (dense(bias_mant=0, bias_delay=3),))
+    FixedPointNetwork("loihi", (4,), (dense(bias_mant=2, bias_delay=0),))
+
+
 def test_loihi_profile_has_no_conv_or_pooling() -> None:
     net = conv_net()
     with pytest.raises(ValueError, match=r"'conv': kind 'conv' is not in profile 'loihi'"):
@@ -155,6 +172,7 @@ def test_dict_round_trip() -> None:
     net = conv_net()
     data = net.to_dict()
     assert data["format_version"] == FORMAT_VERSION
+    assert [layer["bias_delay"] for layer in data["layers"]] == [1, 2]
     json.dumps({**data, "layers": [{k: v for k, v in layer.items() if not isinstance(v, np.ndarray)}
                                    for layer in data["layers"]]})  # everything but the arrays is plain
     again = FixedPointNetwork.from_dict(data)
@@ -176,9 +194,28 @@ def test_save_load_round_trip_is_atomic(tmp_path: Path) -> None:
     loaded = FixedPointNetwork.load(path)
     assert loaded == net
     assert loaded.quantization == net.quantization and loaded.layers[1].pool == (2, 2)
+    assert [layer.bias_delay for layer in loaded.layers] == [1, 2]
     np.savez(tmp_path / "other.npz", x=np.zeros(2))
     with pytest.raises(ValueError, match="not a saved FixedPointNetwork"):
         FixedPointNetwork.load(tmp_path / "other.npz")
+
+
+def test_files_without_bias_delay_load_with_bias_delay_0(tmp_path: Path) -> None:
+    """Files written before bias_delay existed (same format version) load with the old meaning: bias from
+    step 0 (docs/fixed-point.md §9)."""
+    net = conv_net()
+    path = net.save(tmp_path / "net.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    for layer in meta["layers"]:
+        del layer["bias_delay"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = FixedPointNetwork.load(tmp_path / "old.npz")
+    assert [layer.bias_delay for layer in old.layers] == [0, 0]
+    expected = [FixedPointLayer.from_dict({**layer.to_dict(), "bias_delay": 0}) for layer in net.layers]
+    assert old.layers == tuple(expected)
 
 
 def test_network_is_frozen() -> None:

@@ -94,9 +94,46 @@ def test_negative_bias_with_negative_exponent_floors() -> None:
     assert bias_int(np.array([-3, -5, 5, -1, 1, -3]), np.array([-1, -2, -2, -8, -8, 2])).tolist() == [
         -2, -2, 1, -1, 0, -12]
     _, v, _ = trace(neuron(dv=0, bias_mant=-3, bias_exp=-1), [0, 0, 0])
-    assert v == [-2, -4, -6]  # the bias is added from the first step on, with no input
+    assert v == [-2, -4, -6]  # bias_delay = 0: the bias is added from the first step on, with no input
     _, v, _ = trace(neuron(dv=0, bias_mant=SPEC.bias_mant_min, bias_exp=SPEC.bias_exp_max, spiking=False), [0, 0])
     assert v == [SPEC.bias_mant_min << SPEC.bias_exp_max, 2 * (SPEC.bias_mant_min << SPEC.bias_exp_max)]
+
+
+def test_bias_starts_at_bias_delay() -> None:
+    # The bias is added at steps t >= bias_delay only (§3.4); before that v integrates the input alone.
+    _, v, _ = trace(neuron(dv=0, bias_mant=-3, bias_exp=-1, bias_delay=2), [0, 0, 0, 0, 0])
+    assert v == [0, 0, -2, -4, -6]
+    # du = 4095, dv = 2048 (halving), vth << 6 = 64, bias 40; the input of step 0 arrives at step 1 (§4.8).
+    # bias_delay = 1: v = 0; 0 + 64 + 40 = 104 fires -> 0; 40; 20 + 40 = 60; 30 + 40 = 70 fires -> 0; 40.
+    u, v, s = trace(neuron(du=SPEC.decay_max, dv=HALF, vth=1, bias_mant=40, bias_delay=1), [1, 0, 0, 0, 0, 0])
+    assert u == [0, ONE, 0, 0, 0, 0]
+    assert (v, s) == ([0, 0, 40, 60, 0, 40], [0, 1, 0, 0, 1, 0])
+    # bias_delay = 0 (the old rule) adds it at step 0 too: v = 40 there, 20 + 64 + 40 at step 1.
+    _, v, s = trace(neuron(du=SPEC.decay_max, dv=HALF, vth=1, bias_mant=40), [1, 0, 0, 0, 0, 0])
+    assert (v[:2], s[:2]) == ([40, 0], [0, 1])
+    # bias_delay = 3: 64 = vth << 6 does not fire (strict); 32; 16 + 40 = 56; 28 + 40 = 68 fires -> 0; 40.
+    _, v, s = trace(neuron(du=SPEC.decay_max, dv=HALF, vth=1, bias_mant=40, bias_delay=3), [1, 0, 0, 0, 0, 0])
+    assert (v, s) == ([0, ONE, 32, 56, 0, 40], [0, 0, 0, 0, 1, 0])
+    # a delay at or beyond the run's length: no bias at all
+    _, v, _ = trace(neuron(dv=0, bias_mant=5, bias_delay=4), [0, 0, 0, 0])
+    assert v == [0, 0, 0, 0]
+
+
+def test_readout_adds_its_bias_once_per_input_step() -> None:
+    """With bias_delay = k + 1 for layer k and `latency` zero steps appended, every layer's bias is added
+    exactly T times over the T + latency steps: the readout's last v is the float sum shifted (§3.7, §5.2)."""
+    hidden = FixedPointLayer(name="hidden", kind="dense", input_shape=(1,), weight=np.array([[2]]),
+                             du=SPEC.decay_max, dv=SPEC.decay_max, vth=1, bias_mant=-10, bias_delay=1)
+    readout = FixedPointLayer(name="readout", kind="dense", input_shape=(1,), weight=np.array([[3]]),
+                              du=SPEC.decay_max, dv=0, bias_mant=7, bias_delay=2, spiking=False)
+    net = FixedPointNetwork("bso", (1,), (hidden, readout))
+    inputs = append_zero_steps(np.array([1, 0, 1]).reshape(3, 1, 1), net.latency)
+    result = simulate(net, inputs, record=True)
+    # hidden: v = 0; 128 - 10 fires -> 0; -10; trunc(-10 / 4096) + 128 - 10 fires -> 0; -10
+    assert result.v[0][:, 0, 0].tolist() == [0, 0, -10, 0, -10]
+    assert result.spikes[0][:, 0, 0].tolist() == [0, 1, 0, 1, 0]  # the input [1, 0, 1] shifted by 1
+    # readout: no bias at steps 0, 1; then 192 + 7; + 7; + 192 + 7: two spikes and T = 3 biases
+    assert result.output[:, 0, 0].tolist() == [0, 0, 3 * ONE + 7, 3 * ONE + 14, 2 * 3 * ONE + 3 * 7]
 
 
 def test_weight_exponent_shifts_the_sum_with_floor() -> None:
@@ -204,12 +241,20 @@ def test_step_functions_do_not_mutate_their_inputs() -> None:
                         v=rng.integers(SPEC.v_min, SPEC.v_max, size=(2, 5)))
     a = rng.integers(-1000, 1000, size=(2, 5))
     params = NeuronParams(du=7, dv=9, vth_scaled=np.full(5, 100 * ONE), bias=np.arange(5), reset="subtract",
-                          spiking=True)
-    copies = [state.u.copy(), state.v.copy(), a.copy(), params.vth_scaled.copy()]
-    spikes, new_state = lif_step_int(a, state, params)
-    for before, after in zip(copies, [state.u, state.v, a, params.vth_scaled]):
+                          spiking=True, bias_delay=1)
+    copies = [state.u.copy(), state.v.copy(), a.copy(), params.vth_scaled.copy(), params.bias.copy()]
+    spikes, new_state = lif_step_int(a, state, params, 0)
+    later_spikes, later_state = lif_step_int(a, state, params, 1)
+    for before, after in zip(copies, [state.u, state.v, a, params.vth_scaled, params.bias]):
         np.testing.assert_array_equal(before, after)
     assert new_state.u is not state.u and spikes.dtype == np.int8
+    # the step index only switches the bias on: before bias_delay as without a bias, from then on as with it
+    unbiased = lif_step_int(a, state, params._replace(bias=np.zeros(5, np.int64)), 0)
+    biased = lif_step_int(a, state, params._replace(bias_delay=0), 0)
+    for ours, theirs in ((spikes, unbiased[0]), (new_state.v, unbiased[1].v), (later_spikes, biased[0]),
+                         (later_state.v, biased[1].v), (later_state.u, new_state.u)):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(new_state.v, later_state.v)
     x = rng.integers(-9, 9, size=7)
     x_copy = x.copy()
     trunc_decay_int(x, 5)

@@ -93,6 +93,7 @@ def test_profiles_and_lookup() -> None:
     assert not loihi.per_neuron_threshold and not loihi.pooling
     assert set(bso.connection_kinds) == set(CONNECTION_KINDS) and set(bso.reset_modes) == set(RESET_MODES)
     assert bso.per_neuron_threshold and bso.pooling
+    assert bso.delayed_bias and not loihi.delayed_bias  # Lava's LIF adds its bias from step 0 (§3.4, §6.1)
     assert loihi.spec is bso.spec is SPEC
     with pytest.raises(TypeError):
         PROFILES["mine"] = loihi  # type: ignore[index]

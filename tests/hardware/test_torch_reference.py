@@ -2,8 +2,8 @@
 
 Hypothesis draws random networks in both profiles (dense and conv, pooling, binary and 8-bit synapses of
 every sign mode, readouts) with parameters pulled toward the edges of docs/fixed-point.md: decays 0 and
-4095, thresholds 0 and the maximum, biases and exponents at their limits, weight exponents that drive u
-through the wrap and v into saturation.
+4095, thresholds 0 and the maximum, biases and exponents at their limits, bias delays from 0 to past the
+end of the run, weight exponents that drive u through the wrap and v into saturation.
 """
 
 from __future__ import annotations
@@ -79,7 +79,11 @@ def networks(draw: st.DrawFn, profile: str | None = None) -> FixedPointNetwork:
             st.booleans()) else rng.integers(-300, 301, size=out)
         bias_exp = rng.integers(SPEC.bias_exp_min, SPEC.bias_exp_max + 1, size=out) if draw(st.booleans()) else \
             draw(edgy(SPEC.bias_exp_min, SPEC.bias_exp_max, -1, 0))
-        layers.append(_replace(layer, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp))
+        if not bso and draw(st.booleans()):
+            bias_mant = 0  # profile loihi delays only a zero bias (docs/fixed-point.md §6.1)
+        # a delay of 0, of the layer's first input (index + 1), or anywhere up to beyond the run's end
+        bias_delay = draw(edgy(0, 13, index + 1)) if bso or not np.any(bias_mant) else 0
+        layers.append(_replace(layer, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, bias_delay=bias_delay))
         shape = out
     return FixedPointNetwork(profile, input_shape, tuple(layers))
 
@@ -159,7 +163,7 @@ def test_digits_sized_network_with_batch() -> None:
                                       du=SPEC.decay_max, dv=SPEC.decay_unity // 2,
                                       vth=rng.integers(1, 80, size=sizes[index + 1]),
                                       bias_mant=rng.integers(-40, 40, size=sizes[index + 1]), reset="subtract",
-                                      spiking=index < 2))
+                                      bias_delay=index + 1, spiking=index < 2))
     net = FixedPointNetwork("bso", (64,), tuple(layers))
     assert_same(net, append_zero_steps(rng.integers(0, SPEC.input_max + 1, size=(8, 32, 64)), net.latency))
 
@@ -178,6 +182,18 @@ def test_default_device_and_input_checks() -> None:
         reference.run(np.full((2, 1, 2), SPEC.input_max + 1))
     result = reference.run(torch.ones((3, 1, 2), dtype=torch.int64))
     assert result.u == () and isinstance(result.spikes[0], np.ndarray)
+
+
+def test_bias_delay_trace_by_hand() -> None:
+    """The torch reference's own hand-derived trace (as tests/hardware/test_simulator.py has for the
+    simulator): bias 40 from step 2, du = 4095, dv = 2048, vth << 6 = 64, input of step 0 at step 1."""
+    layer = FixedPointLayer(name="n", kind="dense", input_shape=(1,), weight=np.array([[1]]), du=SPEC.decay_max,
+                            dv=SPEC.decay_unity // 2, vth=1, bias_mant=40, bias_delay=2)
+    result = TorchReference(FixedPointNetwork("bso", (1,), (layer,)), device="cpu").run(
+        np.array([1, 0, 0, 0, 0]).reshape(5, 1, 1), record=True)
+    # v: 0; 64 (no bias yet, 64 does not fire); 32 + 40 = 72 fires -> 0; 40; 20 + 40 = 60
+    assert result.v[0][:, 0, 0].tolist() == [0, 64, 0, 40, 60]
+    assert result.spikes[0][:, 0, 0].tolist() == [0, 0, 1, 0, 0]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
