@@ -26,7 +26,7 @@ pip_install \
   "numpy>=1.24,<2" scipy "networkx<=2.8.7" "asteval>=0.9.31,<0.10" \
   scikit-learn h5py matplotlib "opencv-python-headless<4.11" \
   "nir==1.0.8" "nirtorch==2.6" onnx onnxruntime \
-  tqdm pytest hypothesis ruff "setuptools>=70" wheel
+  tqdm pytest pytest-timeout hypothesis ruff "setuptools>=70" wheel
 
 # lava-nc 0.10.0 and lava-dl 0.6.0 declare Requires-Python <3.11 and pin old torch; their real run-time
 # needs are installed above. bso_deploy.hardware carries the one Python 3.11 fix lava needs.
