@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require
+from helpers import randomise_batchnorm as shared_randomise_batchnorm
 from torch import nn
 
 from bso_deploy.layers import BinaryConv2d, BinaryLinear
@@ -35,19 +36,8 @@ def one_thread():
 
 def randomise_batchnorm(model: nn.Module, seed: int) -> None:
     """Eval mode, non-trivial running statistics and affine parameters (some gammas negative)."""
-    generator = torch.Generator().manual_seed(1000 + seed)
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = module.num_features
-            fan_in = 16.0
-            with torch.no_grad():
-                module.running_mean.copy_(torch.randn(n, generator=generator) * 2.0)
-                module.running_var.copy_((torch.rand(n, generator=generator) * 0.8 + 0.2) * fan_in)
-                gamma = torch.rand(n, generator=generator) * 1.5 + 0.5
-                gamma[::3] *= -1.0  # negative gamma flips the row's signs
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.5 + 0.5)
-    model.eval()
+    shared_randomise_batchnorm(model, 1000 + seed, mean_std=2.0, var_low=0.2, var_span=0.8, var_scale=16.0,
+                               gamma_span=1.5, bias_mean=0.5, bias_std=0.5)
 
 
 def custom_network() -> SpikingNetwork:

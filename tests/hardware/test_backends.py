@@ -7,8 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from conftest import require
+from helpers import randomise_batchnorm as shared_randomise_batchnorm
 from torch import nn
 
 from bso_deploy.models import build_mlp, build_vgg
@@ -23,17 +23,7 @@ def backends(nir_io):
 
 
 def randomise_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = module.num_features
-            with torch.no_grad():
-                module.running_mean.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.rand(n, generator=generator) * 4.0 + 1.0)
-                module.weight.copy_((torch.rand(n, generator=generator) + 0.5) * torch.where(
-                    torch.arange(n) % 3 == 0, -1.0, 1.0))
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.3 + 0.3)
-    return model.eval()
+    return shared_randomise_batchnorm(model, seed)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, appe
 from bso_deploy.hardware.simulator import dense_weight_int, simulate
 from bso_deploy.hardware.spec import SPEC, decay_from_tau
 from conftest import require
+from helpers import randomise_batchnorm as shared_randomise_batchnorm
 from torch import nn
 
 from bso_deploy.models import build_mlp, build_vgg
@@ -35,18 +36,8 @@ def hw(nir_io):
 
 def randomise_batchnorm(model: nn.Module, seed: int) -> nn.Module:
     """Eval mode, random running statistics and affine parameters, every third gamma negative."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = module.num_features
-            with torch.no_grad():
-                module.running_mean.copy_(torch.randn(n, generator=generator) * 2.0)
-                module.running_var.copy_(torch.rand(n, generator=generator) * 12.0 + 4.0)
-                gamma = torch.rand(n, generator=generator) * 1.5 + 0.5
-                gamma[::3] *= -1.0
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.5 + 0.5)
-    return model.eval()
+    return shared_randomise_batchnorm(model, seed, mean_std=2.0, var_low=4.0, var_span=12.0, gamma_span=1.5,
+                                      bias_mean=0.5, bias_std=0.5)
 
 
 def export(nir_io, model: nn.Module, shape: tuple[int, ...]):

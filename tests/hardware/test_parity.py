@@ -9,8 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from conftest import require
+from helpers import randomise_batchnorm as shared_randomise_batchnorm
 from torch import nn
 
 from bso_deploy.models import build_mlp, build_vgg
@@ -23,22 +23,7 @@ def parity(nir_io):
 
 
 def randomise_batchnorm(model: nn.Module, seed: int, uniform_scale: bool = False) -> nn.Module:
-    """Random running statistics and biases; gammas random with every third negative, or (uniform_scale)
-    one positive scale for all rows, which profile loihi can express with one vth per layer."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = module.num_features
-            with torch.no_grad():
-                module.running_mean.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.full((n,), 4.0) if uniform_scale else
-                                         torch.rand(n, generator=generator) * 4.0 + 1.0)
-                gamma = torch.ones(n) if uniform_scale else torch.rand(n, generator=generator) + 0.5
-                if not uniform_scale:
-                    gamma[::3] *= -1.0
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.3 + 0.3)
-    return model.eval()
+    return shared_randomise_batchnorm(model, seed, uniform_scale=uniform_scale)
 
 
 def export(nir_io, model, shape):
