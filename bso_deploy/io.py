@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _default_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 minus the process umask (mkstemp uses 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_path(path: str | os.PathLike, write_to: Callable[[Path], Any]) -> Path:
     """Call ``write_to(temporary_path)`` (for writers that open the file by name, like h5py), fsync the
     result, then rename it over ``path``. On any error the temporary file is removed and ``path`` untouched."""
@@ -25,6 +32,7 @@ def atomic_write_path(path: str | os.PathLike, write_to: Callable[[Path], Any]) 
         write_to(temporary)
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
+        os.chmod(temporary, _default_file_mode())  # readable like any other file the user writes
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from .quantize import (
     DEFAULT_INPUT_SCALE,
     FloatLayer,
     LayerOptions,
+    fold_layer_thresholds,
     input_max_for_scale,
     quantize_inputs,
     quantize_layer,
@@ -374,7 +375,8 @@ def _time_steps(time_steps: int | None, graph: nir.NIRGraph) -> int:
 
 def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso", input_scale: float | None = None,
                 weight_bits: int | None = None, dt: float | None = None,
-                time_steps: int | None = None) -> FixedPointNetwork:
+                time_steps: int | None = None, fold_thresholds: bool = False,
+                netx_compatible: bool = False) -> FixedPointNetwork:
     """Compile a NIR graph (or file) into a :class:`FixedPointNetwork` for ``profile`` ("bso" or "loihi").
 
     input_scale: float inputs (expected in [0, 1]) become ``round(x * input_scale)`` clipped to
@@ -385,7 +387,12 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     errors are in ``quantization`` (docs/fixed-point.md §10). Profile "bso" starts layer k's bias at step
     k + 1, with its first input (``bias_delay``, §3.4), so that the network run on T input steps plus
     ``latency`` zero steps is the float one shifted by the latency; profile "loihi" adds it from step 0, as
-    Lava's LIF does, and says so in the report (``bias_timing_note``, §10.4)."""
+    Lava's LIF does, and says so in the report (``bias_timing_note``, §10.4).
+
+    fold_thresholds: fold per-neuron thresholds (BatchNorm, binary rows of different alpha) into per-row
+    8-bit weights so that one vth per layer suffices, as profile "loihi" needs (report key
+    ``threshold_fold``). netx_compatible: only integer weights without exponent and biases with exponent 6,
+    what lava-dl's netx format can carry (§10.5)."""
     graph = read_graph(nir_graph)
     profile_ = get_profile(profile)
     scale = DEFAULT_INPUT_SCALE if input_scale is None else input_scale
@@ -395,13 +402,21 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= SPEC.weight_bits:
         raise ValueError(f"weight_bits must be an integer in [2, {SPEC.weight_bits}], got {weight_bits!r}")
     layers = float_layers(graph, profile_.name, dt)
+    folds: list[dict[str, Any] | None] = [None] * len(layers)
+    if fold_thresholds:
+        layers, folds = (list(parts) for parts in zip(*(fold_layer_thresholds(layer) for layer in layers)))
     steps = _time_steps(time_steps, graph)
     base = LayerOptions(input_scale=float(scale), input_max=input_max_for_scale(scale), weight_bits=int(bits),
-                        readout_steps=steps + len(layers), profile=profile_.name, first=True, first_input_step=1)
+                        readout_steps=steps + len(layers), profile=profile_.name, first=True, first_input_step=1,
+                        netx_compatible=bool(netx_compatible))
     fixed, reports = [], []
     for index, layer in enumerate(layers):  # layer k first receives input at step k + 1 (§4.8)
         options = base if index == 0 else replace(base, input_max=1, first=False, first_input_step=index + 1)
         fixed_layer, report = quantize_layer(layer, options)
+        if folds[index] is not None:
+            report["threshold_fold"] = folds[index]
+        if netx_compatible:
+            report["netx_compatible"] = True
         fixed.append(fixed_layer)
         reports.append(report)
     return FixedPointNetwork(profile=profile_.name, input_shape=layers[0].input_shape, layers=tuple(fixed),

@@ -13,7 +13,10 @@ are in docs/fixed-point.md §10; in short, per layer:
 - v = 64 K_i v_float, vth_i = round(K_i theta_i), bias_i = round(64 K_i b_i) (mantissa and exponent),
   added from the step of the layer's first input on (bias_delay = k + 1 for layer k) where the profile
   allows it (§3.4, §10.2);
-- the largest K is chosen for which every worst-case bound of §8 (and §10.3) holds.
+- the largest K is chosen for which every worst-case bound of §8 (and §10.3) holds;
+- options (§10.5): :func:`fold_layer_thresholds` folds per-neuron thresholds into the weight rows (one vth
+  per layer), ``LayerOptions.netx_compatible`` keeps to what lava-dl netx carries (no weight exponent,
+  bias exponent 6).
 
 Also :func:`quantize_inputs`, the caller's side of the input scale (§10.1).
 """
@@ -21,7 +24,7 @@ Also :func:`quantize_inputs`, the caller's side of the input scale (§10.1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,7 @@ __all__ = [
     "DEFAULT_INPUT_SCALE",
     "FloatLayer",
     "LayerOptions",
+    "fold_layer_thresholds",
     "input_max_for_scale",
     "quantize_inputs",
     "quantize_layer",
@@ -118,7 +122,8 @@ class LayerOptions:
     """What the compiler passes down for every layer: input_scale (s_in of layer 0), input_max (max integer
     input of this layer), weight_bits (mantissa bits of full-precision weights and of a binary magnitude),
     readout_steps (steps a layer without leak, the readout or IF, must sum without saturating), profile name,
-    first (layer 0), first_input_step (k + 1 for layer k: the step its first input arrives, §4.8, §5.1)."""
+    first (layer 0), first_input_step (k + 1 for layer k: the step its first input arrives, §4.8, §5.1),
+    netx_compatible (only what lava-dl netx can carry: no weight exponent, bias exponent 6, §10.5)."""
 
     input_scale: float
     input_max: int
@@ -127,6 +132,7 @@ class LayerOptions:
     profile: str
     first: bool
     first_input_step: int
+    netx_compatible: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,8 +161,14 @@ def _fail(layer: FloatLayer, parameter: str, message: str) -> ValueError:
     return ValueError(f"layer {layer.name!r} (NIR nodes {', '.join(layer.nodes)}): {parameter} {message}")
 
 
-def _bias_registers(bias: np.ndarray, spec: FixedPointSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """bias_mant << bias_exp nearest to the real bias (v units), smallest exponent >= 0 per neuron (§10.2)."""
+def _bias_registers(bias: np.ndarray, spec: FixedPointSpec,
+                    netx_compatible: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """bias_mant << bias_exp nearest to the real bias (v units), smallest exponent >= 0 per neuron (§10.2);
+    with ``netx_compatible`` the exponent is state_shift (6) everywhere, as lava-dl netx fixes it (§10.5)."""
+    if netx_compatible:
+        exp = np.full(bias.shape, spec.state_shift, dtype=np.int64)
+        mant = round_half_away(bias / (1 << spec.state_shift))
+        return mant, exp, mant << exp
     exp = np.zeros(bias.shape, dtype=np.int64)
     mant = round_half_away(bias)
     for _ in range(spec.bias_exp_max):
@@ -183,7 +195,8 @@ class _Bounds:
         raw = candidate.mant * self.acc_bound * 2.0 ** candidate.exp
         activation = math.ceil(raw)
         u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
-        bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift), spec)
+        bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift), spec,
+                                                    self.options.netx_compatible)
         bias_bound = int(np.abs(bias).max(initial=0))
         violations = []
         if activation > spec.activation_max:
@@ -205,16 +218,24 @@ class _Bounds:
                 violations.append(("v", f"worst-case |v| = {v_bound} would saturate at {spec.v_max} (§3.3)"))
         else:  # no leak (readout, IF): v is bounded over the steps of a run only
             v_bound = (u_bound + bias_bound) * self.options.readout_steps
-            if v_bound > spec.v_max:
+            # netx runs a readout as a LIF with vth = max, which fires above vth_max << 6 (§3.7, §10.5)
+            v_limit = spec.vth_max << spec.state_shift if self.options.netx_compatible and not layer.spiking \
+                else spec.v_max
+            if v_bound > v_limit:
                 violations.append(("v", f"worst-case |v| after {self.options.readout_steps} steps = {v_bound} "
-                                   f"would saturate at {spec.v_max} (§3.3, §3.7)"))
+                                   f"would saturate at {v_limit} (§3.3, §3.7)"))
         return {"per_neuron": per_neuron, "activation": activation, "u_bound": u_bound, "bias_mant": bias_mant,
                 "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations}
 
 
-def _candidates(binary: bool, c: float, s_in: float, q_max: int, spec: FixedPointSpec) -> list[_Candidate]:
+def _candidates(binary: bool, c: float, s_in: float, q_max: int, spec: FixedPointSpec,
+                netx_compatible: bool = False) -> list[_Candidate]:
     """Every representable scale, largest first. Full precision: K = c s_in 2**e with the stored
-    weight_exp = e - 1 in range; binary: K = mant 2**e s_in, mant in [1, q_max]."""
+    weight_exp = e - 1 in range; binary: K = mant 2**e s_in, mant in [1, q_max]. ``netx_compatible``
+    admits e = 0 only (a = W x with integer W, §10.5)."""
+    if netx_compatible:
+        return [_Candidate(mant, 0, mant * s_in) for mant in range(q_max, 0, -1)] if binary else \
+            [_Candidate(1, 0, c * s_in)]
     if binary:
         found = {}
         for exp in range(spec.weight_exp_min, spec.weight_exp_max + 1):
@@ -246,8 +267,29 @@ def _decays(layer: FloatLayer, spec: FixedPointSpec) -> tuple[int, int]:
 
 def quantize_layer(layer: FloatLayer, options: LayerOptions,
                    spec: FixedPointSpec = SPEC) -> tuple[FixedPointLayer, dict[str, Any]]:
-    """Integer layer and its quantization report for ``layer`` (docs/fixed-point.md §10)."""
+    """Integer layer and its quantization report for ``layer`` (docs/fixed-point.md §10).
+
+    With ``options.netx_compatible`` a full-precision layer has no exponent to trade against its weights,
+    so the largest integer weight q_max' <= 2**(weight_bits - 1) - 1 for which every bound holds is chosen
+    instead (bisection: the bounds grow with q_max'; §10.5)."""
     q_max = (1 << (options.weight_bits - 1)) - 1
+    if not options.netx_compatible or layer.binary:
+        return _quantize_at(layer, options, q_max, spec)
+    low, high = 1, q_max
+    while low < high:  # largest q in [1, q_max] that fits
+        middle = (low + high + 1) // 2
+        try:
+            _quantize_at(layer, options, middle, spec)
+            low = middle
+        except ValueError:
+            high = middle - 1
+    fixed, report = _quantize_at(layer, options, low, spec)  # raises, naming the bound, if even q = 1 fails
+    report["weight_max_int"] = low
+    return fixed, report
+
+
+def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
+                 spec: FixedPointSpec) -> tuple[FixedPointLayer, dict[str, Any]]:
     s_in = options.input_scale if options.first else 1.0
     out_shape = layer.output_shape
     if layer.binary:
@@ -266,7 +308,7 @@ def quantize_layer(layer: FloatLayer, options: LayerOptions,
         raise _fail(layer, "weight", f"partial sums up to {matmul_bound} are not exact in float64 (§1.1); "
                     "split the layer")
     bounds = _Bounds(layer, acc_bound, row_factor, du, dv, options, spec)
-    candidates = _candidates(layer.binary, c, s_in, q_max, spec)
+    candidates = _candidates(layer.binary, c, s_in, q_max, spec, options.netx_compatible)
     low, high = 0, len(candidates)  # the bounds grow with the scale: bisect for the first one that holds
     while low < high:
         middle = (low + high) // 2
@@ -328,3 +370,42 @@ def quantize_layer(layer: FloatLayer, options: LayerOptions,
         report["input_scale"] = float(options.input_scale)
         report["input_max"] = int(options.input_max)
     return fixed, report
+
+
+def fold_layer_thresholds(layer: FloatLayer) -> tuple[FloatLayer, dict[str, Any] | None]:
+    """``layer`` with one threshold for all its neurons, and a report (None when nothing was folded).
+
+    Neuron i with threshold theta_i > 0 is scaled by c_i = theta_ref / theta_i (theta_ref = max_i theta_i):
+    its weight row and bias are multiplied by c_i, so v_i becomes c_i v_i, which crosses theta_ref exactly
+    when v_i crosses theta_i; the zero and the subtractive reset and the leaks are linear, so the float
+    network is unchanged (docs/fixed-point.md §10.5). A binary layer whose rows then differ in magnitude
+    becomes a full-precision one (its rows are quantized to 8-bit weights). Conv layers need one threshold
+    per channel. A layer whose thresholds are equal and whose binary rows share one alpha is returned as is.
+    """
+    if not layer.spiking:
+        return layer, None
+    theta = np.asarray(layer.threshold, dtype=np.float64)
+    rows = theta.reshape(theta.shape[0], -1)
+    if np.any(rows != rows[:, :1]):
+        raise _fail(layer, "threshold", "differs within a conv channel; folding needs one threshold per channel")
+    row_theta = rows[:, 0]
+    uneven_alpha = layer.binary and np.ptp(layer.alpha) > 0
+    if np.ptp(row_theta) == 0 and not uneven_alpha:
+        return layer, None
+    if np.any(row_theta <= 0):
+        zero = np.flatnonzero(row_theta <= 0)[:8].tolist()
+        raise _fail(layer, "threshold", f"is 0 in rows {zero}; a zero threshold cannot be folded into the weights "
+                    "(use profile 'bso', which keeps per-neuron thresholds)")
+    reference = float(row_theta.max())
+    row_scale = reference / row_theta
+    shape = (-1,) + (1,) * (layer.weight.ndim - 1)
+    weight = layer.weight * row_scale.reshape(shape)
+    bias = layer.bias * _rows(row_scale, layer.kind, layer.output_shape)
+    signs, alpha = layer.signs, None if layer.alpha is None else layer.alpha * row_scale
+    if alpha is not None and np.ptp(alpha) > 1e-12 * alpha.max():
+        signs, alpha = None, None  # rows of different magnitude: 8-bit weights
+    folded = replace(layer, weight=weight, bias=np.asarray(bias), threshold=np.full(theta.shape, reference),
+                     signs=signs, alpha=alpha)
+    report = {"threshold_reference": reference, "row_scale_min": float(row_scale.min()),
+              "row_scale_max": float(row_scale.max()), "binary_to_full_precision": layer.binary and signs is None}
+    return folded, report
