@@ -143,6 +143,17 @@ register_backend(Backend("torch", "fixed", _run_torch_reference,
                          "the torch integer reference, CUDA when available (hardware/torch_reference.py)"))
 
 
+def _run_lava(fx_net: FixedPointNetwork, inputs: np.ndarray, record: bool) -> SimulationResult:
+    from .lava.deploy import deploy  # lazy: importing Lava is slow and only this backend needs it
+
+    with deploy(fx_net, sample_steps=int(np.asarray(inputs).shape[0])) as network:
+        return network.run(inputs, record=record)
+
+
+register_backend(Backend("lava", "fixed", _run_lava, "Lava's runtime: bso-deploy's processes (profile bso) or "
+                         "Lava's Dense + LIF (profile loihi), compiled once per call (hardware/lava/deploy.py)"))
+
+
 def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | None = None) -> np.ndarray:
     """Float inputs as (T, batch, *input_shape) float64: given so, or (batch, *input_shape) repeated
     ``time_steps`` times. ValueError for other shapes, empty or non-finite inputs."""

@@ -11,12 +11,15 @@ zeroes every LIF's u and v and every Dense's ``a_buff`` (the one-step synaptic d
 ``Var.set``, and loads the next sample into the source ring buffer: each sample then starts from the same
 state as a fresh ``simulate`` call. Every sample lasts exactly ``steps`` steps, so the ring buffers (source,
 spike sinks, v reader, all indexed by time step modulo ``steps``) stay aligned with the sample. The runtime
-is always stopped (``__exit__``, ``close``). :func:`run_lava_per_sample` is the naive alternative: a fresh
-build, compile and run for every sample.
+is always stopped (``__exit__``, ``close``). With ``record=True`` a ``Read`` process per LIF and state reads u
+and v after every step (after reset, docs/fixed-point.md §5.5). :func:`run_lava_per_sample` is the naive
+alternative: a fresh build, compile and run for every sample. ``bso_deploy.hardware.lava.deploy`` uses this
+runner for profile ``loihi``.
 """
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,14 +63,18 @@ class LavaBuiltinRunner:
 
     Use as a context manager (``with LavaBuiltinRunner(fx_net, steps) as runner: runner.run(inputs)``) or
     call :meth:`close`; the Lava runtime (worker processes) is stopped on exit, also after an error.
+    ``record``: also read u and v of every layer (slower: Lava's Var reads go value by value).
+    ``compile_seconds``: time Lava took to compile and start the network, on the first sample.
     """
 
-    def __init__(self, fx_net: FixedPointNetwork, steps: int) -> None:
+    def __init__(self, fx_net: FixedPointNetwork, steps: int, record: bool = False) -> None:
         _check_network(fx_net)
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         self.fx_net = fx_net
         self.steps = int(steps)
+        self.record = bool(record)
+        self.compile_seconds = 0.0
         self._lava = _lava()
         self._build()
         self._started = False
@@ -100,6 +107,13 @@ class LavaBuiltinRunner:
         if not self.fx_net.layers[-1].spiking:
             self._readout = lava.Read(buffer=steps)
             self._readout.connect_var(self._lif[-1].v)
+        self._state_readers: list[dict[str, Any]] = []
+        if self.record:
+            for lif in self._lif:
+                readers = {name: lava.Read(buffer=steps) for name in ("u", "v")}
+                for name, reader in readers.items():
+                    reader.connect_var(getattr(lif, name))
+                self._state_readers.append(readers)
 
     def start(self) -> LavaBuiltinRunner:
         """Nothing to do before the first sample: Lava compiles and starts its runtime on the first ``run``
@@ -127,7 +141,8 @@ class LavaBuiltinRunner:
 
     def run_sample(self, sample: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """One sample (steps, n_in) integers in [0, 255] -> (spikes per layer (steps, n) int8, output
-        (steps, n_out) int64), as ``simulate`` returns them for batch element 0."""
+        (steps, n_out) int64), as ``simulate`` returns them for batch element 0. With ``record``, u and v of the
+        sample are then in :meth:`last_states`."""
         sample = np.asarray(sample)
         if sample.shape != (self.steps, *self.fx_net.input_shape):
             raise ValueError(f"sample must have shape {(self.steps, *self.fx_net.input_shape)}, got {sample.shape}")
@@ -141,9 +156,12 @@ class LavaBuiltinRunner:
         else:  # not compiled yet: Var.set needs a runtime, so the sample becomes the initial value
             self._source.data.init = data
         self._fresh = False
-        run_cfg = None if self._started else self._lava.Loihi2SimCfg(select_tag="fixed_pt")
-        self._started = True  # from here on the runtime may hold worker processes: close() must stop it
-        self._lif[-1].run(condition=self._lava.RunSteps(num_steps=self.steps), run_cfg=run_cfg)
+        if not self._started:
+            begin = time.perf_counter()
+            self._started = True  # from here on the runtime may hold worker processes: close() must stop it
+            self._lif[-1].create_runtime(run_cfg=self._lava.Loihi2SimCfg(select_tag="fixed_pt"))
+            self.compile_seconds = time.perf_counter() - begin
+        self._lif[-1].run(condition=self._lava.RunSteps(num_steps=self.steps))
         spikes = [np.asarray(sink.data.get()).T.astype(np.int8) for sink in self._sinks]
         if self._readout is None:
             output = spikes[-1].astype(np.int64)
@@ -151,22 +169,40 @@ class LavaBuiltinRunner:
             output = np.asarray(self._readout.data.get()).T.astype(np.int64)
         return spikes, output
 
-    def run(self, inputs: np.ndarray) -> SimulationResult:
+    def last_states(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """u and v per layer, (steps, *shape) int64 after reset, of the last sample run (``record=True``)."""
+        if not self.record:
+            raise ValueError("this runner was built with record=False; build it with record=True to read u and v")
+        return tuple([np.asarray(readers[name].data.get()).T.astype(np.int64) for readers in self._state_readers]
+                     for name in ("u", "v"))
+
+    def run(self, inputs: np.ndarray, record: bool = False) -> SimulationResult:
         """``inputs`` (steps, batch, n_in): each batch element run as its own sample, from the initial state.
-        Returns a :class:`SimulationResult` without u and v (as ``simulate(record=False)``)."""
+        Returns a :class:`SimulationResult`, with u and v when ``record`` (the runner must record)."""
         inputs = np.asarray(inputs)
         if inputs.dtype.kind not in "iub" or inputs.ndim != 3:
             raise ValueError(f"inputs must be integers of shape (steps, batch, n_in), got {inputs.dtype} "
                              f"{inputs.shape}")
-        per_sample = [self.run_sample(inputs[:, b]) for b in range(inputs.shape[1])]
-        return _stack(per_sample)
+        if record and not self.record:
+            raise ValueError("record=True needs a runner built with record=True")
+        per_sample, states = [], []
+        for b in range(inputs.shape[1]):
+            per_sample.append(self.run_sample(inputs[:, b]))
+            if record:
+                states.append(self.last_states())
+        return _stack(per_sample, states)
 
 
-def _stack(per_sample: list[tuple[list[np.ndarray], np.ndarray]]) -> SimulationResult:
+def _stack(per_sample: list[tuple[list[np.ndarray], np.ndarray]],
+           states: list[tuple[list[np.ndarray], list[np.ndarray]]] = ()) -> SimulationResult:
     layers = len(per_sample[0][0])
     spikes = tuple(np.stack([spikes[k] for spikes, _ in per_sample], axis=1) for k in range(layers))
     output = np.stack([output for _, output in per_sample], axis=1)
-    return SimulationResult(spikes=spikes, output=output, u=(), v=())
+    if not states:
+        return SimulationResult(spikes=spikes, output=output, u=(), v=())
+    u = tuple(np.stack([sample[0][k] for sample in states], axis=1) for k in range(layers))
+    v = tuple(np.stack([sample[1][k] for sample in states], axis=1) for k in range(layers))
+    return SimulationResult(spikes=spikes, output=output, u=u, v=v)
 
 
 def run_lava_per_sample(fx_net: FixedPointNetwork, inputs: np.ndarray) -> SimulationResult:

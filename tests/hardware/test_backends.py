@@ -121,8 +121,8 @@ def test_bad_inputs_are_clear_errors(backends, mlp_graph) -> None:
 
 
 def test_registry_lists_valid_names_and_takes_new_backends(backends, mlp_graph, monkeypatch) -> None:
-    with pytest.raises(ValueError, match="unknown backend 'lava'; valid backends: float, sim, torch"):
-        backends.run_graph(mlp_graph, "lava", inputs((12,)))
+    with pytest.raises(ValueError, match="unknown backend 'loihi2'; valid backends: float, lava, sim, torch"):
+        backends.run_graph(mlp_graph, "loihi2", inputs((12,)))
     with pytest.raises(ValueError, match="already registered"):
         backends.register_backend(backends.BACKENDS["sim"])
     with pytest.raises(ValueError, match="kind"):
