@@ -14,8 +14,9 @@ with float step t of the same layer. That agreement is a measurement, not a requ
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import nir
@@ -38,7 +39,8 @@ class ParityReport:
     per axis), and each backend's spike, u and v there. float_fixed_agreement: per spiking layer, the
     fraction of equal spikes between the float model and the first fixed backend (delays accounted for).
     prediction_agreement: fraction of samples with equal float and fixed predictions. Accuracies are None
-    without labels.
+    without labels; backend_accuracy holds each fixed backend's own accuracy (empty without labels), and
+    backend_seconds each backend's wall time for the whole run (compilation for it included, recording on).
     """
 
     backends: tuple[str, ...]
@@ -54,6 +56,8 @@ class ParityReport:
     fixed_accuracy: float | None
     prediction_agreement: float
     float_fixed_agreement: dict[str, float]
+    backend_accuracy: dict[str, float] = field(default_factory=dict)
+    backend_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -130,22 +134,29 @@ def check_parity(graph_or_path: nir.NIRGraph | str | os.PathLike, backends: Sequ
     x = prepare_inputs(inputs, graph_input_shape(graph), time_steps)
     fx_net = compile_nir(graph, profile=profile, input_scale=input_scale, weight_bits=weight_bits, dt=dt,
                          time_steps=int(x.shape[0]))
-    runs = [run_fixed(fx_net, name, x, record=True) for name in names]
+    runs, seconds = [], {}
+    for name in names:
+        start = time.perf_counter()
+        runs.append(run_fixed(fx_net, name, x, record=True))
+        seconds[name] = time.perf_counter() - start
     compared_spikes, compared_states, mismatches, first = _compare(fx_net, runs)
     float_run = run_float(graph, "float", x, dt=dt, record=True)
     float_accuracy = fixed_accuracy = None
+    backend_accuracy: dict[str, float] = {}
     if labels is not None:
         truth = np.asarray(labels).reshape(-1)
         if truth.shape != (x.shape[1],):
             raise ValueError(f"labels have shape {np.shape(labels)}; expected ({x.shape[1]},), one per sample")
         float_accuracy = float(np.mean(float_run.predictions == truth))
         fixed_accuracy = float(np.mean(runs[0].predictions == truth))
+        backend_accuracy = {run.backend: float(np.mean(run.predictions == truth)) for run in runs}
     return ParityReport(
         backends=names, profile=fx_net.profile, samples=int(x.shape[1]), time_steps=int(x.shape[0]),
         latency=fx_net.latency, compared_spikes=compared_spikes, compared_states=compared_states,
         mismatches=mismatches, first_divergence=first, float_accuracy=float_accuracy, fixed_accuracy=fixed_accuracy,
         prediction_agreement=float(np.mean(float_run.predictions == runs[0].predictions)),
-        float_fixed_agreement=float_fixed_agreement(fx_net, float_run, runs[0]))
+        float_fixed_agreement=float_fixed_agreement(fx_net, float_run, runs[0]), backend_accuracy=backend_accuracy,
+        backend_seconds=seconds)
 
 
 def dataset_samples(name: str, samples: int, seed: int = 0,

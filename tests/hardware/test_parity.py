@@ -144,6 +144,12 @@ def test_accuracies_and_argument_errors(parity, nir_io) -> None:
         assert 0.0 <= value <= 1.0
     assert set(report.to_dict()) >= {"backends", "samples", "compared_spikes", "mismatches", "first_divergence",
                                      "float_accuracy", "fixed_accuracy", "float_fixed_agreement"}
+    assert set(report.backend_accuracy) == set(report.backend_seconds) == {"sim", "torch"}
+    hw_backends = require("bso_deploy.hardware.backends")
+    compiled = require("bso_deploy.hardware.compiler").compile_nir(graph, profile="bso", time_steps=4)
+    truth_sim = hw_backends.run_fixed(compiled, "sim", hw_backends.prepare_inputs(inputs, shape, 4)).predictions \
+        == labels
+    assert report.backend_accuracy["sim"] == report.backend_accuracy["torch"] == float(np.mean(truth_sim))
     with pytest.raises(ValueError, match="not a fixed-point backend"):
         parity.check_parity(graph, backends=("float", "sim"), inputs=inputs, time_steps=4)
     with pytest.raises(ValueError, match=r"valid backends: .*sim"):
