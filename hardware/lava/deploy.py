@@ -127,7 +127,10 @@ class _StreamEngine:
         step_bytes = max(3 * math.prod(shape) for shape in self.shapes) * 8 * copies
         self.chunk_groups = max(1, CHANNEL_BYTES // (step_bytes * steps))
         buffer = self.chunk_groups * steps
-        channel = lava.ChannelConfig(receive_empty=lava.ReceiveEmpty.NON_BLOCKING_ZEROS)  # inputs are queued first
+        # Blocking, not NON_BLOCKING_ZEROS: when a run starts, the channel's receiving thread may not yet have
+        # moved the values queued by send() into its queue, and a non-blocking injector would then send zeros
+        # and shift the whole stream by a step (seen intermittently). Every run step has its value queued.
+        channel = lava.ChannelConfig(receive_empty=lava.ReceiveEmpty.BLOCKING)
         port_shape = (*_lead(copies), *self.input_shape)
         self.injector = lava.Injector(shape=port_shape, buffer_size=buffer, channel_config=channel)
         self.extractors = []
@@ -157,7 +160,9 @@ class _StreamEngine:
             runtime = self.anchor.runtime
             if runtime is not None and not runtime._is_started:
                 # initialized (worker processes forked) but never run: Lava's stop() skips such a runtime, so
-                # run one step (the injector never blocks) to make it stoppable
+                # run one step on one queued zero input (the injector blocks until it has a value)
+                port_shape = (*_lead(self.copies), *self.input_shape)
+                self.injector.send(np.zeros(port_shape))
                 self.anchor.run(condition=self._lava.RunSteps(num_steps=1))
             self.anchor.stop()
 
