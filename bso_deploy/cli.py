@@ -39,6 +39,12 @@ def _add_train_parser(subparsers) -> None:
     parser.add_argument("--reset", default=defaults.reset, help="LIF reset: subtract or zero")
     parser.add_argument("--data-root", default=None, help="directory of local MNIST/CIFAR files")
     parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--hardware-aware", action="store_true",
+                        help="run the last epochs' forward pass on the deployed integer network (profile bso)")
+    parser.add_argument("--hardware-aware-epochs", type=int, default=defaults.hardware_aware_epochs,
+                        help="how many final epochs are hardware-aware (with --hardware-aware)")
+    parser.add_argument("--fixed-point-samples", type=int, default=defaults.fixed_point_samples,
+                        help="test samples for the fixed-point evaluation after training (0: none)")
     parser.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.json, training.png)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -58,7 +64,9 @@ def train_from_args(args: argparse.Namespace):
             binary=args.binary, hidden=tuple(int(v) for v in args.hidden.split(",") if v.strip()),
             encoder=args.encoder, threshold=args.threshold, momentum=args.momentum, lr=args.lr, ste_lr=args.ste_lr,
             fp_optimizer=args.fp_optimizer, decay_every=args.decay_every, decay_factor=args.decay_factor,
-            reset=args.reset, data_root=args.data_root, num_workers=args.num_workers)
+            reset=args.reset, data_root=args.data_root, num_workers=args.num_workers,
+            hardware_aware=args.hardware_aware, hardware_aware_epochs=args.hardware_aware_epochs,
+            fixed_point_samples=args.fixed_point_samples)
         run = TrainingRun.create(config, args.out)
     run.fit(progress=not args.no_progress)
     return run
@@ -70,6 +78,8 @@ def _train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     print(json.dumps({"out": str(run.out_dir), "test_accuracy": metrics["test_accuracy"],
+                      "fixed_accuracy": metrics["fixed_accuracy"],
+                      "prediction_agreement": metrics["prediction_agreement"],
                       "train_seconds": round(metrics["train_seconds"], 2)}))
     return 0
 
@@ -91,13 +101,16 @@ def _add_bench_parser(subparsers) -> None:
     sim = kinds.add_parser("sim", help="samples per second: simulator, torch reference, Lava built-ins")
     sim.add_argument("--time-steps", type=int, default=8)
     sim.add_argument("--batch", type=int, default=256)
-    sim.add_argument("--repeats", type=int, default=5)
+    sim.add_argument("--repeats", type=int, default=9, help="timed calls per in-process row; the fastest counts")
     sim.add_argument("--lava-samples", type=int, default=20, help="samples streamed through one Lava network")
     sim.add_argument("--lava-fresh-runs", type=int, default=3, help="samples run with a fresh Lava build each")
-    sim.add_argument("--threads", type=int, default=1)
+    sim.add_argument("--epochs", type=int, default=3, help="T-BSO training epochs of the benchmarked bso network")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--threads", type=int, default=1, help="torch and NumPy BLAS threads for every row")
     sim.add_argument("--out", default="bench")
     sim.add_argument("--no-progress", action="store_true")
     sim.set_defaults(handler=_bench_sim)
+    _add_bench_learn_parser(kinds)
 
 
 def _bench_train(args: argparse.Namespace) -> int:
@@ -111,21 +124,57 @@ def _bench_train(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_FORMATS = ("nir",)
+EXPORT_FORMATS = ("nir", "netx", "onnx")
 
 
 def _add_export_parser(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="export a trained checkpoint (NIR)")
+    parser = subparsers.add_parser("export", help="export a trained checkpoint (NIR, lava-dl netx, ONNX)")
     parser.add_argument("checkpoint", help="checkpoint.pt written by `bso-deploy train`")
-    parser.add_argument("--format", default="nir", help=f"one of {', '.join(EXPORT_FORMATS)}")
+    parser.add_argument("--format", default="nir", help=f"one of {', '.join(EXPORT_FORMATS)} (docs/export.md)")
     parser.add_argument("--out", required=True, help="output file (written atomically)")
     parser.add_argument("--dt", type=float, default=1e-3, help="time step in seconds recorded in the NIR graph")
+    parser.add_argument("--semantics", default="float", help="onnx: float (the trained model's step) or fixed "
+                        "(the integer network of docs/fixed-point.md)")
+    parser.add_argument("--profile", default="bso", help="onnx --semantics fixed: fixed-point profile, bso or loihi")
+    parser.add_argument("--input-scale", type=float, default=None,
+                        help="netx, onnx fixed: inputs x in [0, 1] enter as round(scale x) (default 255)")
+    parser.add_argument("--time-steps", type=int, default=None,
+                        help="netx, onnx fixed: steps the readout must sum without saturating (default: training T)")
     parser.set_defaults(handler=_export)
+
+
+def _export_compiled(args: argparse.Namespace) -> int:
+    """--format netx / onnx: one JSON line on stdout, rounding notes on stderr."""
+    if args.format == "netx":
+        from .export.netx import INPUT_MESSAGE_BITS, export_checkpoint_to_netx
+
+        result = export_checkpoint_to_netx(args.checkpoint, args.out, input_scale=args.input_scale,
+                                           time_steps=args.time_steps, dt=args.dt)
+        record = {"format": "netx", "out": str(result.path), "profile": result.network.profile,
+                  "load": f"lava.lib.dl.netx.hdf5.Network(net_config=..., input_message_bits={INPUT_MESSAGE_BITS})"}
+    else:
+        from .export.onnx import export_checkpoint_to_onnx
+
+        result = export_checkpoint_to_onnx(args.checkpoint, args.out, semantics=args.semantics, profile=args.profile,
+                                           input_scale=args.input_scale, time_steps=args.time_steps, dt=args.dt)
+        record = {"format": "onnx", "out": str(result.path), "semantics": result.semantics}
+        if result.network is not None:
+            record["profile"] = result.network.profile
+    if result.network is not None:
+        record["layers"] = [layer.name for layer in result.network.layers]
+        record["latency"] = result.network.latency
+        record["input_scale"] = result.network.quantization[0].get("input_scale")
+    for note in result.notes:
+        print(f"bso-deploy export: note: {note}", file=sys.stderr)
+    print(json.dumps(record))
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     if args.format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {args.format!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    if args.format != "nir":
+        return _export_compiled(args)
     import warnings
 
     from .export.nir import NIRExportWarning, export_checkpoint_to_nir
@@ -154,7 +203,9 @@ def _load_inputs(path: str):
 def _add_run_parser(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run a NIR graph on a float or fixed-point backend")
     parser.add_argument("model", help="NIR file (.nir)")
-    parser.add_argument("--backend", required=True, help="float, sim or torch")
+    parser.add_argument("--backend", required=True,
+                        help="float, sim, torch or lava (Lava's runtime: our processes in profile bso, Lava's "
+                             "Dense + LIF in profile loihi)")
     parser.add_argument("--profile", default="bso", help="fixed-point profile: loihi or bso")
     parser.add_argument("--dt", type=float, default=None, help="time step (default: from the graph's metadata)")
     parser.add_argument("--inputs", required=True,
@@ -179,7 +230,8 @@ def _run(args: argparse.Namespace) -> int:
 def _add_parity_parser(subparsers) -> None:
     parser = subparsers.add_parser("parity", help="compare backends spike for spike, and float against fixed")
     parser.add_argument("model", help="NIR file (.nir)")
-    parser.add_argument("--backends", default="sim,torch", help="comma-separated fixed-point backends")
+    parser.add_argument("--backends", default="sim,torch",
+                        help="comma-separated fixed-point backends: sim, torch, lava (e.g. sim,torch,lava)")
     parser.add_argument("--profile", default="bso", help="loihi or bso")
     parser.add_argument("--samples", type=int, default=64)
     source = parser.add_mutually_exclusive_group()
@@ -213,6 +265,9 @@ def _parity(args: argparse.Namespace) -> int:
         if report.get("float_accuracy") is not None:
             print(f"accuracy: float {report['float_accuracy']:.4f}, fixed {report['fixed_accuracy']:.4f}; "
                   f"prediction agreement {report['prediction_agreement']:.4f}")
+            print("accuracy per backend: " + ", ".join(
+                f"{name} {accuracy:.4f} ({report['backend_seconds'][name]:.2f} s)"
+                for name, accuracy in report["backend_accuracy"].items()))
         print("float-vs-fixed spike agreement per layer: "
               + ", ".join(f"{k} {v:.4f}" for k, v in report["float_fixed_agreement"].items()))
     return 0 if report["mismatches"] == 0 else 1
@@ -223,8 +278,92 @@ def _bench_sim(args: argparse.Namespace) -> int:
 
     config = SimBenchConfig(time_steps=args.time_steps, batch=args.batch, repeats=args.repeats,
                             lava_streamed_samples=args.lava_samples, lava_per_sample_runs=args.lava_fresh_runs,
-                            threads=args.threads, out_dir=args.out)
+                            epochs=args.epochs, seed=args.seed, threads=args.threads, out_dir=args.out)
     run_sim_bench(config, progress=not args.no_progress)
+    return 0
+
+
+def _add_learn_parser(subparsers) -> None:
+    """``bso-deploy learn``: one flag per AdaptationConfig field (bso_deploy.adaptation), so the two never drift."""
+    import dataclasses
+
+    from .adaptation import AdaptationConfig
+
+    parser = subparsers.add_parser(
+        "learn", help="on-chip adaptation: a deployed digits SNN learns its output layer in fixed point",
+        description="Runs the adaptation scenario of docs/onchip-learning.md (with no arguments the reference "
+                    "scenario on the simulator): accuracy before/after in fixed point and float, flip agreement, "
+                    "bits per synapse; writes learn.json and learn.png into --out.")
+    for field in dataclasses.fields(AdaptationConfig):
+        default = field.default
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(default, tuple):
+            parser.add_argument(flag, default=",".join(map(str, default)), help=f"comma separated (default "
+                                f"{','.join(map(str, default))})")
+        elif isinstance(default, bool):
+            parser.add_argument(flag, type=lambda text: text.lower() in {"1", "true", "yes"}, default=default)
+        else:
+            parser.add_argument(flag, type=type(default), default=default,
+                                help="sim, torch or lava" if field.name == "backend" else f"default {default}")
+    parser.add_argument("--out", default="runs/learn", help="output directory (learn.json, learn.png)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_learn)
+
+
+def learn_config_from_args(args: argparse.Namespace):
+    """The AdaptationConfig of parsed ``bso-deploy learn`` arguments."""
+    import dataclasses
+
+    from .adaptation import AdaptationConfig
+
+    values = {}
+    for field in dataclasses.fields(AdaptationConfig):
+        value = getattr(args, field.name)
+        if isinstance(field.default, tuple):
+            value = tuple(int(item) for item in str(value).split(",") if item.strip())
+        values[field.name] = value
+    return AdaptationConfig(**values)
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from .adaptation import run_adaptation
+    from .learn_report import format_learn_summary, jsonable, save_learn_outputs
+
+    result = jsonable(run_adaptation(learn_config_from_args(args), progress=not args.no_progress).to_dict())
+    paths = save_learn_outputs(result, args.out)
+    if args.json:
+        print(json.dumps({**result, "out": paths}, allow_nan=False))
+    else:
+        print(format_learn_summary(result))
+        print(f"wrote {paths['json']} and {paths['plot']}")
+    return 0
+
+
+def _add_bench_learn_parser(kinds) -> None:
+    from .bench.learn import LearnBenchConfig
+
+    defaults = LearnBenchConfig()
+    learn = kinds.add_parser("learn", help="learning steps per second: simulator, torch reference, Lava process")
+    learn.add_argument("--backends", default=",".join(defaults.backends), help="comma separated: sim, torch, lava")
+    learn.add_argument("--samples", type=int, default=defaults.samples, help="samples of the learning stream")
+    learn.add_argument("--time-steps", type=int, default=defaults.time_steps)
+    learn.add_argument("--hidden", type=int, default=defaults.hidden, help="inputs of the learning layer")
+    learn.add_argument("--variant", default=defaults.variant, help="tbso or bso")
+    learn.add_argument("--seed", type=int, default=defaults.seed)
+    learn.add_argument("--threads", type=int, default=defaults.threads, help="torch intra-op threads")
+    learn.add_argument("--out", default=defaults.out_dir)
+    learn.add_argument("--no-progress", action="store_true")
+    learn.set_defaults(handler=_bench_learn)
+
+
+def _bench_learn(args: argparse.Namespace) -> int:
+    from .bench.learn import LearnBenchConfig, run_learn_bench
+
+    config = LearnBenchConfig(backends=tuple(b for b in args.backends.split(",") if b), samples=args.samples,
+                              time_steps=args.time_steps, hidden=args.hidden, variant=args.variant, seed=args.seed,
+                              threads=args.threads, out_dir=args.out)
+    run_learn_bench(config, progress=not args.no_progress)
     return 0
 
 
@@ -236,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_parity_parser(subparsers)
     _add_bench_parser(subparsers)
+    _add_learn_parser(subparsers)
     return parser
 
 

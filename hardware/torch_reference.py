@@ -2,12 +2,14 @@
 
 Written independently of ``hardware/simulator.py`` on purpose (a parity test between two calls of the same
 code proves nothing): the two share only the constants of ``hardware/spec.py`` and the result container.
-States are int64 tensors; every rounding is spelled with torch's own operators (``torch.div`` with
-``rounding_mode="trunc"`` for the decays, ``"floor"`` for negative exponents, a bit mask for the wrap).
+States are int64 tensors; every rounding is spelled with torch's own operators (for the truncating decays
+an arithmetic shift after adding 2**12 - 1 to negative products, ``torch.div`` with ``rounding_mode="floor"``
+for negative exponents, a bit mask for the wrap). Layer 0's input does not depend on any state, so its sums
+for all steps are one product; the other layers run step by step.
 
-Connections run as float64 ``linear``/``conv2d`` (CUDA has no int64 matmul): exact, because every product
-and partial sum is an integer below 2**53 in magnitude, which the constructor checks
-(docs/fixed-point.md §1.1).
+Connections run as float ``linear``/``conv2d`` (CUDA has no int64 matmul): exact, because every product
+and partial sum is an integer below 2**24 (float32) or 2**53 (float64) in magnitude, which the constructor
+checks per layer to pick the dtype (docs/fixed-point.md §1.1).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class _Layer(NamedTuple):
     pool: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
-    weight: Tensor  # float64 effective weights (§4.5) or signs (§4.6)
+    weight: Tensor  # effective weights (§4.5) or signs (§4.6), float32/float64: sums exact (module docstring)
     weight_mant: int
     weight_exp: int
     u_factor: int  # 4096 - (du + 1)          (§3.1)
@@ -52,6 +54,8 @@ class _Layer(NamedTuple):
 
 def _pow2_shift(x: Tensor, exponent: Tensor | int) -> Tensor:
     """x * 2**e for e >= 0, floor(x / 2**-e) for e < 0 (docs/fixed-point.md §1.2)."""
+    if isinstance(exponent, int):  # one exponent for the whole tensor (a layer's weight_exp)
+        return x * (1 << exponent) if exponent >= 0 else torch.div(x, 1 << -exponent, rounding_mode="floor")
     exponent = torch.as_tensor(exponent, dtype=torch.int64, device=x.device)
     up = x * torch.pow(2, exponent.clamp(min=0))
     down = torch.div(x, torch.pow(2, (-exponent).clamp(min=0)), rounding_mode="floor")
@@ -81,9 +85,10 @@ def _prepare(layer: FixedPointLayer, max_input: int, device: torch.device, spec:
     def per_neuron(values: np.ndarray) -> Tensor:
         return torch.tensor(np.asarray(values), dtype=torch.int64, device=device)
 
+    dtype = torch.float32 if worst < spec.exact_float32_bound else torch.float64
     return _Layer(
         kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
-        weight=weight.to(device=device, dtype=torch.float64), weight_mant=layer.weight_mant,
+        weight=weight.to(device=device, dtype=dtype), weight_mant=layer.weight_mant,
         weight_exp=layer.weight_exp,
         u_factor=spec.decay_unity - layer.du - 1, v_factor=spec.decay_unity - layer.dv,
         threshold=per_neuron(layer.vth) * (1 << spec.state_shift),
@@ -92,15 +97,24 @@ def _prepare(layer: FixedPointLayer, max_input: int, device: torch.device, spec:
 
 
 def synaptic_input(x: Tensor, layer: _Layer) -> Tensor:
-    """Sum-pool, flatten, connect, scale and shift x (batch, *input_shape) (docs/fixed-point.md §4.2 - §4.7)."""
-    values = x.to(torch.float64)
+    """Sum-pool, flatten, connect, scale and shift x (batch, *input_shape) (docs/fixed-point.md §4.2 - §4.7);
+    any leading batch-like axes may be merged into batch (the sum of one row does not see the others)."""
+    values = x.to(layer.weight.dtype)
     if layer.pool != (1, 1):
         values = F.avg_pool2d(values, layer.pool, stride=layer.pool, divisor_override=1)  # a sum pool
     if layer.kind == "dense":
         summed = F.linear(torch.flatten(values, start_dim=1), layer.weight)
     else:
         summed = F.conv2d(values, layer.weight, stride=layer.stride, padding=layer.padding)
-    return _pow2_shift(summed.to(torch.int64) * layer.weight_mant, layer.weight_exp)
+    summed = summed.to(torch.int64)
+    return _pow2_shift(summed * layer.weight_mant if layer.weight_mant != 1 else summed, layer.weight_exp)
+
+
+def _decay(x: Tensor, factor: int, spec: FixedPointSpec) -> Tensor:
+    """trunc(x * factor / 2**decay_bits), toward zero (docs/fixed-point.md §1.2): an arithmetic right shift
+    floors, so negative products first get 2**decay_bits - 1 added (int64 division is slower)."""
+    product = x * factor
+    return (product + (product < 0) * (spec.decay_unity - 1)) >> spec.decay_bits
 
 
 def neuron_step(a: Tensor, u: Tensor, v: Tensor, layer: _Layer, bias_on: bool,
@@ -108,10 +122,14 @@ def neuron_step(a: Tensor, u: Tensor, v: Tensor, layer: _Layer, bias_on: bool,
     """One LIF update (docs/fixed-point.md §3); ``bias_on``: whether this step adds the bias (the caller's
     step index has reached the layer's bias_delay, §3.4). Returns (spikes bool, u, v after reset); no input
     mutated."""
-    current = torch.div(u * layer.u_factor, spec.decay_unity, rounding_mode="trunc") + a * (1 << spec.state_shift)
+    current = a * (1 << spec.state_shift)
+    if layer.u_factor:  # du = 4095 clears u (§3.1): nothing of the old u is left
+        current = _decay(u, layer.u_factor, spec) + current
     current = torch.bitwise_and(current - spec.u_min, spec.u_modulus - 1) + spec.u_min  # §3.2
-    bias = layer.bias if bias_on else torch.zeros_like(layer.bias)
-    voltage = torch.div(v * layer.v_factor, spec.decay_unity, rounding_mode="trunc") + current + bias
+    voltage = v if layer.v_factor == spec.decay_unity else _decay(v, layer.v_factor, spec)
+    voltage = voltage + current
+    if bias_on:
+        voltage = voltage + layer.bias
     voltage = voltage.clamp(spec.v_min, spec.v_max)
     if not layer.spiking:
         return torch.zeros_like(voltage, dtype=torch.bool), current, voltage
@@ -161,17 +179,23 @@ class TorchReference:
         u_trace = [zeros(layer, (steps,)) for layer in self._layers] if record else []
         v_trace = [zeros(layer, (steps,)) for layer in self._layers] if record else []
         last_v = zeros(self._layers[-1], (steps,))
+        # layer 0's input does not depend on any state: its sums for all steps in one product (§4.8: the sum of
+        # step t arrives at step t + 1; the last step's sum would arrive after the run)
+        first = self._layers[0]
+        first_inputs = synaptic_input(x_all[:-1].reshape(-1, *x_all.shape[2:]), first).reshape(
+            steps - 1, batch, *first.shape) if steps > 1 else None
         for t in range(steps):
-            layer_input = x_all[t]
+            layer_input = None
             for index, layer in enumerate(self._layers):
                 arriving = delayed[index]
-                delayed[index] = synaptic_input(layer_input, layer)
+                if t + 1 < steps:  # a sum computed at the last step would only arrive after the run
+                    delayed[index] = first_inputs[t] if index == 0 else synaptic_input(layer_input, layer)
                 fired, u[index], v[index] = neuron_step(arriving, u[index], v[index], layer, t >= layer.bias_start)
-                spikes[index][t] = fired.to(torch.int8)
+                spikes[index][t].copy_(fired)
                 if record:
                     u_trace[index][t] = u[index]
                     v_trace[index][t] = v[index]
-                layer_input = fired.to(torch.int64)
+                layer_input = fired
             last_v[t] = v[-1]
         output = spikes[-1].to(torch.int64) if self._layers[-1].spiking else last_v
 

@@ -1,41 +1,83 @@
-"""`run_sim_bench` on a tiny config: parity of the three backends (checked inside the bench) and the records."""
+"""`run_sim_bench` on a tiny config: parity of the backends (checked inside the bench) and the records."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
+import pytest
 from conftest import require_lava
 
-REQUIRED = {"backend", "mode", "batch", "samples_per_second", "time_steps", "network", "profile", "us_per_sample"}
+REQUIRED = {"backend", "mode", "batch", "samples_per_second", "time_steps", "network", "profile", "us_per_sample",
+            "steps"}
 
 
-def test_tiny_sim_bench_writes_records(tmp_path) -> None:
+def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     require_lava()
+    from bso_deploy.hardware.simulator import Simulator
+
     from bso_deploy.bench.sim import SimBenchConfig, run_sim_bench
 
     config = SimBenchConfig(time_steps=3, batch=4, repeats=1, lava_streamed_samples=2, lava_per_sample_runs=1,
-                            out_dir=str(tmp_path))
-    records = run_sim_bench(config, progress=False)
+                            epochs=1, hidden=(16, 16), out_dir=str(tmp_path))
+    # the place for our own Lava processes, exercised with a stand-in runner of the same interface
+    records = run_sim_bench(config, progress=False, lava_deploy=lambda fx_net: contextlib.nullcontext(
+        Simulator(fx_net)))
+    bso, loihi = config.bso_network, config.loihi_network
+    assert (bso, loihi) == ("digits-tbso-64-16-16-10", "mlp-64-16-16-10-untrained")
     written = json.loads((tmp_path / "sim.json").read_text())
     assert written == records
     assert (tmp_path / "sim.png").stat().st_size > 0
-    assert {(r["backend"], r["mode"], r["batch"]) for r in records} == {
-        ("sim", "batched", 1), ("sim", "batched", 4), ("torch", "batched", 1), ("torch", "batched", 4),
-        ("lava", "streamed", 2), ("lava", "per_sample", 1)}
+    assert [(r["backend"], r["mode"], r["batch"], r["network"]) for r in records] == [
+        ("sim", "batched", 1, bso), ("sim", "batched", 4, bso), ("sim", "one_shot", 4, bso),
+        ("torch", "batched", 1, bso), ("torch", "batched", 4, bso),
+        ("sim", "batched", 4, loihi), ("lava", "streamed", 2, loihi),
+        ("lava", "per_sample", 1, loihi), ("lava", "streamed", 2, bso)]
     for record in records:
         assert REQUIRED <= set(record)
-        assert record["samples_per_second"] > 0 and record["time_steps"] == 3 and record["profile"] == "loihi"
+        assert record["samples_per_second"] > 0 and record["time_steps"] == 3
+        assert record["profile"] == ("bso" if record["network"] == bso else "loihi")
+        assert record["steps"] == 3 + 3  # two hidden layers and the readout: latency 3
+    printed = capsys.readouterr().out
+    assert "dense floor" in printed and "vs Lava streamed" in printed and "built-in LIF + Dense" in printed
+    summary = json.loads((tmp_path / "sim_summary.json").read_text())
+    sim = next(r for r in records if (r["backend"], r["mode"], r["batch"], r["network"]) == (
+        "sim", "batched", 4, bso))
+    assert summary["sim_over_floor"] == pytest.approx(sim["us_per_sample"] / summary["floor_us"])
+    assert summary["macs_per_sample"] == (64 * 16 + 16 * 16 + 16 * 10) * 6 and summary["samples"] == 4
+    assert 0 < min(summary["spike_rates"]) and summary["lava_streamed_over_sim"] > 0
 
 
-def test_backends_give_identical_spikes_on_bench_network() -> None:
+def test_bench_networks_are_active_and_agree_across_backends() -> None:
     require_lava()
-    from bso_deploy.hardware.simulator import simulate
+    from bso_deploy.bench.sim import (
+        SimBenchConfig,
+        build_bso_network,
+        build_loihi_network,
+        check_identical_spikes,
+        check_sim_torch,
+        digits_images,
+        make_inputs,
+    )
 
-    from bso_deploy.bench.sim import SimBenchConfig, build_bench_network, check_identical_spikes, make_inputs
+    config = SimBenchConfig(time_steps=3, epochs=1, hidden=(32, 32))
+    images, _ = digits_images(3)
+    bso_net, loihi_net = build_bso_network(config), build_loihi_network(config)
+    assert bso_net.profile == "bso" and loihi_net.profile == "loihi"
+    assert [layer.binary for layer in bso_net.layers] == [False, True, False]
+    assert {layer.reset for layer in bso_net.layers[:-1]} == {"subtract"}
+    bso_inputs, loihi_inputs = make_inputs(bso_net, images, 3), make_inputs(loihi_net, images, 3)
+    result = check_sim_torch(bso_net, bso_inputs)
+    assert all(spikes.any() for spikes in result.spikes[:-1])  # the hidden layers are active: not vacuous
+    check_identical_spikes(loihi_net, loihi_inputs, lava_samples=3)
+    assert np.asarray(loihi_inputs).max() > 0
 
-    fx_net, images = build_bench_network(SimBenchConfig(time_steps=3))
-    inputs = make_inputs(fx_net, images[:3], 3)
-    assert simulate(fx_net, inputs).spikes[0].any()  # the hidden layers are active: the check is not vacuous
-    check_identical_spikes(fx_net, inputs, lava_samples=3)
-    assert np.asarray(inputs).max() > 0
+
+def test_config_validation() -> None:
+    from bso_deploy.bench.sim import SimBenchConfig
+
+    with pytest.raises(ValueError, match="epochs"):
+        SimBenchConfig(epochs=0)
+    with pytest.raises(ValueError, match="hidden"):
+        SimBenchConfig(hidden=())

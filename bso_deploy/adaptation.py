@@ -1,0 +1,460 @@
+"""On-chip adaptation scenario: a deployed binary SNN recovers from a shift of its input distribution by
+learning its output layer on chip, in fixed point (docs/onchip-learning.md §12).
+
+:func:`run_adaptation` (config: :class:`AdaptationConfig`):
+
+1. trains a spiking MLP on digits online with bso_deploy's own T-BSO training (layers as ``binary="hidden"``:
+   first layer 8-bit, further hidden layers binary with BatchNorm; the readout a ``BinaryLinear`` without
+   BatchNorm, so it stays one sign per synapse with one scale for the whole layer), exports it to NIR and
+   compiles it (profile ``bso``);
+2. shifts the input distribution (``shift``: ``invert`` = 1 - x, ``shift`` = images moved by two pixels,
+   ``none``) and measures the fixed-point test accuracy (``accuracy_before``);
+3. streams ``samples`` shifted training images (``passes`` times) through a :class:`~bso_deploy.hardware.
+   learning_spec.Learner` (``backend``: ``sim``, ``torch`` or ``lava``), the readout learning from its
+   on-chip error; ``accuracy_after`` is the fixed-point test accuracy with the learned weights;
+4. runs the float readout on the same stream with the float optimizer (T-BSO or BSO of ``bso_deploy.optim``)
+   on the float form of the same three factors, twice: driven by the chip's own hidden spikes, for
+   ``flip_agreement`` (F1 of the flip events, with precision and recall, matched exactly on (sample, time
+   step, synapse)), and end to end in the float network, for ``float_accuracy_after`` and
+   ``details["end_to_end_flip_agreement"]`` (docs/onchip-learning.md §12).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+ADAPTATION_VERSION = 1
+DATASETS = ("digits",)
+SHIFTS = ("invert", "shift", "none")
+VARIANTS = ("tbso", "bso")
+ROUNDINGS = ("nearest", "stochastic")
+
+__all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "run_adaptation", "shift_inputs"]
+
+
+def _check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"AdaptationConfig.{name} must be one of {', '.join(valid)}; got {value!r}")
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"AdaptationConfig.{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < high:
+        raise ValueError(f"AdaptationConfig.{name} must be a number in [{low}, {high}), got {value!r}")
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """The adaptation scenario (module docstring); the defaults are the documented reference scenario
+    (docs/onchip-learning.md §12).
+
+    dataset: "digits". shift: "invert" | "shift" | "none". samples: length of the adaptation stream (shifted
+    training images, in a seeded order); passes: times the stream is repeated. time_steps: T. variant:
+    "tbso" | "bso". seed: everything (training, stream order, stochastic rounding). backend: learner name
+    (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining (digits MLP, binary layers).
+    momentum, threshold, variance_decay: the float rule's hyperparameters, mapped to integers by
+    ``LearningRule.from_float`` (docs/onchip-learning.md §9); error_target: the float margin A of the readout
+    error (§5). rounding, t_epoch: see ``LearningRule``. eval_samples: shifted test images used for the
+    accuracies (0: all 450). curve_points: accuracy checkpoints along the stream (for the plot).
+    """
+
+    dataset: str = "digits"
+    shift: str = "invert"
+    samples: int = 1000
+    passes: int = 1
+    time_steps: int = 4
+    variant: str = "tbso"
+    seed: int = 0
+    backend: str = "sim"
+    train_epochs: int = 5
+    hidden: tuple[int, ...] = (256,)
+    momentum: float = 0.984375
+    threshold: float = 1.0
+    variance_decay: float = 0.99609375
+    error_target: float = 8.0
+    momentum_bits: int = 16
+    precision_bits: int = 4
+    rounding: str = "nearest"
+    t_epoch: int = 1
+    eval_samples: int = 0
+    curve_points: int = 5
+
+    def __post_init__(self) -> None:
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("shift", self.shift, SHIFTS)
+        _check_choice("variant", self.variant, VARIANTS)
+        _check_choice("rounding", self.rounding, ROUNDINGS)
+        if not isinstance(self.backend, str) or not self.backend:
+            raise ValueError(f"AdaptationConfig.backend must be a learner name (sim, torch, lava), got "
+                             f"{self.backend!r}")
+        for name, low in (("samples", 1), ("passes", 1), ("time_steps", 1), ("seed", 0), ("train_epochs", 1),
+                          ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0), ("eval_samples", 0),
+                          ("curve_points", 1)):
+            _check_int(name, getattr(self, name), low)
+        try:
+            hidden = tuple(self.hidden)
+        except TypeError:
+            raise ValueError(f"AdaptationConfig.hidden must be a sequence of sizes, got {self.hidden!r}") from None
+        if not hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden):
+            raise ValueError(f"AdaptationConfig.hidden must be one or more sizes >= 1, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        _check_float("momentum", self.momentum, 0.0, 1.0)
+        _check_float("variance_decay", self.variance_decay, 0.0, 1.0)
+        _check_float("threshold", self.threshold, 0.0, math.inf)
+        _check_float("error_target", self.error_target, 1e-9, math.inf)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["hidden"] = list(self.hidden)
+        data["version"] = ADAPTATION_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdaptationConfig:
+        data = dict(data)
+        version = data.pop("version", ADAPTATION_VERSION)
+        if version != ADAPTATION_VERSION:
+            raise ValueError(f"adaptation config version {version} is not supported (this reads "
+                             f"{ADAPTATION_VERSION})")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown AdaptationConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class AdaptationResult:
+    """What :func:`run_adaptation` measured. Accuracies are fractions of the shifted test images.
+
+    accuracy_unshifted: fixed point on the unshifted test set (the deployed network's own accuracy).
+    accuracy_before / accuracy_after: fixed point on the shifted test set before / after on-chip learning.
+    float_accuracy_before / float_accuracy_after: the float model, before / after the float optimizer.
+    flip_agreement: F1 of the integer rule's flip events against the float optimizer's (matched on sample,
+    time step and synapse); flip_precision, flip_recall; flips, float_flips: event counts.
+    sign_agreement: share of the learning layer's signs equal in the two after the stream.
+    bits_per_synapse: learning state per synapse (1-bit weight + momentum), float_bits_per_synapse: 33.
+    curve: [{"samples": n, "accuracy": fixed, "float_accuracy": float, "stream_accuracy": share of the first n
+    stream samples the chip classified correctly while it learned}, ...] along the stream.
+    rule: the integer rule (LearningRule.to_dict()); quantization: the learning layer's compiler report.
+    """
+
+    config: AdaptationConfig
+    backend: str
+    accuracy_unshifted: float
+    accuracy_before: float
+    accuracy_after: float
+    float_accuracy_before: float
+    float_accuracy_after: float
+    flip_agreement: float
+    flip_precision: float
+    flip_recall: float
+    flips: int
+    float_flips: int
+    sign_agreement: float
+    bits_per_synapse: int
+    float_bits_per_synapse: int
+    curve: list[dict[str, float]] = field(default_factory=list)
+    rule: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["config"] = self.config.to_dict()
+        return data
+
+
+def shift_inputs(x: np.ndarray, shift: str, image_shape: tuple[int, int] = (8, 8)) -> np.ndarray:
+    """The distribution shift on float images in [0, 1] (N, H * W): ``invert``: 1 - x; ``shift``: moved two
+    pixels right and one down (zeros enter); ``none``: x."""
+    _check_choice("shift", shift, SHIFTS)
+    x = np.asarray(x, dtype=np.float32)
+    if shift == "invert":
+        return 1.0 - x
+    if shift == "shift":
+        images = x.reshape(len(x), *image_shape)
+        moved = np.zeros_like(images)
+        moved[:, 1:, 2:] = images[:, :-1, :-2]
+        return moved.reshape(x.shape)
+    return x.copy()
+
+
+def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
+    """The deployed network: digits MLP trained online with T-BSO; hidden layers as bso_deploy's ``hidden``
+    choice, the readout a BinaryLinear without BatchNorm (one scale for the layer, so the fixed-point readout
+    compares classes in one unit; docs/onchip-learning.md §12). Returns (model in eval mode, data split)."""
+    import torch
+
+    from .config import TrainConfig
+    from .data import load_dataset, make_loaders
+    from .encoding import make_encoder
+    from .layers import BinaryLinear
+    from .models import build_mlp
+    from .training import make_optimizers, train_epoch
+
+    train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
+                               epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
+    torch.manual_seed(config.seed)
+    split = load_dataset(config.dataset, seed=config.seed)
+    sizes = (int(np.prod(split.input_shape)), *config.hidden, split.num_classes)
+    model = build_mlp(sizes, binary="hidden", lif=train_config.lif_parameters(), seed=config.seed)
+    model.layers[-1] = BinaryLinear(sizes[-2], sizes[-1], generator=torch.Generator().manual_seed(config.seed + 1))
+    optimizers = make_optimizers(model, train_config)
+    train_loader, _ = make_loaders(split, train_config.batch_size, seed=config.seed)
+    encoder = make_encoder(train_config.encoder, seed=config.seed)
+    for epoch in range(config.train_epochs):
+        train_loader.generator.manual_seed(config.seed * 7919 + epoch)
+        train_epoch(model, train_loader, encoder, optimizers, train_config, split.num_classes, epoch,
+                    torch.device("cpu"), progress=progress)
+    return model.eval(), split
+
+
+def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = dataset.tensors
+    return images.numpy().astype(np.float32), labels.numpy().astype(np.int64)
+
+
+def _steps(x_int: np.ndarray, time_steps: int) -> np.ndarray:
+    """Direct encoding: the same image at every step, (T, N, *shape)."""
+    return np.broadcast_to(x_int, (time_steps, *x_int.shape)).copy()
+
+
+def fixed_accuracy(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, time_steps: int) -> float:
+    """Accuracy of the fixed-point network (NumPy simulator) on integer images, T input steps + the latency
+    (docs/fixed-point.md §5.2): prediction = argmax of the readout's v at the last step."""
+    from bso_deploy.hardware.network import append_zero_steps
+    from bso_deploy.hardware.simulator import simulate
+
+    output = simulate(fx_net, append_zero_steps(_steps(x_int, time_steps), fx_net.latency)).output[-1]
+    return float(np.mean(np.argmax(output, axis=-1) == labels))
+
+
+def float_accuracy(model: Any, x: np.ndarray, labels: np.ndarray, time_steps: int) -> float:
+    import torch
+
+    with torch.no_grad():
+        inputs = torch.from_numpy(_steps(x, time_steps))
+        predictions = model(inputs).sum(0).argmax(-1).numpy()
+    return float(np.mean(predictions == labels))
+
+
+def _error_mapping(k_scale: float, target: float) -> tuple[int, int, int, float]:
+    """(error_shift, error_target, error_bits, error_scale E) for a readout of integer scale K (the
+    compiler's ``scale``, K = m 2**e): its current is c = 64 K y for the float output y, and e = clip(c >>
+    error_shift, ...) (docs/onchip-learning.md §5). The largest shift for which E = 64 K / 2**shift is still
+    an integer makes c >> shift = E y exact; error_target = round(A E), and error_bits hold 2 error_target
+    (§9)."""
+    shift = 0
+    while (64 * k_scale / 2 ** (shift + 1)).is_integer():
+        shift += 1
+    scale = 64 * k_scale / 2 ** shift
+    while shift > 0 and target * scale >= 1 << 13:  # keep 2 A E within the 16-bit error register
+        shift, scale = shift + 1, scale / 2
+    error_target = max(1, round(target * scale))
+    bits = max(8, (2 * error_target).bit_length() + 1)
+    return shift, error_target, bits, scale
+
+
+def _flip_agreement(fixed_events: np.ndarray, float_events: np.ndarray) -> tuple[float, float, float]:
+    fixed = {tuple(row) for row in fixed_events.tolist()}
+    floating = {tuple(row) for row in float_events.tolist()}
+    common = len(fixed & floating)
+    precision = common / len(fixed) if fixed else float(not floating)
+    recall = common / len(floating) if floating else float(not fixed)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return f1, precision, recall
+
+
+class _FloatLearner:
+    """The float model adapting its readout with the real float optimizer (bso_deploy.optim TBSO / BSO) on
+    the float form of the three factors: trace (the hidden LIF layer's OTTT trace), surrogate 1 (readout),
+    error clip(y, -A, A) - target (docs/onchip-learning.md §5, §12). Flip events are numbered like the
+    integer learner's: step = time-step index + the readout's first input step (the latency)."""
+
+    def __init__(self, model: Any, config: AdaptationConfig, target: float, step_offset: int) -> None:
+        import torch
+
+        from .optim import BSO, TBSO
+
+        self.model, self.target, self.offset, self.config = model, target, step_offset, config
+        self.readout = model.layers[-1]
+        params = [self.readout.weight]
+        if config.variant == "tbso":
+            self.optimizer = TBSO(params, momentum=config.momentum, variance_decay=config.variance_decay,
+                                  threshold=config.threshold, time_steps=config.time_steps)
+        else:
+            self.optimizer = BSO(params, momentum=config.momentum, threshold=config.threshold)
+        self.counter = 0
+        self._torch = torch
+
+    def run(self, x: np.ndarray, labels: np.ndarray, first_sample: int, hidden: np.ndarray | None = None) -> np.ndarray:
+        """Adapt on float images ``x`` (N, ...); with ``hidden`` (T, N, n_in) 0/1, the readout's input spikes
+        are those given (the chip's) instead of the float front's. Returns flip events (E, 4)."""
+        torch = self._torch
+        events = []
+        front = self.model.layers[:-1]
+        lif = front[-1]
+        decay = lif.params.decay
+        group = self.optimizer.param_groups[0]
+        threshold = group["threshold"]
+        weight = self.readout.weight
+        with torch.no_grad():
+            for n in range(len(x)):
+                for layer in front:
+                    if hasattr(layer, "reset_state"):
+                        layer.reset_state()
+                image = torch.from_numpy(x[n:n + 1])
+                trace = torch.zeros((1, weight.shape[1]))
+                for t in range(self.config.time_steps):
+                    if hidden is None:
+                        spikes = front(image)
+                        trace = lif.trace
+                    else:
+                        spikes = torch.from_numpy(hidden[t, n:n + 1].astype(np.float32))
+                        trace = decay * trace + spikes  # the OTTT trace, as bso_deploy.neuron computes it
+                    output = self.readout(spikes)[0]
+                    target = torch.full_like(output, -self.target)
+                    target[int(labels[n])] = self.target
+                    error = output.clamp(-self.target, self.target) - target
+                    weight.grad = torch.outer(error, trace[0])
+                    before = weight.detach().clone()
+                    self.counter += 1
+                    group["threshold"] = threshold if self.counter % self.config.t_epoch == 0 else math.inf
+                    self.optimizer.step(t=t)
+                    rows, cols = torch.nonzero(weight != before, as_tuple=True)
+                    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+                        events.append((first_sample + n, t + self.offset, i, j))
+        group["threshold"] = threshold
+        return np.asarray(events, dtype=np.int64).reshape(-1, 4)
+
+
+def _stream(config: AdaptationConfig, count: int) -> np.ndarray:
+    """Indices of the adaptation stream: ``samples`` shifted training images in a seeded order (cycling
+    through the set if it is shorter), repeated ``passes`` times."""
+    rng = np.random.default_rng(config.seed + 1)
+    order = np.concatenate([rng.permutation(count) for _ in range(-(-config.samples // count))])[:config.samples]
+    return np.tile(order, config.passes)
+
+
+def run_adaptation(config: AdaptationConfig, progress: bool = True) -> AdaptationResult:
+    """Run the adaptation scenario of ``config`` (module docstring) and return what it measured."""
+    import copy
+
+    from tqdm.auto import tqdm
+
+    from bso_deploy.export.nir import NIRExportWarning, to_nir
+    from bso_deploy.hardware.compiler import compile_nir
+    from bso_deploy.hardware.learning import LearningRule, get_learner, learning_window
+    from bso_deploy.hardware.network import append_zero_steps
+    from bso_deploy.hardware.quantize import quantize_inputs
+    from bso_deploy.hardware.simulator import simulate
+
+    if not isinstance(config, AdaptationConfig):
+        raise TypeError(f"config must be an AdaptationConfig, not {type(config).__name__}")
+    make_learner = get_learner(config.backend)  # an unknown backend fails before the training
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    model, split = _pretrain(config, progress)
+    seconds["train"] = time.perf_counter() - start
+    with warnings.catch_warnings():  # the subtractive reset travels in node metadata, which compile_nir reads
+        warnings.filterwarnings("ignore", category=NIRExportWarning)
+        graph = to_nir(model)
+    fx_net = compile_nir(graph, profile="bso", time_steps=config.time_steps)
+    report = fx_net.quantization[-1]
+    train_x, train_y = _arrays(split.train)
+    test_x, test_y = _arrays(split.test)
+    if config.eval_samples:
+        test_x, test_y = test_x[:config.eval_samples], test_y[:config.eval_samples]
+    shifted_train, shifted_test = shift_inputs(train_x, config.shift), shift_inputs(test_x, config.shift)
+    test_int = quantize_inputs(fx_net, shifted_test)
+    T = config.time_steps
+    accuracy_unshifted = fixed_accuracy(fx_net, quantize_inputs(fx_net, test_x), test_y, T)
+    accuracy_before = fixed_accuracy(fx_net, test_int, test_y, T)
+    float_before = float_accuracy(model, shifted_test, test_y, T)
+
+    error_shift, error_target, error_bits, error_scale = _error_mapping(float(report["scale"]), config.error_target)
+    trace_increment = LearningRule.trace_increment
+    rule = LearningRule.from_float(
+        config.variant, momentum=config.momentum, threshold=config.threshold, variance_decay=config.variance_decay,
+        time_steps=T, trace_scale=trace_increment, error_scale=error_scale, error_shift=error_shift,
+        error_target=error_target, error_bits=error_bits, momentum_bits=config.momentum_bits,
+        precision_bits=config.precision_bits,
+        rounding=config.rounding, t_epoch=config.t_epoch, seed=config.seed)
+    float_target = error_target / error_scale  # the float margin the integer one represents exactly
+    learner = make_learner(fx_net, rule, layer=-1)
+    float_model = copy.deepcopy(model)
+    window = learning_window(len(fx_net.layers) - 1, rule)
+    float_learner = _FloatLearner(float_model, config, float_target, window.start)
+    rule_model = copy.deepcopy(model)  # the float rule on the chip's own spike stream (§12)
+    rule_learner = _FloatLearner(rule_model, config, float_target, window.start)
+    front_net = replace(fx_net, layers=fx_net.layers[:-1], quantization=fx_net.quantization[:-1])
+    order = _stream(config, len(train_x))
+    chunks = np.array_split(np.arange(len(order)), min(config.curve_points, len(order)))
+    stream_int = quantize_inputs(fx_net, shifted_train[order])
+    curve = [{"samples": 0, "accuracy": accuracy_before, "float_accuracy": float_before}]
+    fixed_events, float_events, rule_events = [], [], []
+    stream_correct = 0
+    seconds["fixed_learning"] = seconds["float_learning"] = 0.0
+    bar = tqdm(total=len(order), desc=f"on-chip learning ({config.backend})", disable=None if progress else True,
+               leave=False)
+    try:  # a Lava learner holds worker processes: stop them also when the stream fails or is interrupted
+        for chunk in chunks:
+            if not len(chunk):
+                continue
+            tick = time.perf_counter()
+            inputs = _steps(stream_int[chunk], T)
+            record = learner.run(inputs, labels=train_y[order][chunk])
+            events = record.flip_events.copy()
+            events[:, 0] += chunk[0]
+            fixed_events.append(events)
+            tock = time.perf_counter()
+            float_events.append(float_learner.run(shifted_train[order][chunk], train_y[order][chunk], int(chunk[0])))
+            seconds["fixed_learning"] += tock - tick
+            chip_hidden = simulate(front_net, append_zero_steps(inputs, len(fx_net.layers))).spikes[-1]
+            rule_events.append(rule_learner.run(shifted_train[order][chunk], train_y[order][chunk], int(chunk[0]),
+                                                hidden=chip_hidden[window.start - 1:window.stop - 1]))
+            seconds["float_learning"] += time.perf_counter() - tock
+            stream_correct += int(np.sum(record.predictions == train_y[order][chunk]))
+            curve.append({"samples": int(chunk[-1] + 1), "stream_accuracy": stream_correct / int(chunk[-1] + 1),
+                          "accuracy": fixed_accuracy(learner.network(), test_int, test_y, T),
+                          "float_accuracy": float_accuracy(float_model, shifted_test, test_y, T)})
+            bar.update(len(chunk))
+        bar.close()
+    finally:
+        close = getattr(learner, "close", None)
+        if close is not None:
+            close()
+    fixed_all = np.concatenate(fixed_events) if fixed_events else np.zeros((0, 4), np.int64)
+    float_all = np.concatenate(float_events) if float_events else np.zeros((0, 4), np.int64)
+    rule_all = np.concatenate(rule_events) if rule_events else np.zeros((0, 4), np.int64)
+    f1, precision, recall = _flip_agreement(fixed_all, rule_all)
+    e2e_f1, e2e_precision, e2e_recall = _flip_agreement(fixed_all, float_all)
+    rule_signs = rule_model.layers[-1].weight.detach().numpy().astype(np.int64)
+    float_signs = float_model.layers[-1].weight.detach().numpy().astype(np.int64)
+    learned = np.asarray(learner.state.weight, dtype=np.int64)
+    seconds["total"] = time.perf_counter() - start
+    return AdaptationResult(
+        config=config, backend=config.backend, accuracy_unshifted=accuracy_unshifted,
+        accuracy_before=accuracy_before, accuracy_after=curve[-1]["accuracy"], float_accuracy_before=float_before,
+        float_accuracy_after=curve[-1]["float_accuracy"], flip_agreement=f1, flip_precision=precision,
+        flip_recall=recall, flips=len(fixed_all), float_flips=len(float_all),
+        sign_agreement=float(np.mean(rule_signs == learned)), bits_per_synapse=rule.bits_per_synapse,
+        float_bits_per_synapse=33, curve=curve, rule=rule.to_dict(), seconds=seconds,
+        details={"learning_layer": report, "float_error_target": float_target, "error_scale": error_scale,
+                 "stream_samples": len(order), "test_samples": len(test_y),
+                 "end_to_end_flip_agreement": e2e_f1, "end_to_end_flip_precision": e2e_precision,
+                 "end_to_end_flip_recall": e2e_recall,
+                 "end_to_end_sign_agreement": float(np.mean(float_signs == learned)),
+                 "rule_float_flips": len(rule_all)})

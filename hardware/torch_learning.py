@@ -1,0 +1,269 @@
+"""On-chip learning rule of docs/onchip-learning.md, written again with torch integer tensors (CUDA when
+available): the independent reference the NumPy rule (``hardware/learning.py``) is tested against.
+
+It shares with the NumPy rule only the spec (``hardware/learning_spec.py``: the rule's fields, the hash
+constants, the containers, input checks) and uses the torch integer reference of the network
+(``hardware/torch_reference.py``) for the neurons and synapses. Roundings are spelled with torch's own
+operators (``torch.div`` with ``rounding_mode``, ``torch.remainder``), the integer square root by a float
+estimate corrected in integers, so that a shared mistake is unlikely.
+
+- :func:`torch_learning_step` ``(state, pre, v, vth, error, t, rule) -> (state, flips)``: one step (tensors).
+- :class:`TorchLearner` ``(fx_net, rule, layer=-1, device=None)``: the ``"torch"`` Learner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .learning_spec import (
+    HASH_GOLDEN,
+    HASH_MASK,
+    HASH_MULTIPLIERS,
+    LearningRecord,
+    LearningRule,
+    LearningState,
+    check_learning_inputs,
+    check_learning_layer,
+    learning_window,
+    register_learner,
+)
+from .network import FixedPointNetwork, append_zero_steps
+from .spec import SPEC
+from .torch_reference import TorchReference, _prepare, default_device, neuron_step, synaptic_input
+
+__all__ = [
+    "TorchLearner",
+    "torch_hash32",
+    "torch_isqrt",
+    "torch_learning_step",
+    "torch_round_shift",
+    "torch_surrogate",
+]
+
+
+def torch_hash32(x: Tensor) -> Tensor:
+    """The 32-bit mixing hash of docs/onchip-learning.md §8 on int64 tensors."""
+    x = torch.bitwise_and(x, HASH_MASK)
+    for multiplier, shift in zip(HASH_MULTIPLIERS, (16, 15), strict=True):
+        x = torch.bitwise_xor(x, torch.bitwise_right_shift(x, shift))
+        x = torch.remainder(x * multiplier, HASH_MASK + 1)
+    return torch.bitwise_xor(x, torch.bitwise_right_shift(x, 16))
+
+
+def _words(rule: LearningRule, counter: int, size: int, stream: int, device: torch.device) -> Tensor:
+    """Random words of learning step ``counter`` (§8): hash32(key xor (4 i + stream))."""
+    seed_word = torch.tensor([(rule.seed + counter * HASH_GOLDEN) % (HASH_MASK + 1)], dtype=torch.int64,
+                             device=device)
+    key = torch_hash32(seed_word)
+    index = torch.arange(size, dtype=torch.int64, device=device) * 4 + stream
+    return torch_hash32(torch.bitwise_xor(index, key))
+
+
+def torch_round_shift(y: Tensor, shift: int, rounding: str, words: Tensor | None = None) -> Tensor:
+    """y / 2**shift rounded: half away from zero, or stochastically with ``words`` (§8)."""
+    if shift == 0:
+        return y
+    unit = 1 << shift
+    if rounding == "nearest":
+        magnitude = torch.div(y.abs() + unit // 2, unit, rounding_mode="floor")
+        return torch.where(y < 0, -magnitude, magnitude)
+    floor = torch.div(y, unit, rounding_mode="floor")
+    return floor + (torch.remainder(y, unit) > torch.remainder(words, unit)).to(torch.int64)
+
+
+def torch_isqrt(n: Tensor) -> Tensor:
+    """floor(sqrt(n)) of a 0-d int64 tensor n >= 0: float estimate, then integer correction (§7)."""
+    root = torch.sqrt(n.to(torch.float64)).floor().to(torch.int64)
+    while bool(root * root > n):
+        root = root - 1
+    while bool((root + 1) * (root + 1) <= n):
+        root = root + 1
+    return root
+
+
+def torch_surrogate(v: Tensor, vth: Tensor | None, rule: LearningRule) -> Tensor:
+    """Postsynaptic factor h from the voltage before reset (§4); 1 for a readout (vth None)."""
+    if vth is None:
+        return torch.ones_like(v)
+    bucket = torch.bitwise_right_shift((v - vth * (1 << SPEC.state_shift)).abs(), rule.surrogate_shift)
+    table = torch.tensor([*rule.surrogate_table, 0], dtype=torch.int64, device=v.device)
+    return table[bucket.clamp(max=len(rule.surrogate_table))]
+
+
+def torch_learning_step(state: LearningState, pre: Tensor, v: Tensor, vth: Tensor | None, error: Tensor, t: int,
+                        rule: LearningRule) -> tuple[LearningState, Tensor]:
+    """One learning step (docs/onchip-learning.md §3 - §8) on int64 tensors; the state's weight is int8.
+    Returns the new state and the bool flip mask (n_out, n_in); nothing is mutated."""
+    device = state.momentum.device
+    counter = int(state.counter)
+    stochastic = rule.rounding == "stochastic"
+    n_out, n_in = state.momentum.shape
+
+    def words(size: int, stream: int) -> Tensor | None:
+        return _words(rule, counter, size, stream, device) if stochastic else None
+
+    decayed = torch.div(state.trace * (SPEC.decay_unity - rule.trace_decay), SPEC.decay_unity, rounding_mode="trunc")
+    trace = torch.clamp(decayed + pre * rule.trace_increment, max=rule.trace_max)
+    post = error.clamp(-rule.error_max, rule.error_max) * torch_surrogate(v, vth, rule)
+    product = torch.outer(post, trace)
+
+    def shaped(tensor: Tensor | None) -> Tensor | None:
+        return None if tensor is None else tensor.reshape(n_out, n_in)
+
+    momentum = (state.momentum - torch_round_shift(state.momentum, rule.momentum_shift, rule.rounding,
+                                                   shaped(words(n_out * n_in, 0)))
+                + torch_round_shift(product, rule.product_shift, rule.rounding, shaped(words(n_out * n_in, 1))))
+    momentum = momentum.clamp(-rule.momentum_max, rule.momentum_max)
+    second_moment = state.second_moment
+    if rule.variant == "tbso":
+        mean_square = torch.div((post * post).sum() * (trace * trace).sum(), n_out * n_in, rounding_mode="floor")
+        old = second_moment[t]
+        decay_word, input_word = (None, None) if not stochastic else (words(1, 2)[0], words(1, 3)[0])
+        new = (old - torch_round_shift(old, rule.second_moment_shift, rule.rounding, decay_word)
+               + torch_round_shift(mean_square, rule.second_moment_product_shift, rule.rounding, input_word))
+        new = new.clamp(0, rule.second_moment_max)
+        second_moment = second_moment.clone()
+        second_moment[t] = new
+        theta = torch.bitwise_right_shift(torch_isqrt(new) * rule.flip_threshold, rule.threshold_shift)
+    else:
+        theta = torch.tensor(rule.flip_threshold, dtype=torch.int64, device=device)
+    signed = state.weight.to(torch.int64) * momentum
+    flips = (signed > theta) if (counter + 1) % rule.t_epoch == 0 else torch.zeros_like(signed, dtype=torch.bool)
+    weight = torch.where(flips, -state.weight, state.weight)
+    if rule.variant == "bso":
+        momentum = torch.where(flips, torch.zeros_like(momentum), momentum)
+    return LearningState(weight=weight, momentum=momentum, trace=trace, second_moment=second_moment,
+                         counter=counter + 1), flips
+
+
+class TorchLearner:
+    """The ``"torch"`` Learner: TorchReference's neurons and synapses with :func:`torch_learning_step`; the
+    same contract and step order as the simulator's learner (docs/onchip-learning.md §11)."""
+
+    name = "torch"
+
+    def __init__(self, fx_net: FixedPointNetwork, rule: LearningRule, layer: int = -1,
+                 state: LearningState | None = None, device: str | torch.device | None = None) -> None:
+        self.fx_net = fx_net
+        self.rule = rule
+        self.layer = check_learning_layer(fx_net, layer, rule)
+        self.device = default_device() if device is None else torch.device(device)
+        chosen = fx_net.layers[self.layer]
+        if state is None:
+            n_out, n_in = chosen.weight.shape
+            state = LearningState(weight=np.asarray(chosen.weight, np.int8), momentum=np.zeros((n_out, n_in), np.int64),
+                                  trace=np.zeros(n_in, np.int64), second_moment=np.zeros(rule.time_steps, np.int64),
+                                  counter=0)
+        self._state = self._to_device(state)
+
+    def _to_device(self, state: LearningState) -> LearningState:
+        def tensor(value, dtype):
+            return torch.as_tensor(np.asarray(value), dtype=dtype).to(self.device)
+
+        return LearningState(weight=tensor(state.weight, torch.int8), momentum=tensor(state.momentum, torch.int64),
+                             trace=tensor(state.trace, torch.int64),
+                             second_moment=tensor(state.second_moment, torch.int64), counter=int(state.counter))
+
+    @property
+    def state(self) -> LearningState:
+        """The state as NumPy arrays (the Learner contract)."""
+        s = self._state
+        return LearningState(weight=s.weight.cpu().numpy(), momentum=s.momentum.cpu().numpy(),
+                             trace=s.trace.cpu().numpy(), second_moment=s.second_moment.cpu().numpy(),
+                             counter=s.counter)
+
+    def network(self) -> FixedPointNetwork:
+        layers = list(self.fx_net.layers)
+        layers[self.layer] = replace(layers[self.layer], weight=self.state.weight.astype(np.int64))
+        return replace(self.fx_net, layers=tuple(layers))
+
+    @torch.no_grad()
+    def run(self, inputs: np.ndarray, labels: np.ndarray | None = None, errors: np.ndarray | None = None,
+            record: bool = False) -> LearningRecord:
+        rule, fx_net, index, device = self.rule, self.fx_net, self.layer, self.device
+        inputs, labels, errors = check_learning_inputs(fx_net, rule, index, inputs, labels, errors)
+        layers = fx_net.layers
+        count, samples = len(layers), inputs.shape[1]
+        steps = rule.time_steps + count
+        padded = append_zero_steps(inputs, count)
+        if index > 0:
+            front = FixedPointNetwork(profile=fx_net.profile, input_shape=fx_net.input_shape, layers=layers[:index])
+            feed = torch.as_tensor(TorchReference(front, device).run(padded).spikes[-1], device=device)
+        else:
+            feed = torch.as_tensor(padded, device=device)
+        feed = feed.to(torch.int64)
+        prepared = {k: _prepare(layers[k], SPEC.input_max if k == 0 else 1, device, SPEC) for k in range(index, count)}
+        vth = (torch.tensor(np.array(layers[index].vth), dtype=torch.int64, device=device)
+               if layers[index].spiking else None)
+        window = learning_window(index, rule)
+        state = self._state
+        prepared[index] = prepared[index]._replace(weight=state.weight.to(torch.float64))
+        quiet = prepared[index]._replace(spiking=False)
+        predictions = np.zeros(samples, np.int64)
+        flip_counts = np.zeros(samples, np.int64)
+        events: list[np.ndarray] = []
+        trail: dict[str, list[Tensor]] = {}
+        for n in range(samples):
+            state = state._replace(trace=torch.zeros_like(state.trace))
+            u = {k: torch.zeros((1, *layers[k].output_shape), dtype=torch.int64, device=device) for k in prepared}
+            v = {k: value.clone() for k, value in u.items()}
+            delayed = {k: value.clone() for k, value in u.items()}
+            last_input = torch.zeros((1, *layers[index].input_shape), dtype=torch.int64, device=device)
+            spike_sum = torch.zeros(layers[-1].output_shape, dtype=torch.int64, device=device)
+            error = surrogate = torch.zeros(layers[index].num_neurons, dtype=torch.int64, device=device)
+            for t in range(steps):
+                x = feed[t, n:n + 1]
+                pre, last_input = last_input, x
+                v_before = None
+                for k in range(index, count):
+                    if k == index:  # input delayed, summed with the latest weights (docs/onchip-learning.md §11)
+                        arriving = synaptic_input(pre, prepared[k])
+                    else:
+                        arriving, delayed[k] = delayed[k], synaptic_input(x, prepared[k])
+                    if k == index and vth is not None:
+                        v_before = neuron_step(arriving, u[k], v[k], quiet, t >= quiet.bias_start)[2]
+                    fired, u[k], v[k] = neuron_step(arriving, u[k], v[k], prepared[k], t >= prepared[k].bias_start)
+                    if record:
+                        trail.setdefault(f"spikes/{k}", []).append(fired[0].to(torch.int8))
+                        trail.setdefault(f"v/{k}", []).append(v[k][0])
+                    x = fired.to(torch.int64)
+                spike_sum += x[0]
+                if t in window:
+                    if labels is not None:
+                        layer = prepared[index]
+                        current = u[index][0] + (layer.bias if t >= layer.bias_start else 0)
+                        scaled = torch.div(current, 1 << rule.error_shift, rounding_mode="floor")
+                        target = torch.full_like(scaled, -rule.error_target)
+                        target[int(labels[n])] = rule.error_target
+                        error = scaled.clamp(-rule.error_target, rule.error_target) - target
+                    else:
+                        error = torch.as_tensor(errors[t - window.start, n], device=device)
+                    voltage = v[index][0] if v_before is None else v_before[0]
+                    surrogate = torch_surrogate(voltage, vth, rule)
+                    state, flips = torch_learning_step(state, pre.reshape(-1), voltage, vth, error, t - window.start,
+                                                       rule)
+                    if bool(flips.any()):
+                        prepared[index] = prepared[index]._replace(weight=state.weight.to(torch.float64))
+                        rows, cols = (tensor.cpu().numpy() for tensor in torch.nonzero(flips, as_tuple=True))
+                        events.append(np.stack([np.full(rows.size, n), np.full(rows.size, t), rows, cols], axis=1))
+                        flip_counts[n] += rows.size
+                if record:
+                    for name, value in (("trace", state.trace), ("momentum", state.momentum), ("weight", state.weight),
+                                        ("second_moment", state.second_moment), ("error", error),
+                                        ("surrogate", surrogate)):
+                        trail.setdefault(name, []).append(value.clone())
+            readout = v[count - 1][0] if not layers[-1].spiking else spike_sum
+            predictions[n] = int(torch.argmax(readout).item())
+        self._state = state
+        steps_out = {name: torch.stack(values).reshape(samples, steps, *values[0].shape).cpu().numpy()
+                     for name, values in trail.items()}
+        flip_events = np.concatenate(events).astype(np.int64) if events else np.zeros((0, 4), np.int64)
+        return LearningRecord(predictions=predictions, flips=flip_counts, flip_events=flip_events, state=self.state,
+                              steps=steps_out)
+
+
+register_learner("torch", TorchLearner)
