@@ -36,6 +36,7 @@ from .quantize import (
     input_max_for_scale,
     quantize_inputs,
     quantize_layer,
+    readout_in_one_unit,
 )
 from .spec import SPEC, get_profile
 
@@ -289,11 +290,11 @@ def _output(b: _Builder, name: str, node: nir.Output) -> None:
         return
     synapse = b.synapse
     bias = np.broadcast_to(synapse["bias"].reshape((-1,) + (1,) * (len(b.shape) - 1)), b.shape)
-    b.layers.append(FloatLayer(
+    b.layers.append(readout_in_one_unit(FloatLayer(  # binary only with one alpha: the argmax needs one unit
         name=synapse["name"], nodes=(*b.nodes, name), kind=synapse["kind"], input_shape=b.layer_input,
         pool=b.pool, weight=synapse["weight"], bias=np.array(bias), threshold=None, tau_steps=math.inf,
         tau_syn_steps=None, reset="zero", signs=synapse["signs"], alpha=synapse["alpha"], stride=synapse["stride"],
-        padding=synapse["padding"], output_shape=b.shape))
+        padding=synapse["padding"], output_shape=b.shape)))
     b.start()
 
 
@@ -343,7 +344,8 @@ def graph_input_shape(graph: nir.NIRGraph) -> tuple[int, ...]:
 
 
 def float_layers(graph: nir.NIRGraph, profile: str = "bso", dt: float | None = None) -> list[FloatLayer]:
-    """The graph read into float layers (gains folded, §10.2); ValueError naming the node otherwise."""
+    """The graph read into float layers as they are compiled (gains folded; a binary readout of uneven alpha
+    as full precision, :func:`~.quantize.readout_in_one_unit`; §10.2); ValueError naming the node otherwise."""
     get_profile(profile)
     nodes, start, chain = _chain(graph)
     shape = tuple(int(size) for size in np.asarray(nodes[start].input_type["input"]).reshape(-1))
@@ -387,7 +389,9 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     errors are in ``quantization`` (docs/fixed-point.md §10). Profile "bso" starts layer k's bias at step
     k + 1, with its first input (``bias_delay``, §3.4), so that the network run on T input steps plus
     ``latency`` zero steps is the float one shifted by the latency; profile "loihi" adds it from step 0, as
-    Lava's LIF does, and says so in the report (``bias_timing_note``, §10.4).
+    Lava's LIF does, and says so in the report (``bias_timing_note``, §10.4). A binary readout whose rows
+    differ in alpha gets full-precision rows, so that its v is in one unit for the argmax (report ``binary``
+    False and ``note``, §10.2).
 
     fold_thresholds: fold per-neuron thresholds (BatchNorm, binary rows of different alpha) into per-row
     8-bit weights so that one vth per layer suffices, as profile "loihi" needs (report key

@@ -9,7 +9,9 @@ are in docs/fixed-point.md §10; in short, per layer:
 - full precision: q = round(W * c), c = q_max / max|W|, stored as ``weight = 2 q`` (§4.5) and
   ``weight_exp = e - 1``, so K = c * s_in * 2**e (s_in: 255 for layer 0, 1 for spikes);
 - binary: row i is divided by its alpha_i so the synapse stays a sign: K = weight_mant * 2**e * s_in and
-  the neuron i works with K_i = K / alpha_i;
+  the neuron i works with K_i = K / alpha_i; a non-spiking readout keeps its rows binary only when all
+  alpha_i are equal (its argmax compares v across neurons, which needs one unit), else its rows become
+  full-precision ones (:func:`readout_in_one_unit`);
 - v = 64 K_i v_float, vth_i = round(K_i theta_i), bias_i = round(64 K_i b_i) (mantissa and exponent),
   added from the step of the layer's first input on (bias_delay = k + 1 for layer k) where the profile
   allows it (§3.4, §10.2);
@@ -40,6 +42,7 @@ __all__ = [
     "input_max_for_scale",
     "quantize_inputs",
     "quantize_layer",
+    "readout_in_one_unit",
     "round_half_away",
 ]
 
@@ -107,6 +110,7 @@ class FloatLayer:
     padding: tuple[int, int] = (0, 0)
     output_shape: tuple[int, ...] = ()
     bias_note: str = ""  # how the bias was mapped when not exactly (CubaLIF)
+    note: str = ""  # why the layer is compiled otherwise than its graph says (a binary readout of uneven alpha)
 
     @property
     def binary(self) -> bool:
@@ -265,14 +269,42 @@ def _decays(layer: FloatLayer, spec: FixedPointSpec) -> tuple[int, int]:
     return du, dv
 
 
+def _alphas_differ(alpha: np.ndarray) -> bool:
+    """Whether binary row magnitudes differ beyond float64 rounding (relative 1e-12)."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    return bool(np.ptp(alpha) > 1e-12 * np.abs(alpha).max())
+
+
+def readout_in_one_unit(layer: FloatLayer) -> FloatLayer:
+    """``layer`` with one unit of v for all its neurons (itself when nothing changes).
+
+    A binary layer runs neuron i with ``K_i = K / alpha_i`` (§10.2): its v_i is 64 K_i times the float v_i.
+    A spiking layer absorbs that in ``vth_i = round(K_i theta_i)``, but the prediction of a non-spiking
+    readout is the argmax of v over its neurons, which compares v_i in different units when the alpha_i
+    differ. Such a readout becomes full precision (``signs`` and ``alpha`` dropped, ``note`` says why), so
+    :func:`quantize_layer` gives it ``q_ij = round(c alpha_i sign_ij)``, ``c = q_max / max_i alpha_i``, and
+    one K for the layer; row i keeps ``round(q_max alpha_i / max alpha)`` weight levels. A spiking layer, a
+    full-precision one and a binary readout whose alpha_i are all equal (then K_i = K for every i, exact) are
+    returned as they are (docs/fixed-point.md §10.2)."""
+    if layer.spiking or not layer.binary or not _alphas_differ(layer.alpha):
+        return layer
+    alpha = np.asarray(layer.alpha, dtype=np.float64)
+    note = (f"binary readout with per-row alpha in [{alpha.min():.6g}, {alpha.max():.6g}] compiled with full-"
+            "precision rows round(c alpha_i sign_ij), one scale K for all neurons, so that the argmax compares v "
+            "in one unit (docs/fixed-point.md §10.2)")
+    return replace(layer, signs=None, alpha=None, note=note)
+
+
 def quantize_layer(layer: FloatLayer, options: LayerOptions,
                    spec: FixedPointSpec = SPEC) -> tuple[FixedPointLayer, dict[str, Any]]:
     """Integer layer and its quantization report for ``layer`` (docs/fixed-point.md §10).
 
-    With ``options.netx_compatible`` a full-precision layer has no exponent to trade against its weights,
-    so the largest integer weight q_max' <= 2**(weight_bits - 1) - 1 for which every bound holds is chosen
-    instead (bisection: the bounds grow with q_max'; §10.5)."""
+    A binary readout whose rows differ in alpha is quantized as full precision (:func:`readout_in_one_unit`;
+    report ``binary`` False and ``note``). With ``options.netx_compatible`` a full-precision layer has no
+    exponent to trade against its weights, so the largest integer weight q_max' <= 2**(weight_bits - 1) - 1
+    for which every bound holds is chosen instead (bisection: the bounds grow with q_max'; §10.5)."""
     q_max = (1 << (options.weight_bits - 1)) - 1
+    layer = readout_in_one_unit(layer)  # the compiler's float_layers already did; direct callers may not have
     if not options.netx_compatible or layer.binary:
         return _quantize_at(layer, options, q_max, spec)
     low, high = 1, q_max
@@ -366,6 +398,9 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         report["readout_steps"] = options.readout_steps
     if layer.bias_note:
         report["bias_note"] = layer.bias_note
+    if layer.note:
+        levels = np.abs(weights.reshape(weights.shape[0], -1)).max(axis=1, initial=0)
+        report["note"] = f"{layer.note}; rows keep {int(levels.min())} ... {int(levels.max())} of {q_max} levels"
     if options.first:
         report["input_scale"] = float(options.input_scale)
         report["input_max"] = int(options.input_max)
@@ -402,7 +437,7 @@ def fold_layer_thresholds(layer: FloatLayer) -> tuple[FloatLayer, dict[str, Any]
     weight = layer.weight * row_scale.reshape(shape)
     bias = layer.bias * _rows(row_scale, layer.kind, layer.output_shape)
     signs, alpha = layer.signs, None if layer.alpha is None else layer.alpha * row_scale
-    if alpha is not None and np.ptp(alpha) > 1e-12 * alpha.max():
+    if alpha is not None and _alphas_differ(alpha):
         signs, alpha = None, None  # rows of different magnitude: 8-bit weights
     folded = replace(layer, weight=weight, bias=np.asarray(bias), threshold=np.full(theta.shape, reference),
                      signs=signs, alpha=alpha)

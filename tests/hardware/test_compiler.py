@@ -102,7 +102,9 @@ def test_mlp_with_batchnorm_compiles_to_integer_layers(hw, nir_io, binary, reset
     expected = ["lif_2", "lif_5", "affine_6"] if binary == "all" else ["lif_1", "lif_4", "affine_5"]
     assert [layer.name for layer in fx_net.layers] == expected
     assert fx_net.input_shape == (16,) and fx_net.output_shape == (5,) and fx_net.latency == 3
-    assert [layer.binary for layer in fx_net.layers] == [binary == "all", True, binary == "all"]
+    # a binary readout of uneven alpha (random BatchNorm) is compiled as full precision (§10.2)
+    assert [layer.binary for layer in fx_net.layers] == [binary == "all", True, False]
+    assert ("note" in fx_net.quantization[-1]) == (binary == "all")
     for layer in fx_net.layers[:-1]:
         assert (layer.du, layer.dv, layer.reset, layer.spiking) == (SPEC.decay_max, 2048, reset, True)
     readout = fx_net.layers[-1]
@@ -208,6 +210,69 @@ def test_fixed_point_follows_a_bias_free_foreign_network(hw, nir_io, nir) -> Non
     # a random network has many near-ties between classes: a few differing spikes flip some (measured 90.6%)
     float_prediction = reference["output"].sum(0).argmax(1).numpy()
     assert np.mean(result.output[-1].argmax(1) == float_prediction) >= 0.85
+
+
+def float_vs_fixed_agreement(hw, nir_io, model: nn.Module, seed: int, time_steps: int = 4,
+                             samples: int = 200) -> tuple[float, FixedPointNetwork]:
+    """Share of random inputs in [0, 1) on which the fixed-point readout's argmax (profile bso, flushed) is the
+    float model's (readout current summed over the time steps); the model has 16 inputs."""
+    quantize = require("bso_deploy.hardware.quantize")
+    fx_net = hw.compile_nir(export(nir_io, model, (16,)), profile="bso", time_steps=time_steps)
+    x = torch.rand(samples, 16, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model(x.expand(time_steps, *x.shape)).sum(0).argmax(-1).numpy()
+    steps = np.broadcast_to(quantize.quantize_inputs(fx_net, x.numpy()), (time_steps, *x.shape)).copy()
+    output = simulate(fx_net, append_zero_steps(steps, fx_net.latency)).output[-1]
+    return float(np.mean(output.argmax(-1) == expected)), fx_net
+
+
+def test_binary_readout_of_uneven_alpha_compiles_in_one_unit(hw, nir_io) -> None:
+    """The readout's prediction is the argmax of v over its neurons: with per-row K_i = K / alpha_i (a binary
+    readout whose BatchNorm gives every row its own alpha) v_i had different units and float and fixed
+    predictions agreed on 25% ... 98% of the inputs (mean 71%, 10 seeds). Its rows are now full precision
+    round(c alpha_i sign_ij) with one K (docs/fixed-point.md §10.2); measured 99.0% ... 100% (mean 99.65%)."""
+    agreements = []
+    for seed in range(4):
+        model = randomise_batchnorm(build_mlp((16, 32, 5), binary="all", seed=seed), seed)
+        agreement, fx_net = float_vs_fixed_agreement(hw, nir_io, model, seed)
+        agreements.append(agreement)
+        readout, report = fx_net.layers[-1], fx_net.quantization[-1]
+        assert fx_net.layers[0].binary and not readout.binary and not report["binary"]
+        assert "alpha" in report["note"] and "one scale K" in report["note"]
+        assert report["scale_min"] == report["scale_max"] == report["scale"] and report["weight_bits"] == 8
+        check_report_and_bounds(fx_net)
+        # q_ij = round(c alpha_i sign_ij), c = 127 / max alpha, stored as 2 q (§4.5)
+        node = export(nir_io, model, (16,)).nodes[report["nodes"][0]]
+        alpha, signs = np.asarray(node.metadata["alpha"], np.float64), np.asarray(node.metadata["signs"])
+        levels = np.floor(127 * alpha / alpha.max() + 0.5).astype(np.int64)
+        np.testing.assert_array_equal(readout.weight, 2 * signs * levels[:, None])
+        assert f"rows keep {levels.min()} ... 127 of 127 levels" in report["note"]
+    assert min(agreements) >= 0.97 and np.mean(agreements) >= 0.985, agreements
+
+
+def test_binary_readout_of_equal_alpha_stays_binary(hw, nir_io, nir) -> None:
+    """One alpha for all rows: K_i = K for every neuron, so the binary readout is exact and stays binary."""
+    model = shared_randomise_batchnorm(build_mlp((16, 32, 5), binary="all", seed=1), 1, uniform_scale=True)
+    agreement, fx_net = float_vs_fixed_agreement(hw, nir_io, model, 1)
+    readout, report = fx_net.layers[-1], fx_net.quantization[-1]
+    assert readout.binary and report["binary"] and "note" not in report
+    assert report["scale_min"] == report["scale_max"]
+    assert agreement >= 0.97
+    check_report_and_bounds(fx_net)
+    # foreign graphs without metadata: rows of one magnitude are detected as binary, uneven ones are not kept so
+    signs = np.where(np.random.default_rng(3).random((3, 4)) < 0.5, -1.0, 1.0)
+    hidden = (nir.Affine(weight=np.eye(4), bias=np.zeros(4)), lif(nir, 4, 2e-3, 2.0))
+    even = hw.compile_nir(chain(nir, *hidden, nir.Linear(weight=0.25 * signs)), dt=1e-3)
+    uneven = hw.compile_nir(chain(nir, *hidden, nir.Linear(weight=signs * np.array([[0.25], [0.5], [1.0]]))),
+                            dt=1e-3)
+    assert even.layers[-1].binary and "note" not in even.quantization[-1]
+    np.testing.assert_array_equal(even.layers[-1].weight, signs)
+    assert not uneven.layers[-1].binary and "note" in uneven.quantization[-1]
+    np.testing.assert_array_equal(uneven.layers[-1].weight, 2 * signs * np.array([[32], [64], [127]]))
+    # the compiler's float reading says the same (what callers that rebuild K_i per neuron rely on)
+    for weight, binary in ((0.25 * signs, True), (uneven.layers[-1].weight.astype(float), False)):
+        assert [layer.binary for layer in hw.float_layers(chain(nir, *hidden, nir.Linear(weight=weight)),
+                                                          dt=1e-3)] == [False, binary]
 
 
 def exact_graph(nir, reset: str, seed: int = 0, dt: float = 1e-3):
