@@ -369,8 +369,10 @@ def check_learning_layer(fx_net: Any, layer: int, rule: LearningRule) -> int:
     chosen = fx_net.layers[index]
     if not chosen.binary:
         raise ValueError(f"layer {chosen.name!r} has {SPEC.weight_bits}-bit synapses; on-chip learning flips "
-                         "1-bit synapses, so choose a binary layer (train with binary='all' or give the readout "
-                         "a BinaryLinear) (docs/onchip-learning.md §11)")
+                         "1-bit synapses, so choose a binary layer: a readout is binary when it is a BinaryLinear "
+                         "whose rows share one scale, i.e. without a BatchNorm after it (a BatchNorm gives each row "
+                         "its own scale and the compiler makes such a readout 8-bit, docs/fixed-point.md §10.2) "
+                         "(docs/onchip-learning.md §11)")
     if chosen.kind != "dense":
         raise ValueError(f"layer {chosen.name!r} is a {chosen.kind} layer; on-chip learning supports dense layers "
                          "only (docs/onchip-learning.md §11)")
