@@ -35,14 +35,27 @@ def main() -> None:
            "--epochs", str(args.epochs), "--seed", "0", "--out", str(out)])
     stage("2. Export the trained network to NIR (the interchange format the hardware side consumes)",
           ["export", str(out / "checkpoint.pt"), "--format", "nir", "--out", str(out / "model.nir")])
-    stage("3. Compile to fixed point (bso profile) and check the NumPy simulator against the torch integer "
-          "reference spike for spike on the digits test set, and the fixed-point network against the float one",
-          ["parity", str(out / "model.nir"), "--backends", "sim,torch", "--dataset", "digits", "--samples", "450",
-           "--time-steps", "4"])
+    stage("3. Compile to fixed point (bso profile), deploy it to Lava as bso-deploy's own processes (1-bit synapses, "
+          "fixed_pt neurons), and check the NumPy simulator, the torch integer reference and Lava against each other "
+          "spike for spike on the digits test set; the fixed-point network is also compared with the float one",
+          ["parity", str(out / "model.nir"), "--backends", "sim,torch,lava", "--dataset", "digits", "--samples",
+           "450", "--time-steps", "4"])
+    stage("4. Export one time step as ONNX with explicit state (exact fixed-point semantics, any runtime can step it)",
+          ["export", str(out / "checkpoint.pt"), "--format", "onnx", "--semantics", "fixed", "--out",
+           str(out / "model.onnx")])
+    stage("5. On-chip learning: a digits network with a binary readout is deployed, its inputs are inverted, and the "
+          "integer BSO/T-BSO rule adapts the readout on the (emulated) chip; float T-BSO on the same stream for "
+          "comparison (a short run; `bso-deploy learn` alone runs the reference scenario)",
+          ["learn", "--train-epochs", "3", "--samples", "400", "--hidden", "128", "--out", str(out / "learn")])
     metrics = json.loads((out / "metrics.json").read_text())
+    learned = json.loads((out / "learn" / "learn.json").read_text())
     print(f"\n=== Summary\ntest accuracy {metrics['test_accuracy']:.4f} after {metrics['completed_epochs']} "
           f"epochs ({metrics['train_seconds']:.1f} s of training, {time.perf_counter() - start:.1f} s in all)\n"
-          f"files: {out / 'checkpoint.pt'}, {out / 'metrics.json'}, {out / 'training.png'}, {out / 'model.nir'}")
+          f"on-chip adaptation: {learned['accuracy_before']:.3f} -> {learned['accuracy_after']:.3f} (float T-BSO "
+          f"{learned['float_accuracy_after']:.3f}), flip agreement {learned['flip_agreement']:.3f}, "
+          f"{learned['bits_per_synapse']} bits per synapse\n"
+          f"files: {out / 'checkpoint.pt'}, {out / 'metrics.json'}, {out / 'training.png'}, {out / 'model.nir'}, "
+          f"{out / 'model.onnx'}, {out / 'learn' / 'learn.png'}")
 
 
 if __name__ == "__main__":
