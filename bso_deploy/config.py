@@ -58,6 +58,9 @@ class TrainConfig:
     mse_weight: float = 0.05
     data_root: str | None = None
     num_workers: int = 0
+    hardware_aware: bool = False
+    hardware_aware_epochs: int = 5
+    fixed_point_samples: int = 10000
 
     def __post_init__(self) -> None:
         _choice("dataset", self.dataset, DATASET_NAMES)
@@ -85,11 +88,30 @@ class TrainConfig:
         if not (self.lr > 0 and self.ste_lr > 0 and 0 < self.bop_gamma < 1 and 0 < self.decay_factor <= 1):
             raise ValueError("lr and ste_lr must be > 0, bop_gamma in (0, 1), decay_factor in (0, 1]")
         self.lif_parameters()  # validates tau, v_threshold, reset, alpha
+        if not isinstance(self.hardware_aware, bool):
+            raise ValueError(f"hardware_aware must be True or False, got {self.hardware_aware!r}")
+        if not isinstance(self.hardware_aware_epochs, int) or self.hardware_aware_epochs < 1:
+            raise ValueError(f"hardware_aware_epochs must be an integer >= 1, got {self.hardware_aware_epochs!r}")
+        if self.hardware_aware and not self.online:
+            raise ValueError(f"hardware-aware training runs the online step; method {self.method!r} is not online. "
+                             f"Use one of {', '.join(ONLINE_METHODS)}, or drop --hardware-aware")
+        if self.hardware_aware and self.dataset == "cifar10" and self.encoder == "direct":
+            raise ValueError("hardware-aware training feeds the deployed network, whose input is unsigned "
+                             "(docs/fixed-point.md §5.3), but normalized CIFAR-10 pixels go below 0; "
+                             "use --encoder rate")
+        if not isinstance(self.fixed_point_samples, int) or self.fixed_point_samples < 0:
+            raise ValueError(f"fixed_point_samples must be an integer >= 0 (0: no fixed-point evaluation), "
+                             f"got {self.fixed_point_samples!r}")
 
     @property
     def online(self) -> bool:
         """Online (per-step) training; False for the BPTT baseline."""
         return self.method in ONLINE_METHODS
+
+    def is_hardware_aware_epoch(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) runs the integer forward: the last ``hardware_aware_epochs`` of
+        ``epochs`` (all of them if that is more), with ``hardware_aware`` on."""
+        return self.hardware_aware and epoch >= self.epochs - self.hardware_aware_epochs
 
     @property
     def flip_threshold(self) -> float:

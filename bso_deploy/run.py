@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -32,6 +33,7 @@ from .training import NonFiniteLossError, Optimizers, evaluate, make_optimizers,
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
 PLOT_NAME = "training.png"
+FIXED_POINT_SUMMARY = ("float_accuracy", "fixed_accuracy", "prediction_agreement")  # copied to metrics' top level
 
 
 def build_network(config: TrainConfig, input_shape, num_classes: int) -> SpikingNetwork:
@@ -53,6 +55,7 @@ class TrainingRun:
     epoch: int
     history: list[dict]
     split: DatasetSplit
+    fixed_point: dict[str, Any] | None = None  # fixed_point_metrics after the last fit (not checkpointed)
 
     @classmethod
     def create(cls, config: TrainConfig, out_dir: str | os.PathLike) -> TrainingRun:
@@ -98,7 +101,26 @@ class TrainingRun:
             "test_accuracy": last.get("test_accuracy"),
             "train_seconds": sum(e["seconds"] for e in self.history),
             "stopped": stopped,
+            **{key: (self.fixed_point or {}).get(key) for key in FIXED_POINT_SUMMARY},
+            "fixed_point": self.fixed_point,
         }
+
+    def evaluate_fixed_point(self, test_loader, encoder, device: torch.device) -> dict[str, Any]:
+        """Deploy the model (profile bso, the NumPy simulator) on up to ``fixed_point_samples`` test samples:
+        :func:`bso_deploy.hardware_aware.fixed_point_metrics`, or ``{"skipped": why}``."""
+        config = self.config
+        if config.fixed_point_samples == 0:
+            return {"skipped": "fixed_point_samples is 0"}
+        try:
+            from .hardware_aware import fixed_point_metrics
+        except ImportError as error:
+            return {"skipped": f"the fixed-point evaluation needs the nir extra (pip install -e .[nir]): {error}"}
+        try:
+            return fixed_point_metrics(self.model, test_loader, encoder, config.time_steps, device,
+                                       tuple(self.split.input_shape), hardware_aware=config.hardware_aware,
+                                       max_samples=config.fixed_point_samples)
+        except ValueError as error:  # e.g. inputs outside [0, 1] (normalized CIFAR-10), values out of range
+            return {"skipped": f"the model cannot be deployed in profile bso: {error}"}
 
     def fit(self, progress: bool = True, plot: bool = True) -> dict:
         """Train the remaining epochs; after each one, save checkpoint, metrics and plot (atomically).
@@ -133,7 +155,15 @@ class TrainingRun:
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         num_classes = self.split.num_classes
+        if config.hardware_aware and context.enabled:
+            raise ValueError("--hardware-aware does not run under torchrun yet; train it in one process")
+        hardware = None  # the integer forward, created when the first hardware-aware epoch starts
         while self.epoch < config.epochs:
+            hardware_aware = config.is_hardware_aware_epoch(self.epoch)
+            if hardware_aware and hardware is None:
+                from .hardware_aware import HardwareAwareNetwork
+
+                hardware = HardwareAwareNetwork(self.model, config.time_steps, tuple(self.split.input_shape))
             if sampler is not None:
                 sampler.set_epoch(self.epoch)
             else:
@@ -141,7 +171,7 @@ class TrainingRun:
             start = time.perf_counter()
             try:
                 record = train_epoch(self.model, train_loader, encoder, self.optimizers, config, num_classes,
-                                     self.epoch, device, progress, stepper=stepper)
+                                     self.epoch, device, progress, stepper=hardware if hardware_aware else stepper)
             except NonFiniteLossError as error:
                 message = (f"training stopped in epoch {self.epoch + 1}: {error}. The last good checkpoint "
                            f"(after epoch {self.epoch}) is kept in {self.out_dir / CHECKPOINT_NAME}; lower the "
@@ -153,6 +183,12 @@ class TrainingRun:
             distributed.assert_replicas_identical(context, self.model, self.optimizers)
             record["seconds"] = time.perf_counter() - start
             record["test_accuracy"] = evaluate(self.model, test_loader, encoder, config.time_steps, device)
+            if hardware_aware:  # test_accuracy: the integer forward, which the deployment runs
+                from .hardware_aware import evaluate_hardware
+
+                record["hardware_aware"] = True
+                record["float_test_accuracy"] = record["test_accuracy"]
+                record["test_accuracy"] = evaluate_hardware(hardware, test_loader, encoder, config.time_steps, device)
             record["epoch"] = self.epoch + 1
             if context.enabled:
                 record["world_size"] = context.world_size
@@ -169,5 +205,13 @@ class TrainingRun:
             if progress:
                 print(f"epoch {self.epoch:3d}/{config.epochs}  loss {record['loss']:.4f}  "
                       f"train {record['train_accuracy']:.4f}  test {record['test_accuracy']:.4f}  "
-                      f"({record['seconds']:.1f} s)", flush=True)
+                      f"({record['seconds']:.1f} s){'  [integer forward]' if hardware_aware else ''}", flush=True)
+        if context.is_main:
+            self.fixed_point = self.evaluate_fixed_point(test_loader, encoder, device)
+            atomic_write_json(self.out_dir / METRICS_NAME, self.metrics())
+            if progress and "skipped" not in self.fixed_point:
+                fixed = self.fixed_point
+                print(f"fixed point (profile bso, simulator, {fixed['samples']} test samples): accuracy "
+                      f"{fixed['fixed_accuracy']:.4f}, float {fixed['float_accuracy']:.4f}, prediction agreement "
+                      f"{fixed['prediction_agreement']:.4f}", flush=True)
         return self.metrics()

@@ -189,9 +189,10 @@ def train_epoch(model: nn.Module, loader, encoder, optimizers: Optimizers, confi
     """Train one epoch; returns loss, train accuracy, flips and flip rate per binary layer.
 
     ``stepper`` (default: the model) is what runs the steps, e.g. a
-    :class:`bso_deploy.distributed.DistributedStepper` that all-reduces gradients."""
+    :class:`bso_deploy.distributed.DistributedStepper` that all-reduces gradients, or a
+    :class:`bso_deploy.hardware_aware.HardwareAwareNetwork` (whose ``train()`` keeps BatchNorm frozen)."""
     stepper = model if stepper is None else stepper
-    model.train()
+    stepper.train()
     names = binary_layer_names(model)
     sizes = [module.weight.numel() for module in model.modules() if is_binary_layer(module)]
     flips = [0] * len(names)
