@@ -314,7 +314,9 @@ def format_sim_table(records: list[dict]) -> str:
     for r in records:
         lines.append(f"{r['backend']:<7} {r['mode']:<11} {r['batch']:>6} {r['samples_per_second']:>12.1f} "
                      f"{r['us_per_sample']:>12.1f}  {r['network']} ({r['profile']})"
-                     + (f", {r['processes']}" if "processes" in r else ""))
+                     + (f", {r['processes']}" if "processes" in r else "")
+                     + (f" (compile {r['compile_seconds']:.2f} s, {r['us_per_step']:.0f} us/step)"
+                        if "compile_seconds" in r else ""))
     return "\n".join(lines)
 
 
