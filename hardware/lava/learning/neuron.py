@@ -20,11 +20,11 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
-from bso_deploy.hardware.simulator import NeuronParams, NeuronState, bias_int, lif_step_int  # noqa: E402
-from bso_deploy.hardware.spec import RESET_MODES, SPEC  # noqa: E402
+from bso_deploy.hardware.lava.processes.neuron import FixedPointNeuronModel  # noqa: E402
+from bso_deploy.hardware.simulator import NeuronState, lif_step_int  # noqa: E402
+from bso_deploy.hardware.spec import RESET_MODES  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
-from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
+from lava.magma.core.model.py.ports import PyOutPort  # noqa: E402
 from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
 from lava.magma.core.process.ports.ports import InPort, OutPort  # noqa: E402
 from lava.magma.core.process.process import AbstractProcess  # noqa: E402
@@ -70,24 +70,11 @@ class LearningNeuron(AbstractProcess):
 @implements(proc=LearningNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyLearningNeuronModelFixed(PyLoihiProcessModel):
+class PyLearningNeuronModelFixed(FixedPointNeuronModel):
     """docs/fixed-point.md §3 through ``lif_step_int``; v before reset is the same update without firing."""
 
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
     v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
     current_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
-    probe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
-    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=SPEC.state_bits)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=SPEC.state_bits)
-    du: int = LavaPyType(int, np.int64, precision=SPEC.decay_bits)
-    dv: int = LavaPyType(int, np.int64, precision=SPEC.decay_bits)
-    vth: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=SPEC.threshold_bits)
-    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=SPEC.bias_mant_bits)
-    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=SPEC.bias_exp_bits)
-    bias_delay: int = LavaPyType(int, np.int64)
-    sample_steps: int = LavaPyType(int, np.int64)
-    step: int = LavaPyType(int, np.int64)
 
     def run_spk(self) -> None:
         a = np.asarray(self.a_in.recv(), dtype=np.int64)[None]
@@ -95,10 +82,7 @@ class PyLearningNeuronModelFixed(PyLoihiProcessModel):
         if step == 0:  # a sample's first step: the initial state of §3.8
             self.u[:] = 0
             self.v[:] = 0
-        params = NeuronParams(du=int(self.du), dv=int(self.dv),
-                              vth_scaled=self.vth.astype(np.int64) << SPEC.state_shift,
-                              bias=bias_int(self.bias_mant, self.bias_exp), reset=self.proc_params["reset"],
-                              spiking=self.proc_params["spiking"], bias_delay=int(self.bias_delay))
+        params = self.neuron_params()
         state = NeuronState(u=self.u.astype(np.int64)[None], v=self.v.astype(np.int64)[None])
         before_reset = lif_step_int(a, state, params._replace(spiking=False), step)[1].v[0]
         spikes, state = lif_step_int(a, state, params, step)

@@ -109,11 +109,10 @@ class _NeuronModel(PyLoihiProcessModel):
         self.probe_out.send(np.stack([spikes.astype(self.u.dtype), self.u, self.v]))
 
 
-@implements(proc=BsoNeuron, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyBsoNeuronModelFixed(_NeuronModel):
-    """docs/fixed-point.md §3 through :func:`~bso_deploy.hardware.simulator.lif_step_int` (int64 state)."""
+class FixedPointNeuronModel(_NeuronModel):
+    """The int64 ports and variables of a bso-profile neuron (docs/fixed-point.md §2, §3), undecorated so that
+    other neuron processes (the learning neuron of ``hardware/lava/learning``) can build on them; Lava reads
+    the declarations through inheritance, as for its own LIF models."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
@@ -129,11 +128,21 @@ class PyBsoNeuronModelFixed(_NeuronModel):
     sample_steps: int = LavaPyType(int, np.int64)
     step: int = LavaPyType(int, np.int64)
 
+    def neuron_params(self) -> NeuronParams:
+        """The population's constants as the simulator's step functions take them."""
+        return NeuronParams(du=int(self.du), dv=int(self.dv), vth_scaled=self.vth.astype(np.int64) << SPEC.state_shift,
+                            bias=bias_int(self.bias_mant, self.bias_exp), reset=self.proc_params["reset"],
+                            spiking=self.proc_params["spiking"], bias_delay=int(self.bias_delay))
+
+
+@implements(proc=BsoNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyBsoNeuronModelFixed(FixedPointNeuronModel):
+    """docs/fixed-point.md §3 through :func:`~bso_deploy.hardware.simulator.lif_step_int` (int64 state)."""
+
     def _update(self, a: np.ndarray, step: int) -> np.ndarray:
-        params = NeuronParams(du=int(self.du), dv=int(self.dv),
-                              vth_scaled=self.vth.astype(np.int64) << SPEC.state_shift,
-                              bias=bias_int(self.bias_mant, self.bias_exp), reset=self.proc_params["reset"],
-                              spiking=self.proc_params["spiking"], bias_delay=int(self.bias_delay))
+        params = self.neuron_params()
         state = NeuronState(u=self.u.astype(np.int64)[None], v=self.v.astype(np.int64)[None])
         spikes, state = lif_step_int(np.asarray(a, dtype=np.int64)[None], state, params, step)
         self.u[:] = state.u[0]
