@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from bso_deploy.export.nir import export_checkpoint_to_nir
+from bso_deploy.export.nir import NIRExportWarning, export_checkpoint_to_nir
 from bso_deploy.hardware.backends import run_fixed
 from bso_deploy.hardware.compiler import compile_nir
 from bso_deploy.hardware.parity import dataset_samples
@@ -153,7 +153,8 @@ def test_cli_hardware_aware_run_is_its_deployment(tmp_path, capsys):
     assert fixed["fixed_accuracy"] == fixed["integer_forward_accuracy"] == metrics["fixed_accuracy"]
     assert metrics["test_accuracy"] == fixed["integer_forward_accuracy"]  # the last epoch's integer accuracy
     # the deployment path from the files: checkpoint -> NIR file -> compile -> simulator
-    graph_path = export_checkpoint_to_nir(out / "checkpoint.pt", tmp_path / "model.nir")
+    with pytest.warns(NIRExportWarning, match="subtractive reset"):  # the default reset, carried in metadata
+        graph_path = export_checkpoint_to_nir(out / "checkpoint.pt", tmp_path / "model.nir")
     x, labels = dataset_samples("digits", 450)
     deployed = run_fixed(compile_nir(graph_path, profile="bso"), "sim", np.broadcast_to(x, (2, *x.shape)))
     assert float(np.mean(deployed.predictions == labels)) == fixed["fixed_accuracy"]
