@@ -108,6 +108,8 @@ def _add_bench_parser(subparsers) -> None:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--threads", type=int, default=1, help="torch and NumPy BLAS threads for every row")
     sim.add_argument("--out", default="bench")
+    sim.add_argument("--lava-copies", type=int, default=16,
+                     help="also time our Lava processes with this many network copies per Lava step (1: skip)")
     sim.add_argument("--no-lava-deploy", action="store_true",
                      help="skip the row of our own Lava processes (hardware/lava/deploy.py) on the bso network")
     sim.add_argument("--no-progress", action="store_true")
@@ -280,7 +282,8 @@ def _bench_sim(args: argparse.Namespace) -> int:
 
     config = SimBenchConfig(time_steps=args.time_steps, batch=args.batch, repeats=args.repeats,
                             lava_streamed_samples=args.lava_samples, lava_per_sample_runs=args.lava_fresh_runs,
-                            epochs=args.epochs, seed=args.seed, threads=args.threads, out_dir=args.out)
+                            epochs=args.epochs, seed=args.seed, threads=args.threads, out_dir=args.out,
+                            lava_copies=args.lava_copies)
     lava_deploy = None
     if not args.no_lava_deploy:
         from .hardware.lava.deploy import deploy as lava_deploy

@@ -18,7 +18,7 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     from bso_deploy.bench.sim import SimBenchConfig, run_sim_bench
 
     config = SimBenchConfig(time_steps=3, batch=4, repeats=1, lava_streamed_samples=2, lava_per_sample_runs=1,
-                            epochs=1, hidden=(16, 16), out_dir=str(tmp_path))
+                            epochs=1, hidden=(16, 16), lava_copies=3, out_dir=str(tmp_path))
     from bso_deploy.hardware.lava.deploy import deploy
 
     records = run_sim_bench(config, progress=False, lava_deploy=deploy)  # our own Lava processes, for real
@@ -31,7 +31,7 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
         ("sim", "batched", 1, bso), ("sim", "batched", 4, bso), ("sim", "one_shot", 4, bso),
         ("torch", "batched", 1, bso), ("torch", "batched", 4, bso),
         ("sim", "batched", 4, loihi), ("lava", "streamed", 2, loihi),
-        ("lava", "per_sample", 1, loihi), ("lava", "streamed", 4, bso)]
+        ("lava", "per_sample", 1, loihi), ("lava", "streamed", 4, bso), ("lava", "streamed", 4, bso)]
     for record in records:
         assert REQUIRED <= set(record)
         assert record["samples_per_second"] > 0 and record["time_steps"] == 3
@@ -45,11 +45,13 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     assert summary["sim_over_floor"] == pytest.approx(sim["us_per_sample"] / summary["floor_us"])
     assert summary["macs_per_sample"] == (64 * 16 + 16 * 16 + 16 * 10) * 6 and summary["samples"] == 4
     assert 0 < min(summary["spike_rates"]) and summary["lava_streamed_over_sim"] > 0
-    deployed = records[-1]
+    deployed, copies = records[-2:]
+    assert "copies" not in deployed and copies["copies"] == 3  # the ratio below uses the single-copy row
     assert deployed["processes"] == "bso-deploy BinarySynapse + BsoNeuron" and deployed["compile_seconds"] > 0
     assert deployed["us_per_step"] * deployed["steps"] == pytest.approx(deployed["us_per_sample"])
     assert summary["lava_deployed_over_sim"] == pytest.approx(deployed["us_per_sample"] / sim["us_per_sample"])
-    assert "our Lava processes streaming the same bso network" in printed
+    assert "our Lava processes streaming the same bso network" in printed and "3 copies" in printed
+    assert summary["lava_deployed_3_copies_over_sim"] == pytest.approx(copies["us_per_sample"] / sim["us_per_sample"])
 
 
 def test_bench_networks_are_active_and_agree_across_backends() -> None:
