@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["BATCH", "IR_VERSION", "OPSET", "GraphBuilder"]
+__all__ = ["BATCH", "IR_VERSION", "OPSET", "GraphBuilder", "sum_pool"]
 
 OPSET = 17
 IR_VERSION = 8
@@ -86,3 +86,15 @@ class GraphBuilder:
         helper.set_model_props(model, {"bso_deploy": json.dumps(metadata, allow_nan=False)})
         onnx.checker.check_model(model, full_check=True)
         return model
+
+
+def sum_pool(g: GraphBuilder, x: str, input_shape: tuple[int, ...], pool: tuple[int, int], k: int) -> str:
+    """Non-overlapping sum pooling of x (batch, C, H, W) over ``pool`` windows (docs/fixed-point.md §4.2): a
+    reshape to (batch, C, H/ph, ph, W/pw, pw) and a sum over the window axes; x itself when pool is (1, 1)."""
+    if tuple(pool) == (1, 1):
+        return x
+    channels, height, width = input_shape
+    ph, pw = pool
+    shape = g.constant([-1, channels, height // ph, ph, width // pw, pw], f"pool_shape_{k}", np.int64)
+    return g.op("ReduceSum", g.op("Reshape", x, shape), g.constant([3, 5], "pool_axes", np.int64), keepdims=0,
+                hint=f"pooled_{k}")

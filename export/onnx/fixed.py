@@ -26,7 +26,7 @@ from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.simulator import bias_int, dense_weight_int
 from bso_deploy.hardware.spec import SPEC
 
-from .builder import BATCH, GraphBuilder
+from .builder import BATCH, GraphBuilder, sum_pool
 
 __all__ = ["fixed_step_model", "im2col_indices"]
 
@@ -69,12 +69,7 @@ def _shift(g: GraphBuilder, x: str, exponent: int, hint: str) -> str:
 
 def _synapse(g: GraphBuilder, x: str, layer: FixedPointLayer, k: int) -> str:
     """a_next of layer k from its input x (batch, *input_shape), float64 (§4.2 - §4.7)."""
-    if layer.pool != (1, 1):
-        channels, height, width = layer.input_shape
-        ph, pw = layer.pool
-        shape = g.constant([-1, channels, height // ph, ph, width // pw, pw], f"pool_shape_{k}", np.int64)
-        x = g.op("ReduceSum", g.op("Reshape", x, shape), g.constant([3, 5], "pool_axes", np.int64),
-                 keepdims=0, hint=f"pooled_{k}")
+    x = sum_pool(g, x, layer.input_shape, layer.pool, k)
     weights = layer.weight if layer.binary else dense_weight_int(layer.weight)
     if layer.kind == "dense":
         matrix = g.constant(np.asarray(weights, dtype=_F).T, f"weight_{k}")

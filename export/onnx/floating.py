@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from bso_deploy.hardware.quantize import FloatLayer
 
-from .builder import BATCH, GraphBuilder
+from .builder import BATCH, GraphBuilder, sum_pool
 
 __all__ = ["float_step_model"]
 
@@ -32,12 +32,7 @@ _F = np.float32
 
 def _current(g: GraphBuilder, x: str, layer: FloatLayer, k: int) -> str:
     """I = W x + b of layer k (pooling, flatten, dense or conv)."""
-    if layer.pool != (1, 1):
-        channels, height, width = layer.input_shape
-        ph, pw = layer.pool
-        shape = g.constant([-1, channels, height // ph, ph, width // pw, pw], f"pool_shape_{k}", np.int64)
-        x = g.op("ReduceSum", g.op("Reshape", x, shape), g.constant([3, 5], "pool_axes", np.int64),
-                 keepdims=0, hint=f"pooled_{k}")
+    x = sum_pool(g, x, layer.input_shape, layer.pool, k)
     if layer.kind == "dense":
         product = g.op("MatMul", g.op("Flatten", x, axis=1), g.constant(layer.weight.T, f"weight_{k}", _F))
     else:
