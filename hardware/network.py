@@ -23,9 +23,10 @@ import numpy as np
 
 from bso_deploy.io import atomic_write
 
-from .spec import CONNECTION_KINDS, RESET_MODES, SPEC, FixedPointSpec, Profile, get_profile
+from .spec import CONNECTION_KINDS, RESET_MODES, SHIFT_ROUNDINGS, SPEC, FixedPointSpec, Profile, get_profile
 
-__all__ = ["FORMAT_VERSION", "FixedPointLayer", "FixedPointNetwork", "SimulationResult", "append_zero_steps"]
+__all__ = ["FORMAT_VERSION", "FixedPointLayer", "FixedPointNetwork", "LayerSaturation", "SimulationResult",
+           "append_zero_steps"]
 
 FORMAT_VERSION = 1  # docs/fixed-point.md §9
 _ARRAY_FIELDS = ("weight", "vth", "bias_mant", "bias_exp")
@@ -33,18 +34,42 @@ _NEURON_FIELDS = ("vth", "bias_mant", "bias_exp")
 _MAX_STEP = np.iinfo(np.int64).max  # bias_delay is a step index, no register: any int64 >= 0
 
 
+class LayerSaturation(NamedTuple):
+    """Where one layer left the range its registers hold, counted per neuron over a run
+    (docs/fixed-point.md §5.6); each field is int64 (batch, *shape), the number of steps at which:
+
+    v: the clip of §3.3 changed v (v saturated); u: the wrap of §3.2 changed u (u wrapped);
+    a: the synaptic input delivered left +-(2**15 - 1), the range in which Lava's model is exact (§8).
+    """
+
+    v: np.ndarray
+    u: np.ndarray
+    a: np.ndarray
+
+    def totals(self) -> dict[str, int]:
+        """Neuron-steps and distinct neurons (over the batch) per event: ``{"v_steps", "v_neurons", ...}``."""
+        result = {}
+        for name, counts in zip(self._fields, self):
+            result[f"{name}_steps"] = int(counts.sum())
+            result[f"{name}_neurons"] = int(np.count_nonzero(counts))
+        return result
+
+
 class SimulationResult(NamedTuple):
-    """What a fixed-point backend returns for inputs of T steps (docs/fixed-point.md §5.4, §5.5).
+    """What a fixed-point backend returns for inputs of T steps (docs/fixed-point.md §5.4 - §5.6).
 
     spikes: per layer, (T, batch, *shape) int8 0/1 (all zero for a non-spiking layer).
     output: (T, batch, *output_shape) int64: the last layer's spikes, or its v if it does not spike.
     u, v:   per layer, (T, batch, *shape) int64 after reset, when recorded; empty tuples otherwise.
+    saturation: per layer, a :class:`LayerSaturation` (§5.6); an empty tuple from a backend that cannot
+    count (Lava's built-in processes).
     """
 
     spikes: tuple[np.ndarray, ...]
     output: np.ndarray
     u: tuple[np.ndarray, ...]
     v: tuple[np.ndarray, ...]
+    saturation: tuple[LayerSaturation, ...] = ()
 
 
 def _fail(layer: str, parameter: str, message: str) -> ValueError:
@@ -93,6 +118,7 @@ class FixedPointLayer:
     du, dv: decay registers (§3.1, §3.3); vth, bias_mant, bias_exp: per neuron (§3.4, §3.5).
     bias_delay: the bias is added at steps t >= bias_delay only (0-based step of the run, §3.4).
     reset: "zero" | "subtract" (§3.6); spiking: False for a readout layer (§3.7).
+    shift_rounding: "floor" (Lava's Dense) or "nearest" (half up): how a negative weight_exp rounds (§4.7).
     """
 
     name: str
@@ -113,6 +139,7 @@ class FixedPointLayer:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     pool: tuple[int, int] = (1, 1)
+    shift_rounding: str = "floor"
 
     def __post_init__(self) -> None:
         spec = SPEC  # the widths are the same in every profile (docs/fixed-point.md §6)
@@ -127,6 +154,8 @@ class FixedPointLayer:
             object.__setattr__(self, flag, bool(getattr(self, flag)))
         if self.reset not in RESET_MODES:
             raise _fail(name, "reset", f"must be one of {RESET_MODES}, got {self.reset!r}")
+        if self.shift_rounding not in SHIFT_ROUNDINGS:
+            raise _fail(name, "shift_rounding", f"must be one of {SHIFT_ROUNDINGS}, got {self.shift_rounding!r}")
         object.__setattr__(self, "input_shape", _shape(name, "input_shape", self.input_shape))
         object.__setattr__(self, "stride", _shape(name, "stride", self.stride, 2))
         object.__setattr__(self, "padding", _shape(name, "padding", self.padding, 2, minimum=0))
@@ -255,12 +284,18 @@ class FixedPointNetwork:
 
     quantization: one JSON-serialisable dict per layer (scale chosen, max abs error, ...) filled by the
     compiler, or empty.
+    input_scale: float inputs x become ``clip(round(input_scale x), 0, input_max)`` (docs/fixed-point.md
+    §10.1; ``quantize_inputs``); None for a network that takes integer inputs only (then input_max is the
+    hardware's 255). input_max: the largest integer input, at most 255 (§5.3). Files written before these
+    fields existed take them from ``quantization[0]``, where the compiler then stored them.
     """
 
     profile: str
     input_shape: tuple[int, ...]
     layers: tuple[FixedPointLayer, ...]
     quantization: tuple[dict[str, Any], ...] = field(default=())
+    input_scale: float | None = None
+    input_max: int | None = None
 
     def __post_init__(self) -> None:
         profile = get_profile(self.profile)
@@ -292,6 +327,23 @@ class FixedPointNetwork:
             raise ValueError(f"quantization entries must be JSON-serialisable dicts (convert numpy scalars "
                              f"with float()/int()): {error}") from None
         object.__setattr__(self, "quantization", quantization)
+        self._check_input_range()
+
+    def _check_input_range(self) -> None:
+        scale, input_max = self.input_scale, self.input_max
+        first = self.quantization[0] if self.quantization else {}
+        if scale is None and "input_scale" in first:  # written before the fields existed (§9)
+            scale = first["input_scale"]
+            input_max = first.get("input_max", input_max)
+        if scale is not None:
+            if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or \
+                    not math.isfinite(float(scale)) or float(scale) <= 0:
+                raise ValueError(f"input_scale must be a finite number > 0 or None, got {scale!r}")
+            scale = float(scale)
+        input_max = SPEC.input_max if input_max is None else _int_scalar(
+            "<network>", "input_max", input_max, 1, SPEC.input_max, "the network input is 8-bit unsigned (§5.3)")
+        object.__setattr__(self, "input_scale", scale)
+        object.__setattr__(self, "input_max", input_max)
 
     @property
     def latency(self) -> int:
@@ -305,7 +357,8 @@ class FixedPointNetwork:
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "profile": self.profile, "input_shape": list(self.input_shape),
                 "layers": [layer.to_dict() for layer in self.layers],
-                "quantization": [dict(item) for item in self.quantization]}
+                "quantization": [dict(item) for item in self.quantization],
+                "input_scale": self.input_scale, "input_max": self.input_max}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FixedPointNetwork:
@@ -318,7 +371,8 @@ class FixedPointNetwork:
             raise ValueError(f"FixedPointNetwork data lacks {sorted(missing)}")
         return cls(profile=data["profile"], input_shape=tuple(data["input_shape"]),
                    layers=tuple(FixedPointLayer.from_dict(dict(layer)) for layer in data["layers"]),
-                   quantization=tuple(data.get("quantization", ())))
+                   quantization=tuple(data.get("quantization", ())), input_scale=data.get("input_scale"),
+                   input_max=data.get("input_max"))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write one .npz atomically (docs/fixed-point.md §9); returns the path."""
@@ -344,8 +398,9 @@ class FixedPointNetwork:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FixedPointNetwork):
             return NotImplemented
-        return (self.profile, self.input_shape, self.layers, self.quantization) == (
-            other.profile, other.input_shape, other.layers, other.quantization)
+        return (self.profile, self.input_shape, self.layers, self.quantization, self.input_scale,
+                self.input_max) == (other.profile, other.input_shape, other.layers, other.quantization,
+                                    other.input_scale, other.input_max)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -364,6 +419,9 @@ def _check_profile(profile: Profile, layer: FixedPointLayer) -> None:
     if not profile.per_neuron_threshold and layer.vth.size and np.ptp(layer.vth) != 0:
         raise _fail(layer.name, "vth", f"must be one value per layer in profile {profile.name!r} (Lava's LIF "
                     f"shares vth), got values in [{layer.vth.min()}, {layer.vth.max()}]; {other}")
+    if layer.shift_rounding not in profile.shift_roundings:
+        raise _fail(layer.name, "shift_rounding", f"{layer.shift_rounding!r} is not in profile {profile.name!r} "
+                    f"(allowed: {profile.shift_roundings}; Lava's Dense floors, docs/fixed-point.md §4.7); {other}")
     if not profile.delayed_bias and layer.bias_delay and layer.bias_mant.any():
         raise _fail(layer.name, "bias_delay", f"= {layer.bias_delay} with a nonzero bias is not in profile "
                     f"{profile.name!r} (Lava's LIF adds its bias from the first step, docs/fixed-point.md §3.4); "

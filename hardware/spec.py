@@ -19,6 +19,7 @@ __all__ = [
     "CONNECTION_KINDS",
     "PROFILES",
     "RESET_MODES",
+    "SHIFT_ROUNDINGS",
     "SPEC",
     "FixedPointSpec",
     "Profile",
@@ -28,6 +29,7 @@ __all__ = [
 
 CONNECTION_KINDS = ("dense", "conv")  # docs/fixed-point.md §4.4
 RESET_MODES = ("zero", "subtract")  # docs/fixed-point.md §3.6
+SHIFT_ROUNDINGS = ("floor", "nearest")  # rounding of a negative weight exponent, docs/fixed-point.md §4.7
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ class Profile:
 
     delayed_bias: whether a layer with a nonzero bias may start it later than step 0 (``bias_delay`` > 0,
     §3.4); Lava's built-in LIF adds its bias from the first step, so profile ``loihi`` may not.
+    shift_roundings: how a negative weight exponent may round the synaptic sum (§4.7); Lava's Dense floors,
+    so profile ``loihi`` admits ``floor`` only.
     """
 
     name: str
@@ -181,6 +185,7 @@ class Profile:
     per_neuron_threshold: bool
     pooling: bool
     delayed_bias: bool = True
+    shift_roundings: tuple[str, ...] = SHIFT_ROUNDINGS
     spec: FixedPointSpec = field(default=SPEC)
 
     def __post_init__(self) -> None:
@@ -194,6 +199,10 @@ class Profile:
         if not self.reset_modes or unknown_resets:
             raise ValueError(f"profile {self.name!r}: reset_modes must be a non-empty subset of "
                              f"{RESET_MODES}, got {self.reset_modes}")
+        unknown_roundings = set(self.shift_roundings) - set(SHIFT_ROUNDINGS)
+        if not self.shift_roundings or unknown_roundings:
+            raise ValueError(f"profile {self.name!r}: shift_roundings must be a non-empty subset of "
+                             f"{SHIFT_ROUNDINGS}, got {self.shift_roundings}")
 
 
 PROFILES = MappingProxyType({
@@ -206,6 +215,7 @@ PROFILES = MappingProxyType({
         per_neuron_threshold=False,
         pooling=False,
         delayed_bias=False,
+        shift_roundings=("floor",),
     ),
     "bso": Profile(
         name="bso",
