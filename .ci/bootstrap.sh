@@ -28,6 +28,14 @@ pip_install \
   "nir==1.0.8" "nirtorch==2.6" onnx onnxruntime \
   tqdm pytest pytest-timeout hypothesis ruff "setuptools>=70" wheel
 
+# Third-party SNN frameworks, for the tests that run graphs written by their own NIR exporters (docs/nir.md).
+# snnTorch and Norse install normally. Sinabs 3.1.3 and Rockpool 3.1.0 pin nir<=1.0.4 and must sit next to
+# nir 1.0.8, so they go in with --no-deps after their real run-time needs (Sinabs: pbr, numpy, torch, nirtorch,
+# matplotlib; Rockpool core: numpy, scipy; its torch modules use torch). Sinabs's samna is for its chips only.
+echo "[bootstrap] snnTorch 1.0.0, Norse 1.1.0; Sinabs 3.1.3 and Rockpool 3.1.0 (no deps)"
+pip_install "snntorch==1.0.0" "norse==1.1.0" pbr
+pip_install --no-deps "sinabs==3.1.3" "rockpool==3.1.0"
+
 # lava-nc 0.10.0 and lava-dl 0.6.0 declare Requires-Python <3.11 and pin old torch; their real run-time
 # needs are installed above. bso_deploy.hardware carries the one Python 3.11 fix lava needs.
 echo "[bootstrap] lava-nc 0.10.0 and lava-dl 0.6.0 (no deps, any Python)"
