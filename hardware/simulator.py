@@ -20,10 +20,12 @@ input event (the zero flush steps of §5.2) skip the product. (2) The neuron upd
 (§1.1): u, v, a << 6, vth << 6 and the bias are integers, ``trunc(x * f / 4096)`` is
 ``np.trunc(x * (f / 4096))`` (f / 4096 is a dyadic constant and the product is exact while ``|x| * f`` fits
 the mantissa), the weight scale ``weight_mant * 2**weight_exp`` folds into the matrix (partial sums are
-exact dyadic numbers), the floor of a negative exponent is ``np.floor`` and the wrap is ``np.mod``. Per layer,
+exact dyadic numbers), the rounding of a negative exponent is ``np.floor`` (``floor``) or ``np.floor(x + 0.5)``
+(``nearest``, §4.7; exact while the integer sum plus 2**(k-1) fits the mantissa), the wrap is ``np.mod``. Per layer,
 bounds worked out from the weights (inputs are >= 0, so a row's sum lies between minus its negative and its
 positive weight mass) pick float32 when every intermediate stays below 2**24, float64 when below 2**53 (else
-the step loop runs), and decide whether the wrap (§3.2) and the saturation (§3.3) can happen at all.
+the step loop runs), and decide whether the wrap (§3.2), the saturation (§3.3) and a synaptic input beyond
+2**15 - 1 (§8) can happen at all; only then does the fused path count them (§5.6), else the counts are zero.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .network import FixedPointLayer, FixedPointNetwork, SimulationResult
+from .network import FixedPointLayer, FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC, FixedPointSpec
 
 __all__ = [
+    "NeuronEvents",
     "NeuronParams",
     "NeuronState",
     "Simulator",
@@ -47,6 +50,7 @@ __all__ = [
     "connect_int",
     "dense_weight_int",
     "latency",
+    "lif_step_events_int",
     "lif_step_int",
     "neuron_params",
     "saturate_v_int",
@@ -68,6 +72,14 @@ class NeuronState(NamedTuple):
     v: np.ndarray
 
 
+class NeuronEvents(NamedTuple):
+    """Where one neuron update left the registers' range (docs/fixed-point.md §5.6), bool (batch, *shape)."""
+
+    v: np.ndarray  # the clip of §3.3 changed v
+    u: np.ndarray  # the wrap of §3.2 changed u
+    a: np.ndarray  # the delivered synaptic input had |a| > 2**15 - 1 (§8)
+
+
 class NeuronParams(NamedTuple):
     """Per-layer neuron constants, prepared once: vth_scaled = vth << 6, bias = bias_mant shifted, added at
     steps >= bias_delay (§3.4)."""
@@ -86,6 +98,7 @@ class SynapseParams(NamedTuple):
 
     matrix: effective weights (§4.5) or signs (§4.6) as floats in which the products are exact; dense:
     (n_in, n_out), conv: (C_out, C_in, kh, kw). weight_mant multiplies the sum (1 for full precision).
+    shift_rounding: how a negative weight_exp rounds the sum, "floor" or "nearest" (§4.7).
     """
 
     kind: str
@@ -96,6 +109,7 @@ class SynapseParams(NamedTuple):
     weight_mant: int
     weight_exp: int
     output_shape: tuple[int, ...]
+    shift_rounding: str = "floor"
 
 
 def trunc_decay_int(x: np.ndarray, factor: int, spec: FixedPointSpec = SPEC) -> np.ndarray:
@@ -118,13 +132,22 @@ def saturate_v_int(x: np.ndarray, spec: FixedPointSpec = SPEC) -> np.ndarray:
     return np.clip(x, spec.v_min, spec.v_max)
 
 
-def shift_int(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
-    """``x << e`` for e >= 0, arithmetic ``x >> -e`` (floor) for e < 0, elementwise (§1.2, §3.4, §4.7)."""
+def shift_int(x: np.ndarray, exponent: np.ndarray | int, rounding: str = "floor") -> np.ndarray:
+    """``x << e`` for e >= 0; for e = -k < 0 ``x >> k`` (arithmetic: floor, §1.2) or, with ``rounding =
+    "nearest"``, ``(x + 2**(k-1)) >> k`` (to nearest, halves up, §4.7); elementwise (§3.4, §4.7)."""
     x = np.asarray(x, dtype=np.int64)
+    if rounding not in ("floor", "nearest"):
+        raise ValueError(f"rounding must be 'floor' or 'nearest', got {rounding!r}")
     if isinstance(exponent, (int, np.integer)):  # one exponent per layer: a single shift
-        return x << int(exponent) if exponent >= 0 else x >> -int(exponent)
+        if exponent >= 0:
+            return x << int(exponent)
+        k = -int(exponent)
+        return (x + (1 << (k - 1)) if rounding == "nearest" else x) >> k
     exponent = np.asarray(exponent, dtype=np.int64)
-    return np.where(exponent >= 0, x << np.maximum(exponent, 0), x >> np.maximum(-exponent, 0))
+    down = np.maximum(-exponent, 0)
+    if rounding == "nearest":
+        x = x + np.where(down > 0, np.left_shift(1, np.maximum(down - 1, 0)), 0)
+    return np.where(exponent >= 0, x << np.maximum(exponent, 0), x >> down)
 
 
 def bias_int(bias_mant: np.ndarray, bias_exp: np.ndarray) -> np.ndarray:
@@ -162,7 +185,8 @@ def synapse_params(layer: FixedPointLayer, input_max: int, spec: FixedPointSpec 
     matrix = weights.T if layer.kind == "dense" else weights
     return SynapseParams(kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
                          matrix=np.ascontiguousarray(matrix, dtype=dtype), weight_mant=layer.weight_mant,
-                         weight_exp=layer.weight_exp, output_shape=layer.output_shape)
+                         weight_exp=layer.weight_exp, output_shape=layer.output_shape,
+                         shift_rounding=layer.shift_rounding)
 
 
 def sum_pool_int(x: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
@@ -199,7 +223,7 @@ def synapse_step_int(x: np.ndarray, synapse: SynapseParams) -> np.ndarray:
     acc = connect_int(sum_pool_int(x, synapse.pool), synapse)
     if synapse.weight_mant != 1:
         acc = acc * synapse.weight_mant
-    return shift_int(acc, synapse.weight_exp)
+    return shift_int(acc, synapse.weight_exp, synapse.shift_rounding)
 
 
 def lif_step_int(a: np.ndarray, state: NeuronState, params: NeuronParams, step: int,
@@ -207,19 +231,32 @@ def lif_step_int(a: np.ndarray, state: NeuronState, params: NeuronParams, step: 
     """One neuron update (docs/fixed-point.md §3.1 - §3.7) with synaptic input a (batch, *shape) int64 at
     ``step`` (0-based index of this step in the run: the bias counts from step params.bias_delay on, §3.4).
 
-    Returns (spikes as int8 0/1, new state after reset)."""
-    u = wrap_u_int(trunc_decay_int(state.u, spec.decay_unity - (params.du + 1), spec) + (a << spec.state_shift),
-                   spec)
-    v = trunc_decay_int(state.v, spec.decay_unity - params.dv, spec) + u
-    v = saturate_v_int(v + params.bias if step >= params.bias_delay else v, spec)
+    Returns (spikes as int8 0/1, new state after reset); :func:`lif_step_events_int` also says where the
+    update saturated (§5.6)."""
+    spikes, state, _ = lif_step_events_int(a, state, params, step, spec)
+    return spikes, state
+
+
+def lif_step_events_int(a: np.ndarray, state: NeuronState, params: NeuronParams, step: int,
+                        spec: FixedPointSpec = SPEC) -> tuple[np.ndarray, NeuronState, NeuronEvents]:
+    """:func:`lif_step_int` and the events of §5.6: v_pre outside [-(2**23 - 1), 2**23 - 1] (clipped), u_pre
+    outside (-2**23, 2**23] (wrapped), |a| > 2**15 - 1; returns (spikes, new state, events)."""
+    u_pre = trunc_decay_int(state.u, spec.decay_unity - (params.du + 1), spec) + (a << spec.state_shift)
+    u = wrap_u_int(u_pre, spec)
+    v_pre = trunc_decay_int(state.v, spec.decay_unity - params.dv, spec) + u
+    if step >= params.bias_delay:
+        v_pre = v_pre + params.bias
+    v = saturate_v_int(v_pre, spec)
+    events = NeuronEvents(v=(v_pre < spec.v_min) | (v_pre > spec.v_max), u=(u_pre < spec.u_min) | (u_pre > spec.u_max),
+                          a=np.abs(a) > spec.activation_max)
     if not params.spiking:
-        return np.zeros(v.shape, dtype=np.int8), NeuronState(u=u, v=v)
+        return np.zeros(v.shape, dtype=np.int8), NeuronState(u=u, v=v), events
     fired = v > params.vth_scaled
     if params.reset == "zero":
         v = np.where(fired, 0, v)
     else:
         v = v - np.where(fired, params.vth_scaled, 0)
-    return fired.astype(np.int8), NeuronState(u=u, v=v)
+    return fired.astype(np.int8), NeuronState(u=u, v=v), events
 
 
 def latency(fx_net: FixedPointNetwork) -> int:
@@ -257,13 +294,16 @@ def simulate_stepwise(fx_net: FixedPointNetwork, inputs: np.ndarray, record: boo
     record_u = [np.zeros((steps, *shape), np.int64) for shape in shapes] if record else []
     record_v = [np.zeros((steps, *shape), np.int64) for shape in shapes] if record else []
     output_v = np.zeros((steps, *shapes[-1]), np.int64)
+    counts = [LayerSaturation(*(np.zeros(shape, np.int64) for _ in LayerSaturation._fields)) for shape in shapes]
     for t in range(steps):
         x = inputs[t]
         for k in range(len(layers)):
             a = pending[k]
             if t + 1 < steps:  # a sum computed at the last step would only be delivered after the run
                 pending[k] = synapse_step_int(x, synapses[k])
-            fired, states[k] = lif_step_int(a, states[k], neurons[k], t, spec)
+            fired, states[k], events = lif_step_events_int(a, states[k], neurons[k], t, spec)
+            for count, event in zip(counts[k], events):  # §5.6
+                count += event
             spikes[k][t] = fired
             if record:
                 record_u[k][t] = states[k].u
@@ -271,7 +311,8 @@ def simulate_stepwise(fx_net: FixedPointNetwork, inputs: np.ndarray, record: boo
             x = fired
         output_v[t] = states[-1].v
     output = spikes[-1].astype(np.int64) if layers[-1].spiking else output_v
-    return SimulationResult(spikes=tuple(spikes), output=output, u=tuple(record_u), v=tuple(record_v))
+    return SimulationResult(spikes=tuple(spikes), output=output, u=tuple(record_u), v=tuple(record_v),
+                            saturation=tuple(counts))
 
 
 # --- the fused path of simulate: the step functions' arithmetic in exact floats, layer by layer ---
@@ -285,7 +326,8 @@ class _FusedLayer(NamedTuple):
 
     synapse: SynapseParams  # its matrix in dtype, scaled by weight_mant * 2**weight_exp (* 2**6 if exp >= 0)
     dtype: type  # np.float32 or np.float64
-    floor: bool  # weight_exp < 0: a << 6 = floor(x @ matrix) * 2**6 (§4.7); else a << 6 = x @ matrix
+    floor: bool  # weight_exp < 0: a << 6 = round(x @ matrix) * 2**6 (§4.7); else a << 6 = x @ matrix
+    nearest: bool  # that rounding is to nearest, floor(x @ matrix + 0.5), not floor (§4.7)
     u_factor: float  # (4096 - (du + 1)) / 4096 (§3.1); 0.0 for du = 4095
     v_factor: float  # (4096 - dv) / 4096 (§3.3); 1.0 for dv = 0
     vth: np.ndarray  # vth << 6 (§3.5), (*output_shape)
@@ -295,6 +337,7 @@ class _FusedLayer(NamedTuple):
     spiking: bool
     wrap: bool  # u can leave (-2**23, 2**23]: apply §3.2 at every step
     saturate: bool  # v can leave +-(2**23 - 1): apply §3.3 at every step
+    count_a: bool  # |a| can exceed 2**15 - 1: count it (§5.6)
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:
@@ -329,7 +372,9 @@ def _fused_layer(layer: FixedPointLayer, synapse: SynapseParams, input_max: int,
     saturate = v_pre > spec.v_max
     v_pre = min(v_pre, spec.v_max + grow)  # the sum before the clip (§3.3); resets only shrink |v|
     v_state = min(v_pre, spec.v_max)
-    needs = [scaled, drive, u_pre if not wrap else u_state + drive + spec.u_modulus, v_pre,
+    nearest = exp < 0 and layer.shift_rounding == "nearest"
+    half = 1 << (-exp - 1) if nearest else 0  # floor(x + 1/2) adds 2**(k-1) to the integer sum (§4.7)
+    needs = [scaled + half, drive, u_pre if not wrap else u_state + drive + spec.u_modulus, v_pre,
              u_state * _odd_part(u_factor), v_state * _odd_part(v_factor), spec.vth_max << spec.state_shift]
     if not wrap and max(needs) < spec.exact_float32_bound:
         dtype = np.float32
@@ -341,12 +386,13 @@ def _fused_layer(layer: FixedPointLayer, synapse: SynapseParams, input_max: int,
     # |integer partial sum * weight_mant| <= scaled, exact in dtype
     scale = synapse.weight_mant * 2.0 ** (exp if exp < 0 else exp + spec.state_shift)
     matrix = np.multiply(synapse.matrix, scale, dtype=dtype)
-    return _FusedLayer(synapse=synapse._replace(matrix=matrix), dtype=dtype, floor=exp < 0,
+    return _FusedLayer(synapse=synapse._replace(matrix=matrix), dtype=dtype, floor=exp < 0, nearest=nearest,
                        u_factor=u_factor / spec.decay_unity, v_factor=v_factor / spec.decay_unity,
                        vth=neuron.vth_scaled.astype(dtype),
                        bias=neuron.bias.astype(dtype) if np.any(neuron.bias) else None,
                        bias_delay=layer.bias_delay, subtract=layer.reset == "subtract", spiking=layer.spiking,
-                       wrap=wrap, saturate=saturate)
+                       wrap=wrap, saturate=saturate,
+                       count_a=drive > spec.activation_max << spec.state_shift)
 
 
 class _Work(NamedTuple):
@@ -419,6 +465,8 @@ def _drive_chunk(x: np.ndarray, plan: _FusedLayer, work: _Work, final: bool, rep
     else:
         np.copyto(target, connect_float(sum_pool_int(values, synapse.pool), synapse))
     if plan.floor:
+        if plan.nearest:  # floor(x + 1/2): exact, the bounds include the 2**(k-1) added (_fused_layer)
+            np.add(target, 0.5, out=target)
         np.floor(target, out=target)
         np.multiply(target, 1 << spec.state_shift, out=target)
     ends = [*firsts[1:], active]
@@ -429,10 +477,14 @@ def _drive_chunk(x: np.ndarray, plan: _FusedLayer, work: _Work, final: bool, rep
 
 
 def _neuron_chunk(drive: np.ndarray, start: int, plan: _FusedLayer, work: _Work, spikes: np.ndarray,
-                  trace_u: np.ndarray | None, trace_v: np.ndarray | None, spec: FixedPointSpec) -> None:
+                  trace_u: np.ndarray | None, trace_v: np.ndarray | None, counts: LayerSaturation,
+                  spec: FixedPointSpec) -> None:
     """§3.1 - §3.6 at steps start, start + 1, ... with the drive rows of those steps, in place on work.u and
-    work.v; writes spikes[t] and the traces (§5.5) at those steps."""
+    work.v; writes spikes[t] and the traces (§5.5) at those steps and adds the events of §5.6 to counts
+    (only those the plan says can happen: the others stay zero)."""
     v, vth, bias = work.v, work.vth, work.bias
+    if plan.count_a:  # drive is a << 6: |a| > 2**15 - 1 exactly when |drive| > (2**15 - 1) << 6
+        counts.a[...] += (np.abs(drive) > spec.activation_max << spec.state_shift).sum(axis=0)
     for index in range(drive.shape[0]):
         t = start + index
         if plan.u_factor:
@@ -446,6 +498,7 @@ def _neuron_chunk(drive: np.ndarray, start: int, plan: _FusedLayer, work: _Work,
         else:  # du = 4095 and no wrap: u' = a << 6, read in place
             u = drive[index]
         if plan.wrap:
+            counts.u[...] += (u < spec.u_min) | (u > spec.u_max)
             np.subtract(u, spec.u_min, out=u)
             np.mod(u, spec.u_modulus, out=u)
             np.add(u, spec.u_min, out=u)
@@ -456,6 +509,7 @@ def _neuron_chunk(drive: np.ndarray, start: int, plan: _FusedLayer, work: _Work,
         if bias is not None and t >= plan.bias_delay:
             np.add(v, bias, out=v)
         if plan.saturate:
+            counts.v[...] += (v < spec.v_min) | (v > spec.v_max)
             np.clip(v, spec.v_min, spec.v_max, out=v)
         if plan.spiking:
             fired = spikes[t].view(np.bool_)
@@ -520,6 +574,8 @@ class Simulator:
         record_u = [np.empty(shape, np.int64) for shape in shapes] if record else []
         record_v = [np.empty(shape, np.int64) for shape in shapes] if record else []
         output_v = record_v[-1] if record else (None if layers[-1].spiking else np.empty(shapes[-1], np.int64))
+        counts = [LayerSaturation(*(np.zeros((batch, *layer.output_shape), np.int64) for _ in LayerSaturation._fields))
+                  for layer in layers]
         for work in works:  # §3.8: zero state and zero pending sums before step 0
             work.u.fill(0)
             work.v.fill(0)
@@ -531,11 +587,13 @@ class Simulator:
             for k, (plan, work) in enumerate(zip(plans, works)):
                 drive = _drive_chunk(x, plan, work, stop == steps, k == 0, spec)
                 trace_v = record_v[k] if record else (output_v if k == len(layers) - 1 else None)
-                _neuron_chunk(drive, start, plan, work, spikes[k], record_u[k] if record else None, trace_v, spec)
+                _neuron_chunk(drive, start, plan, work, spikes[k], record_u[k] if record else None, trace_v,
+                              counts[k], spec)
                 work.drive[0] = work.drive[stop - start]  # the pending sum moves to row 0 for the next chunk
                 x = spikes[k][start:stop]
         output = spikes[-1].astype(np.int64) if layers[-1].spiking else (output_v.copy() if record else output_v)
-        return SimulationResult(spikes=tuple(spikes), output=output, u=tuple(record_u), v=tuple(record_v))
+        return SimulationResult(spikes=tuple(spikes), output=output, u=tuple(record_u), v=tuple(record_v),
+                                saturation=tuple(counts))
 
 
 def simulate(fx_net: FixedPointNetwork, inputs: np.ndarray, record: bool = False) -> SimulationResult:

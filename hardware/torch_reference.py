@@ -4,8 +4,10 @@ Written independently of ``hardware/simulator.py`` on purpose (a parity test bet
 code proves nothing): the two share only the constants of ``hardware/spec.py`` and the result container.
 States are int64 tensors; every rounding is spelled with torch's own operators (for the truncating decays
 an arithmetic shift after adding 2**12 - 1 to negative products, ``torch.div`` with ``rounding_mode="floor"``
-for negative exponents, a bit mask for the wrap). Layer 0's input does not depend on any state, so its sums
-for all steps are one product; the other layers run step by step.
+for negative exponents, of the sum plus half the divisor for ``shift_rounding = "nearest"``, a bit mask for the
+wrap). The saturation counts of §5.6 compare each value with what the wrap and the clip made of it. Layer
+0's input does not depend on any state, so its sums for all steps are one product; the other layers run step
+by step.
 
 Connections run as float ``linear``/``conv2d`` (CUDA has no int64 matmul): exact, because every product
 and partial sum is an integer below 2**24 (float32) or 2**53 (float64) in magnitude, which the constructor
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .network import FixedPointLayer, FixedPointNetwork, SimulationResult
+from .network import FixedPointLayer, FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC, FixedPointSpec
 
 __all__ = ["TorchReference", "default_device"]
@@ -42,6 +44,7 @@ class _Layer(NamedTuple):
     weight: Tensor  # effective weights (§4.5) or signs (§4.6), float32/float64: sums exact (module docstring)
     weight_mant: int
     weight_exp: int
+    nearest: bool  # shift_rounding "nearest" (§4.7)
     u_factor: int  # 4096 - (du + 1)          (§3.1)
     v_factor: int  # 4096 - dv                (§3.3)
     threshold: Tensor  # vth * 2**6           (§3.5)
@@ -89,7 +92,7 @@ def _prepare(layer: FixedPointLayer, max_input: int, device: torch.device, spec:
     return _Layer(
         kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
         weight=weight.to(device=device, dtype=dtype), weight_mant=layer.weight_mant,
-        weight_exp=layer.weight_exp,
+        weight_exp=layer.weight_exp, nearest=layer.shift_rounding == "nearest",
         u_factor=spec.decay_unity - layer.du - 1, v_factor=spec.decay_unity - layer.dv,
         threshold=per_neuron(layer.vth) * (1 << spec.state_shift),
         bias=_pow2_shift(per_neuron(layer.bias_mant), per_neuron(layer.bias_exp)), bias_start=layer.bias_delay,
@@ -107,7 +110,11 @@ def synaptic_input(x: Tensor, layer: _Layer) -> Tensor:
     else:
         summed = F.conv2d(values, layer.weight, stride=layer.stride, padding=layer.padding)
     summed = summed.to(torch.int64)
-    return _pow2_shift(summed * layer.weight_mant if layer.weight_mant != 1 else summed, layer.weight_exp)
+    if layer.weight_mant != 1:
+        summed = summed * layer.weight_mant
+    if layer.nearest and layer.weight_exp < 0:  # to nearest, halves up: floor((acc + 2**(k-1)) / 2**k) (§4.7)
+        return torch.div(summed + (1 << (-layer.weight_exp - 1)), 1 << -layer.weight_exp, rounding_mode="floor")
+    return _pow2_shift(summed, layer.weight_exp)
 
 
 def _decay(x: Tensor, factor: int, spec: FixedPointSpec) -> Tensor:
@@ -121,21 +128,29 @@ def neuron_step(a: Tensor, u: Tensor, v: Tensor, layer: _Layer, bias_on: bool,
                 spec: FixedPointSpec = SPEC) -> tuple[Tensor, Tensor, Tensor]:
     """One LIF update (docs/fixed-point.md §3); ``bias_on``: whether this step adds the bias (the caller's
     step index has reached the layer's bias_delay, §3.4). Returns (spikes bool, u, v after reset); no input
-    mutated."""
+    mutated. :func:`neuron_step_counted` also returns where it saturated (§5.6)."""
+    return neuron_step_counted(a, u, v, layer, bias_on, spec)[:3]
+
+
+def neuron_step_counted(a: Tensor, u: Tensor, v: Tensor, layer: _Layer, bias_on: bool,
+                        spec: FixedPointSpec = SPEC) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """:func:`neuron_step` plus three bool tensors (§5.6): the clip changed v, the wrap changed u, and
+    |a| > 2**15 - 1."""
     current = a * (1 << spec.state_shift)
     if layer.u_factor:  # du = 4095 clears u (§3.1): nothing of the old u is left
         current = _decay(u, layer.u_factor, spec) + current
-    current = torch.bitwise_and(current - spec.u_min, spec.u_modulus - 1) + spec.u_min  # §3.2
+    wrapped = torch.bitwise_and(current - spec.u_min, spec.u_modulus - 1) + spec.u_min  # §3.2
     voltage = v if layer.v_factor == spec.decay_unity else _decay(v, layer.v_factor, spec)
-    voltage = voltage + current
+    voltage = voltage + wrapped
     if bias_on:
         voltage = voltage + layer.bias
-    voltage = voltage.clamp(spec.v_min, spec.v_max)
+    clipped = voltage.clamp(spec.v_min, spec.v_max)
+    events = (clipped != voltage, wrapped != current, a.abs() > spec.activation_max)
     if not layer.spiking:
-        return torch.zeros_like(voltage, dtype=torch.bool), current, voltage
-    fired = voltage > layer.threshold
-    after = voltage - layer.threshold if layer.subtract else torch.zeros_like(voltage)
-    return fired, current, torch.where(fired, after, voltage)
+        return torch.zeros_like(clipped, dtype=torch.bool), wrapped, clipped, *events
+    fired = clipped > layer.threshold
+    after = clipped - layer.threshold if layer.subtract else torch.zeros_like(clipped)
+    return fired, wrapped, torch.where(fired, after, clipped), *events
 
 
 class TorchReference:
@@ -179,6 +194,7 @@ class TorchReference:
         u_trace = [zeros(layer, (steps,)) for layer in self._layers] if record else []
         v_trace = [zeros(layer, (steps,)) for layer in self._layers] if record else []
         last_v = zeros(self._layers[-1], (steps,))
+        counts = [[zeros(layer) for _ in LayerSaturation._fields] for layer in self._layers]  # v, u, a (§5.6)
         # layer 0's input does not depend on any state: its sums for all steps in one product (§4.8: the sum of
         # step t arrives at step t + 1; the last step's sum would arrive after the run)
         first = self._layers[0]
@@ -190,7 +206,10 @@ class TorchReference:
                 arriving = delayed[index]
                 if t + 1 < steps:  # a sum computed at the last step would only arrive after the run
                     delayed[index] = first_inputs[t] if index == 0 else synaptic_input(layer_input, layer)
-                fired, u[index], v[index] = neuron_step(arriving, u[index], v[index], layer, t >= layer.bias_start)
+                fired, u[index], v[index], *events = neuron_step_counted(arriving, u[index], v[index], layer,
+                                                                         t >= layer.bias_start)
+                for count, event in zip(counts[index], events):
+                    count += event
                 spikes[index][t].copy_(fired)
                 if record:
                     u_trace[index][t] = u[index]
@@ -202,6 +221,7 @@ class TorchReference:
         def to_numpy(tensors: list[Tensor]) -> tuple[np.ndarray, ...]:
             return tuple(tensor.cpu().numpy() for tensor in tensors)
 
+        saturation = tuple(LayerSaturation(*to_numpy(layer_counts)) for layer_counts in counts)
         return SimulationResult(spikes=to_numpy(spikes), output=output.cpu().numpy(), u=to_numpy(u_trace),
-                                v=to_numpy(v_trace))
+                                v=to_numpy(v_trace), saturation=saturation)
 

@@ -3,8 +3,8 @@ of the torch reference.
 
 Networks in both profiles (dense and conv, pooling, binary and 8-bit synapses of every sign mode, readouts)
 with parameters pulled toward the edges of docs/fixed-point.md: decays 0 and 4095, thresholds 0 and the
-maximum, biases and exponents at their limits, bias delays from 0 to past the end of the run, weight exponents
-that drive u through the wrap and v into saturation.
+maximum, biases and exponents at their limits, both shift roundings (§4.7, profile bso), bias delays from 0
+to past the end of the run, weight exponents that drive u through the wrap and v into saturation.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def networks(draw: st.DrawFn, profile: str | None = None) -> FixedPointNetwork:
             dv=draw(edgy(0, SPEC.decay_max, SPEC.decay_unity // 2)),
             vth=0, bias_mant=0, bias_exp=0,
             reset=draw(st.sampled_from(["zero", "subtract"])) if bso else "zero",
+            shift_rounding=draw(st.sampled_from(["floor", "nearest"])) if bso else "floor",
             spiking=not (last and draw(st.booleans())), **geometry)
         out = layer.output_shape
         vth_mode = draw(st.sampled_from(["scalar", "edges", "random"])) if bso else "scalar"

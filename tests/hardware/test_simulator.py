@@ -329,10 +329,20 @@ def assert_same_run(fx_net: FixedPointNetwork, inputs: np.ndarray, result=None) 
             np.testing.assert_array_equal(theirs, ours, err_msg=f"{layer.name}: {name}")
     np.testing.assert_array_equal(actual.output, expected.output)
     assert actual.output.dtype == expected.output.dtype
+    assert_same_saturation(expected, actual, fx_net)
     plain = simulate(fx_net, inputs)
     for ours, theirs in zip(expected.spikes, plain.spikes):
         np.testing.assert_array_equal(theirs, ours)
     np.testing.assert_array_equal(plain.output, expected.output)
+
+
+def assert_same_saturation(expected, actual, fx_net: FixedPointNetwork) -> None:
+    """The saturation counts of §5.6, per layer and event, equal (int64, shape (batch, *shape))."""
+    assert len(actual.saturation) == len(expected.saturation) == len(fx_net.layers)
+    for layer, ours, theirs in zip(fx_net.layers, expected.saturation, actual.saturation):
+        for name, mine, other in zip(ours._fields, ours, theirs):
+            assert other.dtype == mine.dtype == np.int64, f"{layer.name} saturation {name}"
+            np.testing.assert_array_equal(other, mine, err_msg=f"{layer.name}: saturation {name}")
 
 
 def plans(fx_net: FixedPointNetwork, steps: int) -> list:

@@ -16,6 +16,7 @@ from bso_deploy.hardware.torch_reference import TorchReference, default_device
 from fixed_point_strategies import inputs_for, networks, replace_layer, weights_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_simulator import assert_same_saturation
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -30,6 +31,7 @@ def assert_same(fx_net: FixedPointNetwork, inputs: np.ndarray, device: str | Non
             np.testing.assert_array_equal(theirs, ours, err_msg=f"{layer.name}: {name}")
     np.testing.assert_array_equal(actual.output, expected.output)
     assert actual.output.dtype == expected.output.dtype
+    assert_same_saturation(expected, actual, fx_net)
 
 
 @SETTINGS
