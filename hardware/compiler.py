@@ -27,6 +27,7 @@ from bso_deploy.export.nir.metadata import ALPHA, BINARY, SIGNS, TAU_STEPS, meta
 from bso_deploy.export.nir.topology import inline_subgraphs
 from bso_deploy.export.nir.validate import check_node
 
+from .calibration import DEFAULT_CALIBRATION_MARGIN, observe_activity
 from .network import FixedPointNetwork
 from .quantize import (
     DEFAULT_INPUT_SCALE,
@@ -42,6 +43,7 @@ from .spec import SPEC, get_profile
 
 __all__ = [
     "DEFAULT_TIME_STEPS",
+    "SCALINGS",
     "SUPPORTED_NODE_TYPES",
     "compile",
     "compile_nir",
@@ -375,10 +377,48 @@ def _time_steps(time_steps: int | None, graph: nir.NIRGraph) -> int:
     return int(time_steps)
 
 
+SCALINGS = ("calibrated", "worst-case")  # docs/fixed-point.md §10.3 (worst-case), §10.6 (calibrated)
+
+
+def _calibration_inputs(calibration: Any, shape: tuple[int, ...], time_steps: int | None) -> np.ndarray:
+    """Calibration samples as (T, batch, *shape) float64: given so, or (batch, *shape) repeated time_steps
+    (default 32) times; ValueError naming what is wrong otherwise."""
+    x = np.asarray(calibration)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"calibration inputs must be real numbers, got dtype {x.dtype}")
+    if x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:
+        x = np.broadcast_to(x, (time_steps or DEFAULT_TIME_STEPS, *x.shape))
+    elif x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != shape:
+        raise ValueError(f"calibration inputs have shape {x.shape}; the graph's Input takes (T, batch, *{shape}) "
+                         f"or (batch, *{shape})")
+    return np.asarray(x, dtype=np.float64)
+
+
+def _input_range(x: np.ndarray, input_scale: float | None) -> tuple[float, float]:
+    """(input_scale, input_range) from calibration inputs (§10.6): integer-valued inputs (event counts,
+    grey levels) keep their integers, scale 1; others map their largest value to 255."""
+    peak = float(x.max())
+    if input_scale is not None:
+        return float(input_scale), peak
+    if peak <= 0:
+        return DEFAULT_INPUT_SCALE, 1.0
+    if np.all(x == np.round(x)) and peak <= SPEC.input_max:
+        return 1.0, peak
+    return SPEC.input_max / peak, peak
+
+
+def _real(value: Any, name: str, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= low:
+        raise ValueError(f"{name} must be a finite number > {low:g}, got {value!r}")
+    return float(value)
+
+
 def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso", input_scale: float | None = None,
                 weight_bits: int | None = None, dt: float | None = None,
                 time_steps: int | None = None, fold_thresholds: bool = False,
-                netx_compatible: bool = False) -> FixedPointNetwork:
+                netx_compatible: bool = False, scaling: str | None = None, calibration: Any = None,
+                calibration_margin: float = DEFAULT_CALIBRATION_MARGIN,
+                input_range: float | None = None) -> FixedPointNetwork:
     """Compile a NIR graph (or file) into a :class:`FixedPointNetwork` for ``profile`` ("bso" or "loihi").
 
     input_scale: float inputs (expected in [0, 1]) become ``round(x * input_scale)`` clipped to
@@ -396,12 +436,28 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     fold_thresholds: fold per-neuron thresholds (BatchNorm, binary rows of different alpha) into per-row
     8-bit weights so that one vth per layer suffices, as profile "loihi" needs (report key
     ``threshold_fold``). netx_compatible: only integer weights without exponent and biases with exponent 6,
-    what lava-dl's netx format can carry (§10.5)."""
+    what lava-dl's netx format can carry (§10.5).
+
+    scaling: "worst-case" chooses every scale so that no register can overflow on any input in the input range
+    over ``time_steps`` (§10.3); "calibrated" runs the float layers on ``calibration`` inputs ((T, batch,
+    *input_shape), or (batch, *input_shape) repeated ``time_steps`` times) and bounds u and v by
+    ``calibration_margin`` times the largest values seen (§10.6), so precision is not spent on states that never
+    occur; saturation on other inputs is then possible and every fixed-point run counts it (§5.6). Default:
+    calibrated when ``calibration`` is given. With calibration data and no ``input_scale``, integer-valued data
+    (event counts) keep scale 1 and other data map their largest value to 255; the input range (largest float
+    input, default 1; ``input_range``, or the calibration data's) sets ``input_max`` (§10.1)."""
     graph = read_graph(nir_graph)
     profile_ = get_profile(profile)
-    scale = DEFAULT_INPUT_SCALE if input_scale is None else input_scale
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"input_scale must be a finite number > 0, got {input_scale!r}")
+    if scaling is None:
+        scaling = "worst-case" if calibration is None else "calibrated"
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+    if scaling == "calibrated" and calibration is None:
+        raise ValueError("scaling='calibrated' needs calibration inputs (calibration=..., on the command line "
+                         "--calibrate-on digits|X.npy); or use scaling='worst-case'")
+    if input_scale is not None:
+        _real(input_scale, "input_scale")
+    margin = _real(calibration_margin, "calibration_margin", 1.0) if scaling == "calibrated" else 2.0
     bits = SPEC.weight_bits if weight_bits is None else weight_bits
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= SPEC.weight_bits:
         raise ValueError(f"weight_bits must be an integer in [2, {SPEC.weight_bits}], got {weight_bits!r}")
@@ -409,22 +465,40 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     folds: list[dict[str, Any] | None] = [None] * len(layers)
     if fold_thresholds:
         layers, folds = (list(parts) for parts in zip(*(fold_layer_thresholds(layer) for layer in layers)))
+    activity: list[Any] = [None] * len(layers)
+    scale = DEFAULT_INPUT_SCALE if input_scale is None else float(input_scale)
+    value_range = 1.0 if input_range is None else _real(input_range, "input_range")
+    if calibration is not None:
+        samples = _calibration_inputs(calibration, layers[0].input_shape, time_steps)
+        if scaling == "calibrated":
+            activity = observe_activity(layers, samples)
+        if time_steps is None:
+            time_steps = int(samples.shape[0])
+        scale, peak = _input_range(samples, input_scale)
+        if input_range is None:
+            value_range = peak if peak > 0 else 1.0
     steps = _time_steps(time_steps, graph)
-    base = LayerOptions(input_scale=float(scale), input_max=input_max_for_scale(scale), weight_bits=int(bits),
-                        readout_steps=steps + len(layers), profile=profile_.name, first=True, first_input_step=1,
-                        netx_compatible=bool(netx_compatible))
+    base = LayerOptions(input_scale=scale, input_max=input_max_for_scale(scale, input_range=value_range),
+                        weight_bits=int(bits), readout_steps=steps + len(layers), profile=profile_.name, first=True,
+                        first_input_step=1, netx_compatible=bool(netx_compatible), calibration_margin=margin)
     fixed, reports = [], []
     for index, layer in enumerate(layers):  # layer k first receives input at step k + 1 (§4.8)
         options = base if index == 0 else replace(base, input_max=1, first=False, first_input_step=index + 1)
+        if activity[index] is not None:
+            options = replace(options, current_peak=activity[index].current_peak,
+                              voltage_peak=activity[index].voltage_peak)
         fixed_layer, report = quantize_layer(layer, options)
+        if activity[index] is not None:
+            report["calibration_spikes"] = activity[index].spikes
         if folds[index] is not None:
             report["threshold_fold"] = folds[index]
         if netx_compatible:
             report["netx_compatible"] = True
         fixed.append(fixed_layer)
         reports.append(report)
+    reports[0]["time_steps"] = steps
     return FixedPointNetwork(profile=profile_.name, input_shape=layers[0].input_shape, layers=tuple(fixed),
-                             quantization=tuple(reports))
+                             quantization=tuple(reports), input_scale=base.input_scale, input_max=base.input_max)
 
 
 compile = compile_nir  # the issue's name; user code imports compile_nir to keep the builtin visible

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_INPUT_SCALE",
     "FloatLayer",
     "LayerOptions",
+    "clipped_inputs",
     "fold_layer_thresholds",
     "input_max_for_scale",
     "quantize_inputs",
@@ -55,21 +56,13 @@ def round_half_away(x: Any) -> np.ndarray:
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
 
 
-def input_max_for_scale(input_scale: float, spec: FixedPointSpec = SPEC) -> int:
-    """Largest integer input for inputs in [0, 1]: round(input_scale), at most 255 (docs/fixed-point.md §10.1)."""
-    return int(min(spec.input_max, max(1, int(round_half_away(input_scale)))))
+def input_max_for_scale(input_scale: float, spec: FixedPointSpec = SPEC, input_range: float = 1.0) -> int:
+    """Largest integer input for float inputs in [0, input_range]: round(input_scale * input_range), at least 1
+    and at most 255 (docs/fixed-point.md §10.1)."""
+    return int(min(spec.input_max, max(1, int(round_half_away(input_scale * input_range)))))
 
 
-def quantize_inputs(fx_net: FixedPointNetwork, x_float: Any) -> np.ndarray:
-    """Float inputs (any shape) -> int64 ``clip(round(x * input_scale), 0, input_max)`` with the scale the
-    compiler stored in ``fx_net.quantization[0]`` (docs/fixed-point.md §10.1). Values above
-    ``input_max / input_scale`` (1 for the default scale) saturate; negative or non-finite values are a
-    ValueError, since the hardware input is unsigned (§5.3)."""
-    if not fx_net.quantization or "input_scale" not in fx_net.quantization[0]:
-        raise ValueError("fx_net carries no input scale in quantization[0]; compile it with "
-                         "bso_deploy.hardware.compiler.compile_nir, or quantize the inputs yourself")
-    scale = float(fx_net.quantization[0]["input_scale"])
-    input_max = int(fx_net.quantization[0]["input_max"])
+def _real_inputs(x_float: Any) -> np.ndarray:
     x = np.asarray(x_float)
     if x.dtype.kind not in "biuf":
         raise ValueError(f"inputs must be real numbers, got dtype {x.dtype}")
@@ -79,7 +72,30 @@ def quantize_inputs(fx_net: FixedPointNetwork, x_float: Any) -> np.ndarray:
     if x.size and x.min() < 0:
         raise ValueError(f"inputs must be >= 0 (the fixed-point input is unsigned, docs/fixed-point.md §5.3), "
                          f"got a minimum of {x.min()}")
-    return np.clip(round_half_away(x * scale), 0, input_max)
+    return x
+
+
+def quantize_inputs(fx_net: FixedPointNetwork, x_float: Any) -> np.ndarray:
+    """Float inputs (any shape) -> int64 ``clip(round(x * input_scale), 0, input_max)`` with the network's
+    ``input_scale`` and ``input_max`` (docs/fixed-point.md §10.1). Larger values saturate (count them with
+    :func:`clipped_inputs`); negative or non-finite values are a ValueError, since the hardware input is
+    unsigned (§5.3). A network without an input scale (``input_scale`` None, e.g. imported from netx) takes
+    integers in [0, input_max] as they are."""
+    x = _real_inputs(x_float)
+    if fx_net.input_scale is None:
+        if x.size and (np.any(x != np.round(x)) or x.max() > fx_net.input_max):
+            raise ValueError(f"this network takes integer inputs in [0, {fx_net.input_max}] (it has no input "
+                             f"scale); got values in [{x.min()}, {x.max()}], not all integers or too large")
+        return x.astype(np.int64)
+    return np.clip(round_half_away(x * fx_net.input_scale), 0, fx_net.input_max)
+
+
+def clipped_inputs(fx_net: FixedPointNetwork, x_float: Any) -> int:
+    """How many values of ``x_float`` :func:`quantize_inputs` saturates at ``input_max`` (§10.1)."""
+    x = _real_inputs(x_float)
+    if fx_net.input_scale is None:
+        return int(np.count_nonzero(x > fx_net.input_max))
+    return int(np.count_nonzero(round_half_away(x * fx_net.input_scale) > fx_net.input_max))
 
 
 @dataclass(frozen=True)
@@ -127,7 +143,10 @@ class LayerOptions:
     input of this layer), weight_bits (mantissa bits of full-precision weights and of a binary magnitude),
     readout_steps (steps a layer without leak, the readout or IF, must sum without saturating), profile name,
     first (layer 0), first_input_step (k + 1 for layer k: the step its first input arrives, §4.8, §5.1),
-    netx_compatible (only what lava-dl netx can carry: no weight exponent, bias exponent 6, §10.5)."""
+    netx_compatible (only what lava-dl netx can carry: no weight exponent, bias exponent 6, §10.5),
+    current_peak / voltage_peak (calibrated scaling, §10.6: per-neuron max |i| and |v| of the float layer on
+    the calibration inputs, output shape; None: worst-case scaling, §10.3) and calibration_margin (the factor
+    of headroom kept above those peaks)."""
 
     input_scale: float
     input_max: int
@@ -137,6 +156,13 @@ class LayerOptions:
     first: bool
     first_input_step: int
     netx_compatible: bool = False
+    current_peak: np.ndarray | None = None
+    voltage_peak: np.ndarray | None = None
+    calibration_margin: float = 2.0
+
+    @property
+    def calibrated(self) -> bool:
+        return self.voltage_peak is not None
 
 
 @dataclass(frozen=True)
@@ -199,6 +225,9 @@ class _Bounds:
         raw = candidate.mant * self.acc_bound * 2.0 ** candidate.exp
         activation = math.ceil(raw)
         u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
+        options = self.options
+        if options.calibrated:  # what the calibration inputs drove u to, with the margin (§10.6)
+            u_bound = min(u_bound, self._peak(options.current_peak, per_neuron))
         bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift), spec,
                                                     self.options.netx_compatible)
         bias_bound = int(np.abs(bias).max(initial=0))
@@ -216,20 +245,29 @@ class _Bounds:
             vth = round_half_away(layer.threshold * per_neuron)
             if vth.max(initial=0) > spec.vth_max:
                 violations.append(("vth", f"needs vth up to {vth.max()} > {spec.vth_max} (§3.5)"))
-        if self.dv > 0:  # a leak bounds v at any time
+        v_limit = spec.vth_max << spec.state_shift if self.options.netx_compatible and not layer.spiking \
+            else spec.v_max  # netx runs a readout as a LIF with vth = max, firing above vth_max << 6 (§3.7, §10.5)
+        if options.calibrated:  # the largest |v| the calibration inputs reached, with the margin (§10.6)
+            v_bound = self._peak(options.voltage_peak, per_neuron)
+            if v_bound > v_limit:
+                violations.append(("v", f"calibrated |v| up to {v_bound} (margin {options.calibration_margin}) "
+                                   f"would saturate at {v_limit} (§3.3, §10.6)"))
+        elif self.dv > 0:  # a leak bounds v at any time
             v_bound = (u_bound + bias_bound) * spec.decay_unity // self.dv
             if v_bound > spec.v_max:
                 violations.append(("v", f"worst-case |v| = {v_bound} would saturate at {spec.v_max} (§3.3)"))
         else:  # no leak (readout, IF): v is bounded over the steps of a run only
             v_bound = (u_bound + bias_bound) * self.options.readout_steps
-            # netx runs a readout as a LIF with vth = max, which fires above vth_max << 6 (§3.7, §10.5)
-            v_limit = spec.vth_max << spec.state_shift if self.options.netx_compatible and not layer.spiking \
-                else spec.v_max
             if v_bound > v_limit:
                 violations.append(("v", f"worst-case |v| after {self.options.readout_steps} steps = {v_bound} "
                                    f"would saturate at {v_limit} (§3.3, §3.7)"))
         return {"per_neuron": per_neuron, "activation": activation, "u_bound": u_bound, "bias_mant": bias_mant,
                 "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations}
+
+    def _peak(self, peak: np.ndarray, per_neuron: np.ndarray) -> int:
+        """ceil(margin * max_i 64 K_i peak_i): a float peak in the integer units of u and v (§10.6)."""
+        scaled = np.asarray(peak, np.float64) * per_neuron * (1 << self.spec.state_shift)
+        return math.ceil(self.options.calibration_margin * float(scaled.max(initial=0.0)))
 
 
 def _candidates(binary: bool, c: float, s_in: float, q_max: int, spec: FixedPointSpec,
@@ -369,7 +407,7 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         weight=weights if layer.binary else 2 * weights, binary=layer.binary, weight_mant=chosen.mant,
         weight_exp=chosen.exp if layer.binary else chosen.exp - 1, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
         bias_exp=bias_exp, bias_delay=bias_delay, reset=layer.reset, spiking=layer.spiking, stride=layer.stride,
-        padding=layer.padding, pool=layer.pool)
+        padding=layer.padding, pool=layer.pool, shift_rounding=_shift_rounding(options.profile))
     v_scale = per_neuron * (1 << spec.state_shift)
     report: dict[str, Any] = {
         "layer": layer.name, "nodes": list(layer.nodes), "kind": layer.kind, "binary": layer.binary,
@@ -387,8 +425,13 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         "syn_decay_error": None if layer.tau_syn_steps is None else
         abs((spec.decay_unity - du - 1) / spec.decay_unity - (1 - 1 / layer.tau_syn_steps)),
         "activation_bound": result["activation"], "u_bound": result["u_bound"], "v_bound": result["v_bound"],
-        "matmul_bound": matmul_bound, "bias_delay": bias_delay,
+        "matmul_bound": matmul_bound, "bias_delay": bias_delay, "shift_rounding": fixed.shift_rounding,
+        "scaling": "calibrated" if options.calibrated else "worst-case",
     }
+    if options.calibrated:
+        report["calibration_margin"] = float(options.calibration_margin)
+        report["calibrated_u_peak"] = bounds._peak(options.current_peak, per_neuron)
+        report["calibrated_v_peak"] = bounds._peak(options.voltage_peak, per_neuron)
     if bias_delay != options.first_input_step and np.any(bias_value != 0):
         report["bias_timing_note"] = (
             f"the bias is added from step {bias_delay}, {options.first_input_step - bias_delay} step(s) before the "
@@ -405,6 +448,12 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         report["input_scale"] = float(options.input_scale)
         report["input_max"] = int(options.input_max)
     return fixed, report
+
+
+def _shift_rounding(profile: str) -> str:
+    """Round negative weight exponents to nearest where the profile can (docs/fixed-point.md §4.7, §10.2): the
+    floor's -0.5 LSB per step would add up in layers without leak."""
+    return "nearest" if "nearest" in get_profile(profile).shift_roundings else "floor"
 
 
 def fold_layer_thresholds(layer: FloatLayer) -> tuple[FloatLayer, dict[str, Any] | None]:
