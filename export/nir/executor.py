@@ -1,8 +1,11 @@
 """Run a NIR graph step by step in PyTorch: one op per node, in topological order, state per neuron node.
 
-Per time step: the graph's Input node receives x; every other node receives the sum of its predecessors'
-outputs (delayed edges of recurrent graphs carry the previous step's output, see :mod:`.topology`); each
-op returns its output and new state. The value of the graph's Output node is the step's output.
+Per time step: the graph's Input node receives x; every other node receives its predecessors' outputs
+(summed for stateless nodes; one term each for neuron nodes, :mod:`.dynamics`); an edge that closes a
+recurrent loop carries its source's output of the previous step (zero at the first step,
+:func:`.topology.execution_order`). Each op returns its output and new state. The value of the graph's
+Output node is the step's output. The graph is checked, as for every backend, by
+:func:`.validate.check_graph`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from .dynamics import NeuronState
-from .ops import NodeOp, Shape
-from .topology import Edge, execution_order
+from .ops import NodeOp
+from .shapes import Shape
+from .validate import CheckedGraph
 
 
 class NIRExecutor(nn.Module):
-    """A float torch module that runs a NIR graph with forward Euler at a fixed dt.
+    """A float torch module that runs a checked NIR graph with forward Euler at a fixed dt.
 
     - :meth:`reset_state` before each new batch of sequences;
     - :meth:`step` ``(batch, *input_shape) -> (batch, *output_shape)`` advances one time step and leaves
@@ -28,65 +32,20 @@ class NIRExecutor(nn.Module):
       outputs stacked over time.
     """
 
-    def __init__(self, ops: Mapping[str, NodeOp], edges: list[Edge], node_types: Mapping[str, str],
-                 input_name: str, output_name: str, dt: float | None) -> None:
+    def __init__(self, ops: Mapping[str, NodeOp], graph: CheckedGraph, dt: float | None) -> None:
         super().__init__()
-        names = list(ops)
-        self.node_names, self._delayed = execution_order(names, edges, lambda name: ops[name].stateful)
+        self.node_names = list(graph.order)
         self.ops = nn.ModuleList([ops[name] for name in self.node_names])
-        self.node_types = dict(node_types)
-        self.input_name, self.output_name, self.dt = input_name, output_name, dt
-        self._direct_inputs: dict[str, list[str]] = {name: [] for name in self.node_names}
-        self._delayed_inputs: dict[str, list[str]] = {name: [] for name in self.node_names}
-        for source, target in edges:
-            table = self._delayed_inputs if (source, target) in self._delayed else self._direct_inputs
-            table[target].append(source)
+        self.node_types = {name: type(node).__name__ for name, node in graph.nodes.items()}
+        self.input_name, self.output_name, self.dt = graph.input_name, graph.output_name, dt
+        self.shapes: dict[str, Shape] = dict(graph.shapes)
+        self._direct_inputs: dict[str, list[str]] = {}
+        self._delayed_inputs: dict[str, list[str]] = {}
         for name in self.node_names:
-            if name != input_name and not self._direct_inputs[name] and not self._delayed_inputs[name]:
-                raise ValueError(f"node {name!r} ({self.node_types[name]}) has no incoming edge")
-        self.shapes = self._infer_shapes()
+            self._direct_inputs[name], self._delayed_inputs[name] = graph.sources(name)
         self._state: dict[str, NeuronState | None] = {}
         self._previous: dict[str, Tensor] = {}
         self.last_outputs: dict[str, Tensor] = {}
-
-    def _describe(self, name: str) -> str:
-        return f"node {name!r} ({self.node_types[name]})"
-
-    def _infer_shapes(self) -> dict[str, Shape]:
-        """Output shape (without batch) of every node; ValueError naming the node on a mismatch.
-
-        A node's input shape is taken from the first of its sources whose shape is known (in recurrent
-        graphs that may be a delayed source), repeating until nothing changes; then every source must agree."""
-        shapes: dict[str, Shape] = {}
-        incoming: dict[str, Shape] = {}
-        pending = list(zip(self.node_names, self.ops))
-        while pending:
-            remaining = []
-            for name, op in pending:
-                sources = self._direct_inputs[name] + self._delayed_inputs[name]
-                known = [shapes[source] for source in sources if source in shapes]
-                if name == self.input_name:
-                    incoming[name] = tuple(op.declared_shape)
-                elif known:
-                    incoming[name] = known[0]
-                else:
-                    remaining.append((name, op))
-                    continue
-                try:
-                    shapes[name] = tuple(int(size) for size in op.output_shape(incoming[name]))
-                except ValueError as error:
-                    raise ValueError(f"{self._describe(name)}: {error}") from error
-            if len(remaining) == len(pending):
-                names = [name for name, _ in remaining]
-                raise ValueError(f"nodes {names} are not reachable from the Input node {self.input_name!r}; "
-                                 "the importer cannot infer their shapes")
-            pending = remaining
-        for name in self.node_names:
-            for source in self._direct_inputs[name] + self._delayed_inputs[name]:
-                if shapes[source] != incoming[name]:
-                    raise ValueError(f"{self._describe(name)} sums inputs of different shapes: {incoming[name]} "
-                                     f"and {shapes[source]} (from {source!r})")
-        return shapes
 
     @property
     def input_shape(self) -> Shape:
@@ -108,17 +67,13 @@ class NIRExecutor(nn.Module):
         self._previous = {}
         self.last_outputs = {}
 
-    def _incoming(self, name: str, values: dict[str, Tensor], batch: int, like: Tensor) -> Tensor:
+    def _incoming(self, name: str, values: dict[str, Tensor], like: Tensor) -> list[Tensor]:
+        """This step's values of the node's direct sources, then the previous step's of its loop sources."""
         parts = [values[source] for source in self._direct_inputs[name]]
         for source in self._delayed_inputs[name]:
             previous = self._previous.get(source)
-            if previous is None:
-                previous = like.new_zeros((batch, *self.shapes[source]))
-            parts.append(previous)
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total
+            parts.append(like.new_zeros((like.shape[0], *self.shapes[source])) if previous is None else previous)
+        return parts
 
     def step(self, x: Tensor) -> Tensor:
         """Advance one time step; x: (batch, *input_shape). Returns the Output node's value."""
@@ -127,11 +82,19 @@ class NIRExecutor(nn.Module):
                              f"Input node {self.input_name!r}")
         values: dict[str, Tensor] = {}
         for name, op in zip(self.node_names, self.ops):
-            incoming = x if name == self.input_name else self._incoming(name, values, x.shape[0], x)
-            state = self._state.get(name)
-            if op.stateful and state is None:
-                state = op.initial_state(incoming)
-            values[name], self._state[name] = op(incoming, state)
+            if name == self.input_name:
+                values[name], _ = op(x, None)
+                continue
+            parts = self._incoming(name, values, x)
+            if op.stateful:
+                state = self._state.get(name)
+                values[name], self._state[name] = op(tuple(parts), op.initial_state(parts[0]) if state is None
+                                                     else state)
+                continue
+            total = parts[0]
+            for part in parts[1:]:
+                total = total + part
+            values[name], _ = op(total, None)
         self._previous = {source: values[source] for inputs in self._delayed_inputs.values() for source in inputs}
         self.last_outputs = values
         return values[self.output_name]

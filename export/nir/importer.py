@@ -24,9 +24,9 @@ from .conversions import euler_coefficients
 from .executor import NIRExecutor
 from .files import read_nir_file
 from .metadata import DT, metadata_float, reset_mode
-from .ops import AffineOp, Conv2dOp, ElementwiseOp, FlattenOp, NeuronOp, NodeOp, Pool2dOp, Shape
-from .topology import inline_subgraphs
-from .validate import check_node
+from .ops import AffineOp, Conv2dOp, ElementwiseOp, FlattenOp, NeuronOp, NodeOp, Pool2dOp
+from .shapes import conv_padding, pair
+from .validate import NEURON_TYPE_NAMES, check_graph
 
 
 @dataclass(frozen=True)
@@ -39,27 +39,8 @@ class ImportContext:
     default_reset: str | None
 
 
-def _pair(value: Any, field: str) -> Shape:
-    array = np.asarray(value).reshape(-1)
-    if array.size == 1:
-        array = np.repeat(array, 2)
-    if array.size != 2:
-        raise ValueError(f"field {field!r} must be an int or a pair of ints, got {value!r}")
-    return (int(array[0]), int(array[1]))
-
-
-def _optional_shape(value: Any) -> Shape | None:
-    if value is None:
-        return None
-    array = np.asarray(value)
-    if array.dtype == object:  # nir keeps {"input": None} for undeclared shapes
-        return None
-    return tuple(int(size) for size in array.reshape(-1))
-
-
 def _io(node: nir.Input | nir.Output, context: ImportContext) -> NodeOp:
-    shape = node.input_type["input"] if isinstance(node, nir.Input) else node.output_type["output"]
-    return NodeOp(_optional_shape(shape))
+    return NodeOp()
 
 
 def _affine(node: nir.Affine | nir.Linear, context: ImportContext) -> NodeOp:
@@ -67,28 +48,18 @@ def _affine(node: nir.Affine | nir.Linear, context: ImportContext) -> NodeOp:
 
 
 def _conv2d(node: nir.Conv2d, context: ImportContext) -> NodeOp:
-    if isinstance(node.padding, (str, bytes)):
-        padding: Shape | str = node.padding.decode() if isinstance(node.padding, bytes) else node.padding
-        if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same', 'valid' or ints, got {padding!r}")
-    else:
-        padding = _pair(node.padding, "padding")
-    stride = _pair(node.stride, "stride")
-    if padding == "same" and stride != (1, 1):
-        raise ValueError(f"padding='same' needs stride 1, got {stride}")
-    return Conv2dOp(node.weight, node.bias, stride, padding, _pair(node.dilation, "dilation"),
-                    int(np.asarray(node.groups)), _optional_shape(node.input_shape), context.dtype)
+    return Conv2dOp(node.weight, node.bias, pair(node.stride, "stride"), conv_padding(node),
+                    pair(node.dilation, "dilation"), int(np.asarray(node.groups)), context.dtype)
 
 
 def _pool(node: nir.AvgPool2d | nir.SumPool2d, context: ImportContext) -> NodeOp:
-    kernel = _pair(node.kernel_size, "kernel_size")
-    stride = kernel if node.stride is None else _pair(node.stride, "stride")
-    return Pool2dOp(kernel, stride, _pair(node.padding, "padding"), summed=isinstance(node, nir.SumPool2d))
+    kernel = pair(node.kernel_size, "kernel_size")
+    stride = kernel if node.stride is None else pair(node.stride, "stride")
+    return Pool2dOp(kernel, stride, pair(node.padding, "padding"), summed=isinstance(node, nir.SumPool2d))
 
 
 def _flatten(node: nir.Flatten, context: ImportContext) -> NodeOp:
-    declared = _optional_shape((node.input_type or {}).get("input"))
-    return FlattenOp(int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)), declared)
+    return FlattenOp(int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)))
 
 
 def _scale(node: nir.Scale, context: ImportContext) -> NodeOp:
@@ -162,6 +133,8 @@ NEURON_CONVERTERS: dict[type, Callable[[Any, ImportContext, str], NodeOp]] = {
     nir.LIF: _lif, nir.CubaLIF: _cuba_lif, nir.CubaLI: _cuba_li, nir.IF: _if, nir.LI: _li, nir.I: _integrator,
 }
 SUPPORTED_NODE_TYPES = tuple(sorted(t.__name__ for t in (*STATELESS_CONVERTERS, *NEURON_CONVERTERS)))
+if {t.__name__ for t in NEURON_CONVERTERS} != set(NEURON_TYPE_NAMES):  # the cycle rule must know every neuron
+    raise ImportError("validate.NEURON_TYPE_NAMES is out of step with importer.NEURON_CONVERTERS")
 
 
 def resolve_dt(dt: float | None, graph: nir.NIRGraph, nodes: dict[str, nir.NIRNode]) -> float | None:
@@ -197,15 +170,6 @@ def resolve_dt(dt: float | None, graph: nir.NIRGraph, nodes: dict[str, nir.NIRNo
     return None
 
 
-def _endpoints(nodes: dict[str, nir.NIRNode], edges: list, kind: type, incoming: bool) -> str:
-    linked = {target if incoming else source for source, target in edges}
-    names = [name for name, node in nodes.items() if isinstance(node, kind) and name not in linked]
-    if len(names) != 1:
-        raise ValueError(f"the graph has {len(names)} {kind.__name__} nodes {names}; the importer runs graphs "
-                         f"with exactly one")
-    return names[0]
-
-
 def from_nir(graph_or_path: nir.NIRGraph | str | os.PathLike, dt: float | None = None,
              dtype: torch.dtype = torch.float32) -> NIRExecutor:
     """Build a step-by-step torch module (:class:`.executor.NIRExecutor`) from a NIR graph or file.
@@ -220,9 +184,8 @@ def from_nir(graph_or_path: nir.NIRGraph | str | os.PathLike, dt: float | None =
         graph = graph_or_path
     else:
         raise TypeError(f"from_nir takes a nir.NIRGraph or a path, not {type(graph_or_path).__name__}")
-    nodes, edges = inline_subgraphs(graph)
-    for name, node in nodes.items():
-        check_node(name, node)
+    checked = check_graph(graph)
+    nodes = checked.nodes
     context = ImportContext(dt=resolve_dt(dt, graph, nodes), dtype=dtype,
                             default_reset=reset_mode(graph.metadata or {}, None, "graph"))
     ops: dict[str, NodeOp] = {}
@@ -234,6 +197,4 @@ def from_nir(graph_or_path: nir.NIRGraph | str | os.PathLike, dt: float | None =
                 ops[name] = STATELESS_CONVERTERS[type(node)](node, context)
         except ValueError as error:
             raise ValueError(f"node {name!r} ({type(node).__name__}): {error}") from error
-    types = {name: type(node).__name__ for name, node in nodes.items()}
-    return NIRExecutor(ops, edges, types, _endpoints(nodes, edges, nir.Input, incoming=True),
-                       _endpoints(nodes, edges, nir.Output, incoming=False), context.dt)
+    return NIRExecutor(ops, checked, context.dt)

@@ -1,16 +1,26 @@
-"""Checks of NIR nodes before the importer builds anything from them.
+"""Checks of NIR graphs and nodes, shared by every backend: :func:`check_graph`.
 
-The same checks run on the raw dictionaries read from an HDF5 file (before ``nir`` constructs nodes, whose
-own checks are bare asserts) and on in-memory node objects. Every error names the node and the field.
-Shape agreement between neighbouring nodes is checked later, by the executor's shape inference.
+The float importer (:func:`.importer.from_nir`) and the fixed-point compiler accept and reject the same
+graphs for the same reasons by both calling :func:`check_graph`, which checks every node's fields
+(:func:`check_node`), the edges, that there is exactly one Input and one Output, the cycles (legal only
+through a neuron node, :func:`.topology.execution_order`) and every node's shape (:mod:`.shapes`). A
+backend then refuses what it cannot run (node types, branches) with its own message.
+
+The field checks also run on the raw dictionaries read from an HDF5 file (before ``nir`` constructs nodes,
+whose own checks are bare asserts). Every error names the node and the field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import nir
 import numpy as np
+
+from .shapes import Shape, declared_shape, input_shape_candidates, output_shape
+from .topology import Edge, execution_order, inline_subgraphs
 
 # Fields a node of each supported type must carry (optional fields such as v_reset and w_in are absent).
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -42,6 +52,8 @@ _SAME_SHAPE = {
     "IF": ("r", "v_threshold", "v_reset"),
     "LI": ("tau", "r", "v_leak"),
 }
+# Nodes that hold state from one step to the next: a cycle through one of them is a recurrent loop.
+NEURON_TYPE_NAMES = ("LIF", "CubaLIF", "CubaLI", "IF", "LI", "I")
 _POSITIVE = ("tau", "tau_mem", "tau_syn")
 _NUMERIC_FIELDS = ("weight", "bias", "scale", "threshold", "tau", "tau_mem", "tau_syn", "r", "v_leak",
                    "v_threshold", "v_reset", "w_in")
@@ -126,3 +138,117 @@ def check_node(node_name: str, node: Any) -> None:
     if type_name == "Output":
         fields["output_type"] = (node.output_type or {}).get("output")
     check_fields(node_name, type_name, fields)
+
+
+@dataclass(frozen=True)
+class CheckedGraph:
+    """A NIR graph that passed :func:`check_graph`, flattened (nested graphs inlined as ``sub.node``).
+
+    ``order``: the nodes in the order one time step evaluates them; ``delayed``: the edges that close a
+    recurrent loop, which carry their source's output of the previous step (zero at the first step);
+    ``shapes``: every node's output shape per sample (batch excluded); ``input_shape`` is the shape the
+    graph's Input feeds (its declared shape, without leading size-1 axes where the next node needs that)."""
+
+    nodes: Mapping[str, nir.NIRNode]
+    edges: tuple[Edge, ...]
+    input_name: str
+    output_name: str
+    order: tuple[str, ...]
+    delayed: frozenset[Edge]
+    shapes: Mapping[str, Shape]
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.shapes[self.input_name]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[self.output_name]
+
+    def sources(self, name: str) -> tuple[list[str], list[str]]:
+        """(sources of this step, sources of the previous step) of node ``name``, in edge order."""
+        direct = [s for s, t in self.edges if t == name and (s, t) not in self.delayed]
+        return direct, [s for s, t in self.edges if t == name and (s, t) in self.delayed]
+
+
+def is_neuron(node: Any) -> bool:
+    return type(node).__name__ in NEURON_TYPE_NAMES
+
+
+def _endpoint(nodes: Mapping[str, Any], edges: list[Edge], kind: type, incoming: bool) -> str:
+    """The graph's own Input (no incoming edge) or Output (no outgoing edge); inlined subgraphs' are linked."""
+    linked = {target if incoming else source for source, target in edges}
+    names = [name for name, node in nodes.items() if isinstance(node, kind) and name not in linked]
+    if len(names) != 1:
+        raise ValueError(f"the graph has {len(names)} {kind.__name__} nodes {names}; a graph must have exactly one")
+    return names[0]
+
+
+def _infer_shapes(nodes: Mapping[str, Any], edges: list[Edge], order: list[str], input_name: str,
+                  fed: Shape) -> dict[str, Shape]:
+    """Output shape of every node when the Input feeds ``fed``. A node's input shape is taken from the
+    first of its sources whose shape is known (in recurrent graphs that may be a loop edge), repeating until
+    nothing changes; then every source must agree."""
+    sources = {name: [s for s, t in edges if t == name] for name in order}
+    shapes: dict[str, Shape] = {}
+    received: dict[str, Shape] = {}
+    pending = list(order)
+    while pending:
+        remaining = []
+        for name in pending:
+            known = [shapes[source] for source in sources[name] if source in shapes]
+            if name == input_name:
+                received[name] = fed
+            elif known:
+                received[name] = known[0]
+            else:
+                remaining.append(name)
+                continue
+            shapes[name] = output_shape(name, nodes[name], received[name])
+        if len(remaining) == len(pending):
+            raise ValueError(f"nodes {remaining} are not reachable from the Input node {input_name!r}; "
+                             "their shapes cannot be inferred")
+        pending = remaining
+    for name in order:
+        for source in sources[name]:
+            if shapes[source] != received[name]:
+                raise ValueError(f"node {name!r} ({type(nodes[name]).__name__}) sums inputs of different shapes: "
+                                 f"{received[name]} and {shapes[source]} (from {source!r})")
+    return shapes
+
+
+def check_graph(graph: nir.NIRGraph) -> CheckedGraph:
+    """Check a whole NIR graph the same way for every backend; ValueError naming the node otherwise.
+
+    Checks, in order: nested graphs and edge endpoints (:func:`.topology.inline_subgraphs`); every node's
+    fields (:func:`check_node`); exactly one Input without incoming and one Output without outgoing edge;
+    an incoming edge for every other node; cycles only through a neuron node (else an algebraic loop, naming
+    its nodes); every node's shape, where a declared Input/Output/Flatten/Conv2d shape may differ from the
+    actual one by size-1 axes only (:func:`.shapes.same_up_to_singletons`)."""
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"expected a nir.NIRGraph, not {type(graph).__name__}")
+    nodes, edges = inline_subgraphs(graph)
+    for name, node in nodes.items():
+        check_node(name, node)
+    input_name = _endpoint(nodes, edges, nir.Input, incoming=True)
+    output_name = _endpoint(nodes, edges, nir.Output, incoming=False)
+    targets = {target for _, target in edges}
+    for name, node in nodes.items():
+        if name != input_name and name not in targets:
+            raise ValueError(f"node {name!r} ({type(node).__name__}) has no incoming edge")
+    order, delayed = execution_order(list(nodes), edges, lambda name: is_neuron(nodes[name]))
+    declared = declared_shape(nodes[input_name])
+    if not declared:
+        raise ValueError(f"Input node {input_name!r} declares no shape; set its input_type to the per-sample "
+                         "shape, e.g. nir.Input(input_type=np.array([784]))")
+    errors = []
+    for fed in input_shape_candidates(declared):
+        try:
+            shapes = _infer_shapes(nodes, edges, order, input_name, fed)
+            break
+        except ValueError as error:
+            errors.append(error)
+    else:
+        raise errors[0]
+    return CheckedGraph(nodes=dict(nodes), edges=tuple(edges), input_name=input_name, output_name=output_name,
+                        order=tuple(order), delayed=frozenset(delayed), shapes=shapes)
