@@ -6,7 +6,8 @@ the neuron's input gain folded into the weights, v relative to v_leak) on calibr
 neuron, the extremes that the fixed-point registers must hold:
 
 - ``current_peak``: max |i| of the synaptic current of a CubaLIF layer (u of §3.1), where
-  ``i_t = syn_decay * i_{t-1} + I_t`` with ``I_t = W pool(x_t)``; for a layer without current (LIF, IF, the
+  ``i_t = syn_decay * i_{t-1} + I_t`` with ``I_t = W pool(x_t) + W_rec s_{t-1}`` (the recurrent synapse, if
+  any, carries the layer's own spikes of the previous step, §4.9); for a layer without current (LIF, IF, the
   readout) it is max |I_t|, which u equals (du = 4095);
 - ``voltage_peak``: max |v| before the reset, ``v_t = decay * v_{t-1} + i_t + b`` (the bias b added to v at every
   step, as the integer network adds it from the layer's first input, §3.4, §10.2), over steps, samples and signs;
@@ -82,6 +83,9 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
     voltage = [np.zeros(layer.output_shape) for layer in layers]
     spikes = [0] * len(layers)
     weights = [torch.as_tensor(np.asarray(layer.weight, np.float64)) for layer in layers]
+    recurrent = [None if layer.recurrent_weight is None else torch.as_tensor(np.asarray(layer.recurrent_weight,
+                                                                                        np.float64))
+                 for layer in layers]
     biases = [torch.as_tensor(np.broadcast_to(layer.bias, layer.output_shape).copy()) for layer in layers]
     with torch.no_grad():
         for start in range(0, samples, batch_size):
@@ -89,6 +93,7 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
             batch = x_chunk.shape[1]
             state = [(torch.zeros(batch, *layer.output_shape, dtype=torch.float64),
                       torch.zeros(batch, *layer.output_shape, dtype=torch.float64)) for layer in layers]
+            previous = [torch.zeros(batch, *layer.output_shape, dtype=torch.float64) for layer in layers]
             i_peak = [torch.zeros(layer.output_shape, dtype=torch.float64) for layer in layers]
             v_peak = [torch.zeros(layer.output_shape, dtype=torch.float64) for layer in layers]
             for t in range(steps):
@@ -96,6 +101,8 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
                 for k, layer in enumerate(layers):
                     i, v = state[k]
                     drive = _connect(layer, x, weights[k])
+                    if recurrent[k] is not None:
+                        drive = drive + previous[k] @ recurrent[k].T
                     syn_decay = 0.0 if layer.tau_syn_steps is None else 1.0 - 1.0 / layer.tau_syn_steps
                     i = syn_decay * i + drive
                     decay = 1.0 if math.isinf(layer.tau_steps) else 1.0 - 1.0 / layer.tau_steps
@@ -109,6 +116,7 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
                         v = torch.where(fired, v - threshold if layer.reset == "subtract" else torch.zeros_like(v),
                                         v)
                         x = fired.to(torch.float64)
+                        previous[k] = x
                     state[k] = (i, v)
             for k in range(len(layers)):
                 current[k] = np.maximum(current[k], i_peak[k].numpy())

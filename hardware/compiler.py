@@ -93,6 +93,7 @@ class _Builder:
     pool_factor: float = 1.0
     nodes: list[str] = field(default_factory=list)
     synapse: dict[str, Any] | None = None
+    recurrent: dict[str, tuple[str, Any]] = field(default_factory=dict)  # neuron -> (name, recurrent synapse)
 
     def start(self) -> None:
         self.layer_input, self.pool, self.pool_factor, self.nodes, self.synapse = self.shape, (1, 1), 1.0, [], None
@@ -277,12 +278,34 @@ def _neuron(b: _Builder, name: str, node: nir.LIF | nir.CubaLIF | nir.IF) -> Non
             raise _node_error(name, node, "a zero input gain (r = 0) leaves no binary form of the weights")
         signs, alpha = signs * np.sign(row_gain).reshape(row_shape).astype(np.int64), alpha * np.abs(row_gain)
     bias = np.broadcast_to(synapse["bias"].reshape((-1,) + (1,) * (len(b.shape) - 1)), b.shape)
+    recurrent_weight, nodes = None, (*b.nodes, name)
+    if name in b.recurrent:
+        recurrent_name, recurrent = b.recurrent[name]
+        recurrent_weight, recurrent_bias = _recurrent_synapse(b, name, node, recurrent_name, recurrent)
+        bias = bias + recurrent_bias  # NIR sums the recurrent synapse's output with the feed-forward one
+        recurrent_weight = recurrent_weight * row_gain.reshape(-1, 1)
+        nodes = (*nodes, recurrent_name)
     b.layers.append(FloatLayer(
-        name=name, nodes=(*b.nodes, name), kind=kind, input_shape=b.layer_input, pool=b.pool,
+        name=name, nodes=nodes, kind=kind, input_shape=b.layer_input, pool=b.pool,
         weight=synapse["weight"] * row_gain.reshape(row_shape), bias=bias * gain * bias_gain, threshold=threshold,
         tau_steps=tau_steps, tau_syn_steps=tau_syn_steps, reset=mode, signs=signs, alpha=alpha,
-        stride=synapse["stride"], padding=synapse["padding"], output_shape=b.shape, bias_note=note))
+        stride=synapse["stride"], padding=synapse["padding"], output_shape=b.shape, bias_note=note,
+        recurrent_weight=recurrent_weight))
     b.start()
+
+
+def _recurrent_synapse(b: _Builder, neuron_name: str, neuron: Any, name: str,
+                       node: nir.Affine | nir.Linear) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (n, n), bias (n,)) of a neuron's recurrent synapse, float64; ValueError unless the neuron
+    population is flat (dense) and the weight square."""
+    weight = np.asarray(node.weight, dtype=np.float64)
+    n = math.prod(b.shape)
+    if len(b.shape) != 1 or weight.shape != (n, n):
+        raise _node_error(name, node, f"is the recurrent synapse of {neuron_name!r} (shape {b.shape}); it needs a "
+                          f"flat population and a ({n}, {n}) weight, got {weight.shape}")
+    bias = np.zeros(n) if getattr(node, "bias", None) is None else \
+        np.broadcast_to(np.asarray(node.bias, dtype=np.float64).reshape(-1), (n,))
+    return weight, np.asarray(bias)
 
 
 def _output(b: _Builder, name: str, node: nir.Output) -> None:
@@ -307,11 +330,46 @@ READERS: dict[type, Callable[[_Builder, str, Any], None]] = {
 SUPPORTED_NODE_TYPES = tuple(sorted({"Input", *(t.__name__ for t in READERS)}))
 
 
-def _chain(graph: nir.NIRGraph) -> tuple[dict[str, Any], str, list[tuple[str, Any]]]:
-    """(all nodes, input node name, [(name, node), ...] after it) for a chain graph; ValueError otherwise."""
+NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF)
+RECURRENT_SYNAPSE_TYPES = (nir.Affine, nir.Linear)
+
+
+Edges = list[tuple[str, str]]
+
+
+def recurrent_loops(nodes: dict[str, Any], edges: Edges) -> tuple[Edges, dict[str, str]]:
+    """(edges without the recurrent loops, {neuron name: recurrent synapse name}).
+
+    A recurrent loop is a neuron node N whose spikes feed an Affine/Linear node S that feeds N again and
+    nothing else (what snnTorch's RLeaky/RSynaptic export): S becomes N's recurrent synapse, which delivers the
+    spikes of step t at step t + 1 (docs/fixed-point.md §4.9, §10.2). Any other cycle is a ValueError."""
+    incoming: dict[str, list[str]] = {name: [] for name in nodes}
+    outgoing: dict[str, list[str]] = {name: [] for name in nodes}
+    for source, target in edges:
+        outgoing[source].append(target)
+        incoming[target].append(source)
+    loops: dict[str, str] = {}
+    for name, node in nodes.items():
+        if not isinstance(node, RECURRENT_SYNAPSE_TYPES) or len(incoming[name]) != 1 or len(outgoing[name]) != 1:
+            continue
+        neuron = incoming[name][0]
+        if outgoing[name][0] == neuron and isinstance(nodes[neuron], NEURON_TYPES):
+            if neuron in loops:
+                raise _node_error(neuron, nodes[neuron], f"has two recurrent synapses ({loops[neuron]!r}, {name!r}); "
+                                  "merge them into one Affine")
+            loops[neuron] = name
+    removed = {(neuron, synapse) for neuron, synapse in loops.items()} | \
+        {(synapse, neuron) for neuron, synapse in loops.items()}
+    return [edge for edge in edges if edge not in removed], loops
+
+
+def _chain(graph: nir.NIRGraph) -> tuple[dict[str, Any], str, list[tuple[str, Any]], dict[str, str]]:
+    """(all nodes, input node name, [(name, node), ...] after it, {neuron: recurrent synapse}) for a chain
+    graph whose neurons may each have one recurrent synapse (:func:`recurrent_loops`); ValueError otherwise."""
     nodes, edges = inline_subgraphs(graph)
     for name, node in nodes.items():
         check_node(name, node)
+    edges, loops = recurrent_loops(nodes, edges)
     successors: dict[str, list[str]] = {name: [] for name in nodes}
     has_input = set()
     for source, target in edges:
@@ -329,19 +387,20 @@ def _chain(graph: nir.NIRGraph) -> tuple[dict[str, Any], str, list[tuple[str, An
             break
         name = following[0]
         if any(seen == name for seen, _ in chain):
-            raise ValueError(f"node {name!r} closes a cycle; recurrent graphs are not supported")
+            raise ValueError(f"node {name!r} closes a cycle that is not a recurrent synapse; the compiler supports "
+                             "loops neuron -> Affine/Linear -> the same neuron only (docs/fixed-point.md §10.2)")
         chain.append((name, nodes[name]))
-    unreached = set(nodes) - {starts[0]} - {seen for seen, _ in chain}
+    unreached = set(nodes) - {starts[0]} - {seen for seen, _ in chain} - set(loops.values())
     if unreached:
         raise ValueError(f"nodes {sorted(unreached)} are not on the chain from Input {starts[0]!r}")
     if not chain or not isinstance(chain[-1][1], nir.Output):
         raise ValueError("the chain from the Input node does not end in an Output node")
-    return nodes, starts[0], chain
+    return nodes, starts[0], chain, loops
 
 
 def graph_input_shape(graph: nir.NIRGraph) -> tuple[int, ...]:
     """Per-sample shape of the graph's Input node (the graph must be a chain, :func:`float_layers`)."""
-    nodes, start, _ = _chain(graph)
+    nodes, start, _, _ = _chain(graph)
     return tuple(int(size) for size in np.asarray(nodes[start].input_type["input"]).reshape(-1))
 
 
@@ -349,10 +408,11 @@ def float_layers(graph: nir.NIRGraph, profile: str = "bso", dt: float | None = N
     """The graph read into float layers as they are compiled (gains folded; a binary readout of uneven alpha
     as full precision, :func:`~.quantize.readout_in_one_unit`; §10.2); ValueError naming the node otherwise."""
     get_profile(profile)
-    nodes, start, chain = _chain(graph)
+    nodes, start, chain, loops = _chain(graph)
     shape = tuple(int(size) for size in np.asarray(nodes[start].input_type["input"]).reshape(-1))
     builder = _Builder(profile=profile, dt=resolve_dt(dt, graph, nodes),
-                       default_reset=reset_mode(graph.metadata or {}, None, "graph"), shape=shape)
+                       default_reset=reset_mode(graph.metadata or {}, None, "graph"), shape=shape,
+                       recurrent={neuron: (synapse, nodes[synapse]) for neuron, synapse in loops.items()})
     builder.start()
     for name, node in chain:
         if isinstance(node, (nir.Input, nir.Output)) and node is not chain[-1][1]:

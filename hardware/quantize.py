@@ -127,6 +127,7 @@ class FloatLayer:
     output_shape: tuple[int, ...] = ()
     bias_note: str = ""  # how the bias was mapped when not exactly (CubaLIF)
     note: str = ""  # why the layer is compiled otherwise than its graph says (a binary readout of uneven alpha)
+    recurrent_weight: np.ndarray | None = None  # (n, n): the layer's own spikes of the previous step, gain folded
 
     @property
     def binary(self) -> bool:
@@ -225,6 +226,10 @@ class _Bounds:
         raw = candidate.mant * self.acc_bound * 2.0 ** candidate.exp
         activation = math.ceil(raw)
         u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
+        recurrent = self.recurrent(per_neuron)
+        if recurrent is not None:  # the recurrent synapse adds to the same synaptic input (§4.9, §10.2)
+            activation += recurrent["activation"]
+            u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
         options = self.options
         if options.calibrated:  # what the calibration inputs drove u to, with the margin (§10.6)
             u_bound = min(u_bound, self._peak(options.current_peak, per_neuron))
@@ -232,6 +237,9 @@ class _Bounds:
                                                     self.options.netx_compatible)
         bias_bound = int(np.abs(bias).max(initial=0))
         violations = []
+        if recurrent is not None and recurrent["exp"] - 1 > spec.weight_exp_max:
+            violations.append(("recurrent", f"recurrent weights need exponent {recurrent['exp'] - 1} > "
+                               f"{spec.weight_exp_max} (§4.9)"))
         if activation > spec.activation_max:
             violations.append(("activation", f"worst-case |a| = {activation} exceeds {spec.activation_max} (§8)"))
         if u_bound >= spec.u_max:
@@ -262,7 +270,29 @@ class _Bounds:
                 violations.append(("v", f"worst-case |v| after {self.options.readout_steps} steps = {v_bound} "
                                    f"would saturate at {v_limit} (§3.3, §3.7)"))
         return {"per_neuron": per_neuron, "activation": activation, "u_bound": u_bound, "bias_mant": bias_mant,
-                "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations}
+                "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations,
+                "recurrent": recurrent}
+
+    def recurrent(self, per_neuron: np.ndarray) -> dict[str, Any] | None:
+        """The recurrent synapse at the layer's scales K_i (docs/fixed-point.md §4.9, §10.2): integer weights
+        q_ij = round(K_i W_ij / 2**E) with the smallest E that keeps |q| <= q_max (not below weight_exp_min + 1),
+        stored as ``2 q`` with exponent E - 1 (§4.5), so a_rec = q . s 2**E; None without one."""
+        weight = self.layer.recurrent_weight
+        if weight is None:
+            return None
+        spec, q_max = self.spec, (1 << (self.options.weight_bits - 1)) - 1
+        target = np.asarray(weight, np.float64) * np.asarray(per_neuron, np.float64).reshape(-1, 1)
+        largest = float(np.abs(target).max(initial=0.0))
+        exp = spec.weight_exp_min + 1
+        if largest > 0:
+            exp = max(exp, math.ceil(math.log2(largest / q_max)))
+            while largest / 2.0 ** exp > q_max:  # log2's rounding
+                exp += 1
+        q = round_half_away(target / 2.0 ** exp)
+        mass = max(np.where(q > 0, q, 0).sum(axis=1).max(initial=0), -np.where(q < 0, q, 0).sum(axis=1).min(initial=0))
+        return {"q": q, "exp": exp, "activation": math.ceil(int(mass) * 2.0 ** exp),
+                "error": float(np.abs(q * 2.0 ** exp / np.asarray(per_neuron, np.float64).reshape(-1, 1)
+                                      - weight).max(initial=0.0))}
 
     def _peak(self, peak: np.ndarray, per_neuron: np.ndarray) -> int:
         """ceil(margin * max_i 64 K_i peak_i): a float peak in the integer units of u and v (§10.6)."""
@@ -407,7 +437,8 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         weight=weights if layer.binary else 2 * weights, binary=layer.binary, weight_mant=chosen.mant,
         weight_exp=chosen.exp if layer.binary else chosen.exp - 1, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
         bias_exp=bias_exp, bias_delay=bias_delay, reset=layer.reset, spiking=layer.spiking, stride=layer.stride,
-        padding=layer.padding, pool=layer.pool, shift_rounding=_shift_rounding(options.profile))
+        padding=layer.padding, pool=layer.pool, shift_rounding=_shift_rounding(options.profile),
+        **_recurrent_fields(result["recurrent"]))
     v_scale = per_neuron * (1 << spec.state_shift)
     report: dict[str, Any] = {
         "layer": layer.name, "nodes": list(layer.nodes), "kind": layer.kind, "binary": layer.binary,
@@ -428,6 +459,9 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         "matmul_bound": matmul_bound, "bias_delay": bias_delay, "shift_rounding": fixed.shift_rounding,
         "scaling": "calibrated" if options.calibrated else "worst-case",
     }
+    if result["recurrent"] is not None:
+        report["recurrent_weight_max_abs_error"] = result["recurrent"]["error"]
+        report["recurrent_activation_bound"] = result["recurrent"]["activation"]
     if options.calibrated:
         report["calibration_margin"] = float(options.calibration_margin)
         report["calibrated_u_peak"] = bounds._peak(options.current_peak, per_neuron)
@@ -448,6 +482,13 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         report["input_scale"] = float(options.input_scale)
         report["input_max"] = int(options.input_max)
     return fixed, report
+
+
+def _recurrent_fields(recurrent: dict[str, Any] | None) -> dict[str, Any]:
+    """FixedPointLayer fields of a recurrent synapse (docs/fixed-point.md §4.9): 8-bit Lava Dense weights."""
+    if recurrent is None:
+        return {}
+    return {"recurrent_weight": 2 * recurrent["q"], "recurrent_weight_exp": recurrent["exp"] - 1}
 
 
 def _shift_rounding(profile: str) -> str:
@@ -488,8 +529,9 @@ def fold_layer_thresholds(layer: FloatLayer) -> tuple[FloatLayer, dict[str, Any]
     signs, alpha = layer.signs, None if layer.alpha is None else layer.alpha * row_scale
     if alpha is not None and _alphas_differ(alpha):
         signs, alpha = None, None  # rows of different magnitude: 8-bit weights
+    recurrent = None if layer.recurrent_weight is None else layer.recurrent_weight * row_scale.reshape(-1, 1)
     folded = replace(layer, weight=weight, bias=np.asarray(bias), threshold=np.full(theta.shape, reference),
-                     signs=signs, alpha=alpha)
+                     signs=signs, alpha=alpha, recurrent_weight=recurrent)
     report = {"threshold_reference": reference, "row_scale_min": float(row_scale.min()),
               "row_scale_max": float(row_scale.max()), "binary_to_full_precision": layer.binary and signs is None}
     return folded, report
