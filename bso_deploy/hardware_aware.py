@@ -11,7 +11,7 @@ simulator's, and its predictions the deployed predictions.
 
 Per time step t and layer k (integer part; x_0 = clip(round(255 x), 0, 255), x_k = s_{k-1} for k > 0)::
 
-    a   = shift(weight_mant * sum_j w_ij x_j, weight_exp)                   (sum pool, flatten: §4.2 - §4.7)
+    a   = shift(weight_mant * sum_j w_ij x_j, weight_exp)   (sum pool, flatten, shift_rounding: §4.2 - §4.7)
     u   = wrap_u(trunc(u * (4096 - (du + 1)) / 4096) + (a << 6))            (§3.1, §3.2; du = 4095: u = a << 6)
     v'  = clip(trunc(v * (4096 - dv) / 4096) + u + B, +-(2^23 - 1))         (§3.3, §3.4; B from step 0)
     s   = v' > (vth << 6);  v = v' - s (vth << 6) (subtract) or v' (1 - s) (zero)        (§3.5, §3.6)
@@ -81,6 +81,7 @@ class IntegerLayer(NamedTuple):
     weight: Tensor
     weight_mant: int
     weight_exp: int
+    nearest: bool  # shift_rounding "nearest": a negative weight_exp rounds to nearest, halves up (§4.7)
     u_factor: int
     v_factor: int
     vth_scaled: Tensor
@@ -126,6 +127,7 @@ def integer_layer(layer: FixedPointLayer, scale: np.ndarray, device: torch.devic
     return IntegerLayer(
         kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
         weight=tensor(weight, torch.float64), weight_mant=layer.weight_mant, weight_exp=layer.weight_exp,
+        nearest=layer.shift_rounding == "nearest",
         u_factor=SPEC.decay_unity - (layer.du + 1), v_factor=SPEC.decay_unity - layer.dv,
         vth_scaled=tensor(layer.vth) << SPEC.state_shift, bias=bias, subtract=layer.reset == "subtract",
         spiking=layer.spiking, unit=tensor(np.broadcast_to(scale, layer.output_shape) * (1 << SPEC.state_shift),
@@ -142,7 +144,10 @@ def synapse_int(x: Tensor, layer: IntegerLayer) -> Tensor:
         acc = torch.flatten(values, start_dim=1) @ layer.weight.t()
     else:
         acc = F.conv2d(values, layer.weight, stride=layer.stride, padding=layer.padding)
-    return _shift(acc.to(torch.int64) * layer.weight_mant, layer.weight_exp)
+    acc = acc.to(torch.int64) * layer.weight_mant
+    if layer.nearest and layer.weight_exp < 0:  # (acc + 2**(k-1)) >> k (§4.7)
+        acc = acc + (1 << (-layer.weight_exp - 1))
+    return _shift(acc, layer.weight_exp)
 
 
 def _trunc_decay(x: Tensor, factor: int) -> Tensor:

@@ -9,13 +9,15 @@ import torch
 from bso_deploy.export.nir import NIRExportWarning, export_checkpoint_to_nir
 from bso_deploy.hardware.backends import run_fixed
 from bso_deploy.hardware.compiler import compile_nir
+from bso_deploy.hardware.network import FixedPointLayer
 from bso_deploy.hardware.parity import dataset_samples
+from bso_deploy.hardware.simulator import synapse_params, synapse_step_int
 from helpers import randomise_batchnorm
 
 from bso_deploy.checkpoint import load_checkpoint
 from bso_deploy.cli import main
 from bso_deploy.config import TrainConfig
-from bso_deploy.hardware_aware import HardwareAwareNetwork
+from bso_deploy.hardware_aware import HardwareAwareNetwork, integer_layer, synapse_int
 from bso_deploy.models import build_mlp, build_vgg
 from bso_deploy.neuron import LIFParameters
 from bso_deploy.run import TrainingRun
@@ -57,6 +59,23 @@ def random_model(case: int):
             if isinstance(module, torch.nn.Linear | torch.nn.Conv2d) and module.bias is not None:
                 module.bias.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(case))
     return model, shape
+
+
+@pytest.mark.parametrize("rounding", ["floor", "nearest"])
+@pytest.mark.parametrize(("binary", "weight_exp"), [(False, -3), (True, -1), (True, 2), (False, -8)])
+def test_integer_synapse_rounds_as_the_simulator(rounding: str, binary: bool, weight_exp: int):
+    """The integer forward's synapse follows the layer's shift_rounding exactly (docs/fixed-point.md §4.7)."""
+    rng = np.random.default_rng(weight_exp + 10 + 20 * binary)
+    weight = rng.choice([-1, 1], (6, 9)) if binary else rng.integers(-256, 256, (6, 9))
+    layer = FixedPointLayer(name="s", kind="dense", input_shape=(9,), weight=weight, binary=binary,
+                            weight_mant=37 if binary else 1, weight_exp=weight_exp, shift_rounding=rounding)
+    x = rng.integers(0, 256, (40, 9))
+    expected = synapse_step_int(x, synapse_params(layer, 255))
+    actual = synapse_int(torch.as_tensor(x), integer_layer(layer, np.ones(6), torch.device("cpu"))).numpy()
+    np.testing.assert_array_equal(actual, expected)
+    floor = synapse_step_int(x, synapse_params(FixedPointLayer.from_dict({**layer.to_dict(),
+                                                                          "shift_rounding": "floor"}), 255))
+    assert (weight_exp >= 0) == np.array_equal(expected, floor) or rounding == "floor"
 
 
 @pytest.mark.parametrize("case", range(12))

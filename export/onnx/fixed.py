@@ -12,9 +12,10 @@ Interface (batch = any size; shapes without the batch axis as in the network):
 The arithmetic is in float64 on integer values: every intermediate is an integer below 2**53 in magnitude
 (u, v < 2**24, products with a 12-bit decay < 2**36, synaptic sums bounded by the compiler's
 ``matmul_bound``), so float64 holds it exactly (§1.1), and only exact operations are used: products,
-sums, multiplication by powers of two and Floor. Division toward zero (§1.2) is ``Sign(q) * Floor(|q|)``;
-onnxruntime's integer Div also rounds toward zero, but it has no arithmetic right shift (BitShift is
-unsigned only) and no float64 Conv, so convolutions are an explicit gather (im2col) and a MatMul.
+sums, multiplication by powers of two, adding 1/2 (``shift_rounding = "nearest"``, §4.7) and Floor.
+Division toward zero (§1.2) is ``Sign(q) * Floor(|q|)``; onnxruntime's integer Div also rounds toward zero,
+but it has no arithmetic right shift (BitShift is unsigned only) and no float64 Conv, so convolutions are an
+explicit gather (im2col) and a MatMul.
 """
 
 from __future__ import annotations
@@ -59,12 +60,17 @@ def _trunc_decay(g: GraphBuilder, x: str, factor: int, hint: str) -> str:
     return g.op("Mul", g.op("Sign", scaled), g.op("Floor", g.op("Abs", scaled)), hint=hint)
 
 
-def _shift(g: GraphBuilder, x: str, exponent: int, hint: str) -> str:
-    """``x << e`` or ``floor(x / 2**-e)`` (§1.2, §4.7)."""
+def _shift(g: GraphBuilder, x: str, exponent: int, rounding: str, hint: str) -> str:
+    """``x << e``, or for e < 0 ``floor(x / 2**-e)`` (``floor``) or ``floor(x / 2**-e + 1/2)`` (``nearest``)
+    (§1.2, §4.7); x / 2**-e + 1/2 is exact in float64 (|x| + 2**(-e-1) < 2**53)."""
     if exponent == 0:
         return x
     scaled = g.op("Mul", x, g.constant(2.0 ** exponent, f"{hint}_scale", _F))
-    return scaled if exponent > 0 else g.op("Floor", scaled, hint=hint)
+    if exponent > 0:
+        return scaled
+    if rounding == "nearest":
+        scaled = g.op("Add", scaled, g.constant(0.5, "half", _F))
+    return g.op("Floor", scaled, hint=hint)
 
 
 def _synapse(g: GraphBuilder, x: str, layer: FixedPointLayer, k: int) -> str:
@@ -90,7 +96,7 @@ def _synapse(g: GraphBuilder, x: str, layer: FixedPointLayer, k: int) -> str:
         acc = g.op("Reshape", product, g.constant([-1, *out_shape], f"out_shape_{k}", np.int64), hint=f"acc_{k}")
     if layer.weight_mant != 1:
         acc = g.op("Mul", acc, g.constant(float(layer.weight_mant), f"mant_{k}", _F))
-    return _shift(g, acc, layer.weight_exp, f"a_next_{k}")
+    return _shift(g, acc, layer.weight_exp, layer.shift_rounding, f"a_next_{k}")
 
 
 def _neuron(g: GraphBuilder, a: str, u: str, v: str, step: str, layer: FixedPointLayer,

@@ -14,7 +14,8 @@ spike sinks, v reader, all indexed by time step modulo ``steps``) stay aligned w
 is always stopped (``__exit__``, ``close``). With ``record=True`` a ``Read`` process per LIF and state reads u
 and v after every step (after reset, docs/fixed-point.md §5.5). :func:`run_lava_per_sample` is the naive
 alternative: a fresh build, compile and run for every sample. ``bso_deploy.hardware.lava.deploy`` uses this
-runner for profile ``loihi``.
+runner for profile ``loihi``. Lava's LIF keeps no saturation counts (docs/fixed-point.md §5.6), so its results
+have ``saturation = ()``: run the simulator for them (the profile admits only ``floor`` shifts, §4.7).
 """
 
 from __future__ import annotations

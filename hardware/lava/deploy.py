@@ -4,7 +4,9 @@ Profile ``bso`` (and the float graph, ``floating_pt=True``) runs on this project
 (``bso_deploy.hardware.lava.processes``): per layer a synapse process (:class:`BinarySynapse` for binary layers,
 :class:`FullPrecisionSynapse` otherwise) and a :class:`BsoNeuron`. The network input enters through Lava's
 ``Injector`` (graded values, layer 0 reads them as 8-bit inputs, docs/fixed-point.md §5.3), and every neuron's
-``probe_out`` (spikes, u, v after the step) leaves through an ``Extractor``. All processes are built with
+``probe_out`` (spikes, u, v after the step) leaves through an ``Extractor``, under ``fixed_pt`` also its
+``saturation_out`` (the counts of §5.6 so far in the sample; their value at a sample's last step becomes that
+sample's row of ``SimulationResult.saturation``). All processes are built with
 ``sample_steps = T``, so a batch of samples runs as ONE Lava run of T * batch steps: every process restarts
 (state, delay buffer, bias-delay counter) at each sample boundary, and the network is compiled once, on the
 first :meth:`LavaNetwork.run`, and reused by later calls. Inputs are queued before each run and outputs read
@@ -14,7 +16,8 @@ chunks of whole samples. ``copies`` P > 1 gives every port and population a lead
 
 Profile ``loihi`` runs on Lava's own ``Dense`` and ``LIF`` through
 :class:`~bso_deploy.hardware.lava.builtin.LavaBuiltinRunner` (compiled once; u, v, delay buffers zeroed
-between samples with ``Var.set``).
+between samples with ``Var.set``). Lava's LIF does not count saturation: its results have ``saturation = ()``,
+as have the float network's (``floating_pt``).
 
 :class:`LavaNetwork` is a context manager; :meth:`LavaNetwork.close` stops Lava's runtime (its worker
 processes) and runs on exit also after errors and KeyboardInterrupt.
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..network import FixedPointNetwork, SimulationResult
+from ..network import FixedPointNetwork, LayerSaturation, SimulationResult
 from ..spec import SPEC
 from .compat import ensure_lava_importable
 
@@ -77,7 +80,7 @@ def _fixed_layer_processes(lava: SimpleNamespace, fx_net: FixedPointNetwork, ste
     for index, layer in enumerate(fx_net.layers):
         geometry = dict(input_shape=layer.input_shape, kind=layer.kind, pool=layer.pool, stride=layer.stride,
                         padding=layer.padding, input_max=SPEC.input_max if index == 0 else 1, sample_steps=steps,
-                        copies=copies if copies > 1 else 0)
+                        copies=copies if copies > 1 else 0, shift_rounding=layer.shift_rounding)
         if layer.binary:
             synapse = lava.BinarySynapse(signs=layer.weight, weight_mant=layer.weight_mant,
                                          weight_exp=layer.weight_exp, **geometry)
@@ -133,7 +136,7 @@ class _StreamEngine:
         channel = lava.ChannelConfig(receive_empty=lava.ReceiveEmpty.BLOCKING)
         port_shape = (*_lead(copies), *self.input_shape)
         self.injector = lava.Injector(shape=port_shape, buffer_size=buffer, channel_config=channel)
-        self.extractors = []
+        self.extractors, self.counters = [], []  # per layer: probe_out, and saturation_out under fixed_pt
         previous = self.injector.out_port
         for synapse, neuron in self.pairs:
             previous.connect(synapse.s_in)
@@ -141,6 +144,10 @@ class _StreamEngine:
             extractor = lava.Extractor(shape=(3, *neuron.a_in.shape), buffer_size=buffer)
             neuron.probe_out.connect(extractor.in_port)
             self.extractors.append(extractor)
+            if tag == "fixed_pt":
+                counter = lava.Extractor(shape=(3, *neuron.a_in.shape), buffer_size=buffer)
+                neuron.saturation_out.connect(counter.in_port)
+                self.counters.append(counter)
             previous = neuron.s_out
         self.anchor = self.pairs[-1][1]
         self.started = False
@@ -167,7 +174,8 @@ class _StreamEngine:
             self.anchor.stop()
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
-        """inputs (T, batch, *input_shape) -> per layer (T, batch, 3, *shape) float64 (spikes, u, v)."""
+        """inputs (T, batch, *input_shape) -> per layer (T, batch, 3, *shape) float64 (spikes, u, v), then
+        under fixed_pt per layer (T, batch, 3, *shape) the running saturation counts (v, u, a)."""
         if not self.started:
             self.start()
         steps, batch = inputs.shape[:2]
@@ -177,7 +185,9 @@ class _StreamEngine:
         padded[:, :batch] = inputs
         # (groups, steps, copies, *input_shape): group after group, each T steps of `copies` samples
         stream = np.moveaxis(padded.reshape(steps, groups, copies, *self.input_shape), 0, 1)
-        records = [np.empty((groups, steps, 3, copies, *shape)) for shape in self.shapes]
+        extractors = self.extractors + self.counters
+        records = [np.empty((groups, steps, 3, copies, *shape)) for shape in self.shapes + self.shapes[:len(
+            self.counters)]]
         port_shape = (*_lead(copies), *self.input_shape)
         for first in range(0, groups, self.chunk_groups):
             chunk = stream[first:first + self.chunk_groups].reshape(-1, *port_shape)
@@ -185,7 +195,7 @@ class _StreamEngine:
                 self.injector.send(np.ascontiguousarray(values))
             self.anchor.run(condition=self._lava.RunSteps(num_steps=len(chunk)))
             count = len(chunk) // steps
-            for record, extractor in zip(records, self.extractors):
+            for record, extractor in zip(records, extractors):
                 flat = record[first:first + count].reshape(count * steps, *record.shape[2:])
                 for index in range(len(chunk)):
                     flat[index] = extractor.receive().reshape(flat.shape[1:])
@@ -305,6 +315,11 @@ class LavaNetwork:
 
     def _result(self, records: list[np.ndarray], record: bool) -> SimulationResult:
         fixed = self.tag == "fixed_pt"
+        saturation = ()
+        if fixed:  # the counts after each sample's last step are that sample's (§5.6)
+            records, counters = records[:self.num_layers], records[self.num_layers:]
+            saturation = tuple(LayerSaturation(*(counter[-1, :, row].astype(np.int64) for row in range(3)))
+                               for counter in counters)
         spikes = tuple(r[:, :, 0].astype(np.int8) if fixed else r[:, :, 0].copy() for r in records)
         states = [(r[:, :, 1], r[:, :, 2]) for r in records]
         if fixed:
@@ -312,9 +327,9 @@ class LavaNetwork:
         last_spiking = self._last_spiking()
         output = spikes[-1].astype(np.int64 if fixed else np.float64) if last_spiking else states[-1][1].copy()
         if not record:
-            return SimulationResult(spikes=spikes, output=output, u=(), v=())
+            return SimulationResult(spikes=spikes, output=output, u=(), v=(), saturation=saturation)
         return SimulationResult(spikes=spikes, output=output, u=tuple(u for u, _ in states),
-                                v=tuple(v for _, v in states))
+                                v=tuple(v for _, v in states), saturation=saturation)
 
     def _last_spiking(self) -> bool:
         last = self.network.layers[-1] if isinstance(self.network, FixedPointNetwork) else self.network[-1]

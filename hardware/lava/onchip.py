@@ -107,7 +107,8 @@ class _Engine:
                     input_max=SPEC.input_max if k == 0 else 1, rule=rule, window_start=self.window.start,
                     vth=np.asarray(layer.vth).reshape(-1) if layer.spiking else None, momentum=state.momentum,
                     second_moment=state.second_moment, counter=int(state.counter), sample_steps=self.steps,
-                    record=record, report_buffer=self.chunk_samples * rule.time_steps)
+                    record=record, report_buffer=self.chunk_samples * rule.time_steps,
+                    shift_rounding=layer.shift_rounding)
                 neuron = lava.LearningNeuron(n=layer.num_neurons, du=layer.du, dv=layer.dv,
                                              vth=np.asarray(layer.vth).reshape(-1),
                                              bias_mant=np.asarray(layer.bias_mant).reshape(-1),
@@ -145,7 +146,8 @@ class _Engine:
         if layer.kind != "dense" or len(layer.output_shape) != 1:
             raise ValueError(f"layer {layer.name!r}: the Lava learner runs dense networks only, got {layer.kind}")
         geometry = dict(input_shape=layer.input_shape, kind=layer.kind, pool=layer.pool, stride=layer.stride,
-                        padding=layer.padding, input_max=SPEC.input_max if k == 0 else 1, sample_steps=self.steps)
+                        padding=layer.padding, input_max=SPEC.input_max if k == 0 else 1, sample_steps=self.steps,
+                        shift_rounding=layer.shift_rounding)
         if layer.binary:
             synapse = lava.BinarySynapse(signs=layer.weight, weight_mant=layer.weight_mant,
                                          weight_exp=layer.weight_exp, **geometry)

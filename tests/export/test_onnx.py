@@ -72,7 +72,10 @@ def random_network(seed: int, profile: str = "bso") -> FixedPointNetwork:
     last = FixedPointLayer(name="out", kind="dense", input_shape=second.output_shape,
                            weight=rng.integers(-256, 256, size=(5, flat)), weight_exp=int(rng.integers(-1, 3)),
                            **neurons(5, spiking=not readout))
-    return FixedPointNetwork(profile="bso", input_shape=(c_in, size, size), layers=(first, second, last))
+    rounding = ("floor", "nearest")[seed % 2]  # §4.7
+    layers = tuple(FixedPointLayer.from_dict({**layer.to_dict(), "shift_rounding": rounding})
+                   for layer in (first, second, last))
+    return FixedPointNetwork(profile="bso", input_shape=(c_in, size, size), layers=layers)
 
 
 def assert_same_as_simulator(onnx_export, fx_net, inputs, model=None):
@@ -105,6 +108,13 @@ def test_fixed_edge_values(onnx_export):
     fx_net = FixedPointNetwork(profile="bso", input_shape=(3,), layers=(layer, readout))
     inputs = np.array([[255, 255, 0], [255, 255, 0], [0, 0, 255], [255, 0, 0]] * 4).reshape(16, 1, 3)
     assert_same_as_simulator(onnx_export, fx_net, inputs)
+    # rounding to nearest (§4.7): -3 >> 1 -> -1, 3 >> 1 -> 2, -5 >> 2 -> -1, 0 -> 0, one step late (§4.8)
+    for weight, weight_exp, a in ((-3, -1, -1), (3, -1, 2), (-5, -2, -1), (0, -3, 0)):
+        near = FixedPointLayer(name="near", kind="dense", input_shape=(1,), weight=np.array([[weight]]),
+                               weight_exp=weight_exp, du=4095, dv=0, spiking=False, shift_rounding="nearest")
+        expected = assert_same_as_simulator(onnx_export, FixedPointNetwork("bso", (1,), (near,)),
+                                            np.ones((3, 1, 1), np.int64))
+        assert expected.output[:, 0, 0].tolist() == [0, a * 64, 2 * a * 64]
 
 
 def nir_graph(nir_io, model, input_shape):

@@ -20,6 +20,8 @@ from bso_deploy.hardware.simulator import simulate
 from bso_deploy.hardware.spec import SPEC
 from conftest import require
 from test_lava_builtin_parity import _random_layer as random_loihi_layer
+from test_rounding_and_saturation import _random_dense as saturating_network
+from test_simulator import assert_same_saturation
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,8 @@ def random_dense_network(seed: int) -> FixedPointNetwork:
         spiking = not last or bool(rng.random() < 0.4)
         weights = _weights(rng, (sizes[index + 1], sizes[index]), index > 0 or seed % 2 == 1)
         neuron = _neuron_kwargs(rng, (sizes[index + 1],), index, spiking, weights, 64.0 if index == 0 else 0.3)
-        layers.append(FixedPointLayer(f"layer{index}", "dense", (sizes[index],), **weights, **neuron))
+        layers.append(FixedPointLayer(f"layer{index}", "dense", (sizes[index],), **weights, **neuron,
+                                      shift_rounding=("floor", "nearest")[(seed + index) % 2]))
     return FixedPointNetwork("bso", (sizes[0],), tuple(layers))
 
 
@@ -108,6 +111,10 @@ def assert_same_as_simulate(fx_net: FixedPointNetwork, inputs: np.ndarray, resul
                                           err_msg=f"{layer.name}: {name}")
     np.testing.assert_array_equal(result.output, expected.output)
     assert result.output.dtype == np.int64 and result.spikes[0].dtype == np.int8
+    if fx_net.profile == "loihi":  # Lava's LIF counts nothing, and the result does not pretend it does (§5.6)
+        assert result.saturation == ()
+    else:
+        assert_same_saturation(expected, result, fx_net)
 
 
 @pytest.mark.parametrize("kind,seed,copies", [("dense", 0, 1), ("dense", 1, 7), ("dense", 2, 1), ("conv", 3, 4)])
@@ -135,6 +142,20 @@ def test_profile_bso_streams_many_samples_exactly(lava_deploy, monkeypatch, kind
     assert any(spikes.any() for spikes in result.spikes[:2])  # not trivially silent
     distinct = {np.concatenate([s[:, b].ravel() for s in result.spikes]).tobytes() for b in range(inputs.shape[1])}
     assert len(distinct) > 1  # the samples differ
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+def test_profile_bso_counts_saturation_per_sample(lava_deploy, copies: int) -> None:
+    """A network whose u wraps, whose |a| exceeds 2**15 - 1 and whose readout saturates (§5.6): Lava's counts
+    equal the simulator's sample by sample, though every sample restarts them."""
+    fx_net = saturating_network(1, "nearest")
+    inputs = np.random.default_rng(5).integers(0, SPEC.input_max + 1, size=(9, 5, 6))
+    with lava_deploy.deploy(fx_net, copies=copies) as network:
+        result = network.run(inputs, record=True)
+    assert_same_as_simulate(fx_net, inputs, result)
+    first, _, readout = (saturation.totals() for saturation in result.saturation)
+    assert first["u_steps"] > 0 and first["a_steps"] > 0 and readout["v_steps"] > 0
+    assert len({result.saturation[0].u[b].tobytes() for b in range(5)}) > 1  # the samples differ
 
 
 @pytest.mark.parametrize("seed", [0, 1])

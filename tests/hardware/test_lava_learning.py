@@ -21,9 +21,9 @@ from conftest import require_lava
 def _network(rng: np.random.Generator, n_in: int, sizes: tuple[int, ...], spiking_last: bool) -> FixedPointNetwork:
     """Layer 0 full precision on graded input, then binary layers; the last is a readout unless spiking_last."""
     layers = [FixedPointLayer(name="layer0", kind="dense", input_shape=(n_in,),
-                              weight=rng.integers(-40, 60, (sizes[0], n_in)) * 2, weight_exp=-1, du=4095, dv=2048,
+                              weight=rng.integers(-40, 60, (sizes[0], n_in)) * 2, weight_exp=-2, du=4095, dv=2048,
                               vth=rng.integers(20, 80, sizes[0]), bias_mant=rng.integers(-20, 20, sizes[0]),
-                              bias_delay=1, reset="subtract")]
+                              bias_delay=1, reset="subtract", shift_rounding="nearest")]  # §4.7
     for k, size in enumerate(sizes[1:], start=1):
         last = k == len(sizes) - 1
         spiking = spiking_last or not last

@@ -146,7 +146,8 @@ def _random_dense(seed: int, rounding: str) -> FixedPointNetwork:
             weight_mant=int(rng.integers(100, 128)) if binary else 1,
             weight_exp=SPEC.weight_exp_max if loud or index == 2 else -int(rng.integers(1, 4)),
             du=0 if loud else int(rng.integers(0, 4096)), dv=0 if index == 2 else int(rng.integers(0, 4096)),
-            vth=rng.integers(0, 3000 if loud else 60, size=sizes[index + 1]), bias_mant=rng.integers(-300, 300, size=sizes[index + 1]),
+            vth=rng.integers(0, 3000 if loud else 60, size=sizes[index + 1]),
+            bias_mant=rng.integers(-300, 300, size=sizes[index + 1]),
             bias_exp=rng.integers(-3, 4, size=sizes[index + 1]), reset=str(rng.choice(["zero", "subtract"])),
             spiking=index < 2, shift_rounding=rounding))
     return FixedPointNetwork("bso", (sizes[0],), tuple(layers))

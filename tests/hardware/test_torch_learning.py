@@ -50,7 +50,8 @@ def network(rng: np.random.Generator) -> FixedPointNetwork:
                              bias_delay=int(rng.integers(0, 2)), reset=str(rng.choice(["zero", "subtract"])))
     readout = FixedPointLayer(name="readout", kind="dense", input_shape=(7,), weight=rng.choice([-1, 1], (3, 7)),
                               binary=True, weight_mant=int(rng.integers(1, 9)), weight_exp=int(rng.integers(-1, 3)),
-                              du=4095, dv=0, bias_mant=rng.integers(-60, 60, 3), bias_delay=2, spiking=False)
+                              du=4095, dv=0, bias_mant=rng.integers(-60, 60, 3), bias_delay=2, spiking=False,
+                              shift_rounding=str(rng.choice(["floor", "nearest"])))  # §4.7
     return FixedPointNetwork(profile="bso", input_shape=(5,), layers=(hidden, readout))
 
 

@@ -77,13 +77,14 @@ class LearningSynapse(AbstractProcess):
     LearningRule. window_start: first step (within a sample) of the learning window, ``learning_window``'s
     start. vth: the postsynaptic thresholds (n_out,) of a spiking layer, None for a readout (h = 1, §4).
     momentum, second_moment, counter: the learning state to start from. sample_steps: S, steps per sample.
+    shift_rounding: the layer's rounding of a negative weight_exp, "floor" or "nearest" (§4.7).
     record: report the whole state at every learning step; report_buffer: capacity of the report pipe.
     """
 
     def __init__(self, *, signs: np.ndarray, weight_mant: int, weight_exp: int, input_max: int,
                  rule: LearningRule, window_start: int, vth: np.ndarray | None, momentum: np.ndarray,
                  second_moment: np.ndarray, counter: int, sample_steps: int, record: bool = False,
-                 report_buffer: int = 64, name: str | None = None) -> None:
+                 report_buffer: int = 64, shift_rounding: str = "floor", name: str | None = None) -> None:
         signs = np.asarray(signs, dtype=np.int64)
         if signs.ndim != 2 or not np.all(np.abs(signs) == 1):
             raise ValueError("signs must be a (n_out, n_in) array of -1/+1 (docs/fixed-point.md §4.6)")
@@ -91,6 +92,7 @@ class LearningSynapse(AbstractProcess):
         layout = report_layout(n_out, n_in, rule.time_steps, record)
         super().__init__(shape=(n_out, n_in), rule=rule.to_dict(), window_start=int(window_start),
                          spiking=vth is not None, input_max=int(input_max), record=bool(record),
+                         shift_rounding=shift_rounding,
                          report_size=layout["surrogate" if record else "flips"].stop, name=name)
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, (int, np.integer)) or sample_steps < 1:
             raise ValueError(f"sample_steps must be an integer >= 1, got {sample_steps!r}")
@@ -158,7 +160,8 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
         flat = np.unpackbits(np.asarray(self.weight_bits, dtype=np.uint8), count=n_out * n_in)
         self._signs = (2 * flat.astype(np.int64) - 1).reshape(n_out, n_in)
         layer = FixedPointLayer(name="learning", kind="dense", input_shape=(n_in,), weight=self._signs, binary=True,
-                                weight_mant=int(self.weight_mant), weight_exp=int(self.weight_exp))
+                                weight_mant=int(self.weight_mant), weight_exp=int(self.weight_exp),
+                                shift_rounding=self.proc_params["shift_rounding"])
         self._synapse = synapse_params(layer, self.proc_params["input_max"], SPEC)
 
     def run_spk(self) -> None:

@@ -19,8 +19,12 @@ Both models restart every ``sample_steps`` steps (S > 0): before the first step 
 zeroed and the step counter used by bias_delay (§3.4) restarts at 0, so one Lava run can stream many samples
 (docs/lava.md). ``step`` holds the index, within the sample, of the next step.
 
-Ports: ``a_in`` (synaptic input, shape), ``s_out`` (spikes 0/1, shape) and ``probe_out`` ((3, *shape): spikes,
-u and v after the step, after reset, §5.5) for recording; an unconnected port costs nothing.
+Ports: ``a_in`` (synaptic input, shape), ``s_out`` (spikes 0/1, shape), ``probe_out`` ((3, *shape): spikes,
+u and v after the step, after reset, §5.5) for recording, and ``saturation_out`` ((3, *shape): the counts of
+§5.6 so far in this sample, after the step: v clipped, u wrapped, |a| > 2**15 - 1; their value at a sample's
+last step is that sample's count); an unconnected port costs nothing. ``fixed_pt`` keeps the counts in the
+Vars ``saturation_v``, ``saturation_u``, ``saturation_a``, zeroed at the start of every sample;
+``floating_pt`` has no registers to saturate and sends zeros.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
-from bso_deploy.hardware.simulator import NeuronParams, NeuronState, bias_int, lif_step_int  # noqa: E402
+from bso_deploy.hardware.simulator import NeuronParams, NeuronState, bias_int, lif_step_events_int  # noqa: E402
 from bso_deploy.hardware.spec import RESET_MODES, SPEC  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
@@ -42,9 +46,10 @@ from lava.magma.core.process.variable import Var  # noqa: E402
 from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
-__all__ = ["BsoNeuron", "PyBsoNeuronModelFixed", "PyBsoNeuronModelFloat"]
+__all__ = ["PROBE_ROWS", "SATURATION_ROWS", "BsoNeuron", "PyBsoNeuronModelFixed", "PyBsoNeuronModelFloat"]
 
 PROBE_ROWS = ("spikes", "u", "v")  # what probe_out stacks on its first axis
+SATURATION_ROWS = ("v", "u", "a")  # what saturation_out stacks: LayerSaturation's fields (§5.6)
 
 
 def _sample_steps(value: object) -> int:
@@ -78,6 +83,9 @@ class BsoNeuron(AbstractProcess):
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.probe_out = OutPort(shape=(len(PROBE_ROWS), *shape))
+        self.saturation_out = OutPort(shape=(len(SATURATION_ROWS), *shape))
+        for row in SATURATION_ROWS:  # §5.6 counts within the current sample
+            setattr(self, f"saturation_{row}", Var(shape=shape, init=0))
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=0)
         self.du = Var(shape=(1,), init=du)
@@ -99,14 +107,18 @@ class _NeuronModel(PyLoihiProcessModel):
     def run_spk(self) -> None:
         a = self.a_in.recv()
         step = int(self.step)
+        counts = [getattr(self, f"saturation_{row}") for row in SATURATION_ROWS]
         if step == 0:  # first step of a sample (or of the run): the initial state of §3.8
             self.u[:] = 0
             self.v[:] = 0
+            for count in counts:  # and counts per sample (§5.6)
+                count[:] = 0
         spikes = self._update(a, step)
         sample_steps = int(self.sample_steps)
         self.step = (step + 1) % sample_steps if sample_steps > 0 else step + 1
         self.s_out.send(spikes)
         self.probe_out.send(np.stack([spikes.astype(self.u.dtype), self.u, self.v]))
+        self.saturation_out.send(np.stack(counts).astype(self.u.dtype))
 
 
 class FixedPointNeuronModel(_NeuronModel):
@@ -139,14 +151,22 @@ class FixedPointNeuronModel(_NeuronModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyBsoNeuronModelFixed(FixedPointNeuronModel):
-    """docs/fixed-point.md §3 through :func:`~bso_deploy.hardware.simulator.lif_step_int` (int64 state)."""
+    """docs/fixed-point.md §3 through :func:`~bso_deploy.hardware.simulator.lif_step_events_int` (int64 state),
+    counting its events of §5.6."""
+
+    saturation_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+    saturation_v: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    saturation_u: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    saturation_a: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def _update(self, a: np.ndarray, step: int) -> np.ndarray:
         params = self.neuron_params()
         state = NeuronState(u=self.u.astype(np.int64)[None], v=self.v.astype(np.int64)[None])
-        spikes, state = lif_step_int(np.asarray(a, dtype=np.int64)[None], state, params, step)
+        spikes, state, events = lif_step_events_int(np.asarray(a, dtype=np.int64)[None], state, params, step)
         self.u[:] = state.u[0]
         self.v[:] = state.v[0]
+        for row, event in zip(SATURATION_ROWS, events):
+            getattr(self, f"saturation_{row}")[:] += event[0]
         return spikes[0].astype(np.int64)
 
 
@@ -159,6 +179,10 @@ class PyBsoNeuronModelFloat(_NeuronModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     probe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    saturation_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    saturation_v: np.ndarray = LavaPyType(np.ndarray, float)  # stays zero: floats do not saturate
+    saturation_u: np.ndarray = LavaPyType(np.ndarray, float)
+    saturation_a: np.ndarray = LavaPyType(np.ndarray, float)
     u: np.ndarray = LavaPyType(np.ndarray, float)
     v: np.ndarray = LavaPyType(np.ndarray, float)
     du: float = LavaPyType(float, float)

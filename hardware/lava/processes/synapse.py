@@ -3,8 +3,9 @@
 A synapse stage maps its layer input x (``s_in``, the layer's ``input_shape``) to the synaptic input of its
 neurons (``a_out``, ``output_shape``): sum pooling (docs/fixed-point.md §4.2), flatten (§4.3, dense), the
 dense or conv connection (§4.4), the weight rule (§4.5 full precision, §4.6 binary), the exponent shift
-(§4.7) and the one-step delay (§4.8): each step it first sends ``a_buff`` (the sum computed on the previous
-step, 0 on the first step of a sample) and then computes the new sum into ``a_buff``, as Lava's Dense does.
+(§4.7, rounded as the ``shift_rounding`` argument says: "floor" or "nearest") and the one-step delay (§4.8):
+each step it first sends ``a_buff`` (the sum computed on the previous step, 0 on the first step of a sample)
+and then computes the new sum into ``a_buff``, as Lava's Dense does.
 
 The ``fixed_pt`` models are thin wrappers around the NumPy simulator's
 :func:`~bso_deploy.hardware.simulator.synapse_step_int` (with the parameters of
@@ -39,7 +40,7 @@ from bso_deploy.hardware.simulator import (  # noqa: E402
     synapse_params,
     synapse_step_int,
 )
-from bso_deploy.hardware.spec import SPEC  # noqa: E402
+from bso_deploy.hardware.spec import SHIFT_ROUNDINGS, SPEC  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
@@ -81,11 +82,13 @@ class _Synapse(AbstractProcess):
 
     def __init__(self, *, weight: np.ndarray, binary: bool, input_shape: tuple[int, ...], kind: str,
                  pool: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], input_max: int,
-                 sample_steps: int, copies: int, name: str | None) -> None:
+                 sample_steps: int, copies: int, shift_rounding: str, name: str | None) -> None:
         # Lava's AbstractProcess.__del__ needs its __init__ to have run: validate after it
         super().__init__(weight_shape=tuple(np.shape(weight)), input_shape=tuple(input_shape), kind=kind,
                          pool=tuple(pool), stride=tuple(stride), padding=tuple(padding), input_max=int(input_max),
-                         name=name)
+                         shift_rounding=shift_rounding, name=name)
+        if shift_rounding not in SHIFT_ROUNDINGS:
+            raise ValueError(f"shift_rounding must be one of {SHIFT_ROUNDINGS}, got {shift_rounding!r}")
         for what, value in (("sample_steps", sample_steps), ("copies", copies)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{what} must be an integer >= 0, got {value!r}")
@@ -110,15 +113,17 @@ def _geometry(weight: np.ndarray, binary: bool, input_shape, kind, pool, stride,
 class BinarySynapse(_Synapse):
     """1-bit synapses (docs/fixed-point.md §4.6): ``signs`` (-1/+1; dense (n_out, n_in), conv (C_out, C_in, kh,
     kw)) stored packed in ``weight_bits``, magnitude ``weight_mant`` in [1, 127] and ``weight_exp`` per layer.
-    input_max bounds the (unpooled) input values: 255 for layer 0 (graded, §5.3), 1 for spikes."""
+    input_max bounds the (unpooled) input values: 255 for layer 0 (graded, §5.3), 1 for spikes. shift_rounding:
+    "floor" (Lava's Dense) or "nearest" (§4.7)."""
 
     def __init__(self, *, signs: np.ndarray, weight_mant: int, weight_exp: int, input_shape: tuple[int, ...],
                  kind: str = "dense", pool: tuple[int, int] = (1, 1), stride: tuple[int, int] = (1, 1),
                  padding: tuple[int, int] = (0, 0), input_max: int = 1, sample_steps: int = 0, copies: int = 0,
-                 name: str | None = None) -> None:
+                 shift_rounding: str = "floor", name: str | None = None) -> None:
         signs = np.asarray(signs)
         super().__init__(weight=signs, binary=True, input_shape=input_shape, kind=kind, pool=pool, stride=stride,
-                         padding=padding, input_max=input_max, sample_steps=sample_steps, copies=copies, name=name)
+                         padding=padding, input_max=input_max, sample_steps=sample_steps, copies=copies,
+                         shift_rounding=shift_rounding, name=name)
         bits = pack_signs(signs)
         self.weight_bits = Var(shape=bits.shape, init=bits)
         self.weight_mant = Var(shape=(1,), init=int(weight_mant))
@@ -132,10 +137,11 @@ class FullPrecisionSynapse(_Synapse):
     def __init__(self, *, weight: np.ndarray, weight_exp: int = 0, input_shape: tuple[int, ...],
                  kind: str = "dense", pool: tuple[int, int] = (1, 1), stride: tuple[int, int] = (1, 1),
                  padding: tuple[int, int] = (0, 0), input_max: int = 1, sample_steps: int = 0, copies: int = 0,
-                 name: str | None = None) -> None:
+                 shift_rounding: str = "floor", name: str | None = None) -> None:
         weight = np.asarray(weight)
         super().__init__(weight=weight, binary=False, input_shape=input_shape, kind=kind, pool=pool, stride=stride,
-                         padding=padding, input_max=input_max, sample_steps=sample_steps, copies=copies, name=name)
+                         padding=padding, input_max=input_max, sample_steps=sample_steps, copies=copies,
+                         shift_rounding=shift_rounding, name=name)
         self.weight = Var(shape=weight.shape, init=weight.copy())
         self.weight_exp = Var(shape=(1,), init=int(weight_exp))
 
@@ -163,7 +169,8 @@ class _SynapseModel(PyLoihiProcessModel):
         layer = FixedPointLayer(name="synapse", kind=params["kind"],
                                 input_shape=params["input_shape"], weight=weight, binary=binary,
                                 weight_mant=weight_mant, weight_exp=weight_exp, pool=params["pool"],
-                                stride=params["stride"], padding=params["padding"])
+                                stride=params["stride"], padding=params["padding"],
+                                shift_rounding=params["shift_rounding"])
         return synapse_params(layer, params["input_max"], SPEC)
 
 
