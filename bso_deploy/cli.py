@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .config import DATASET_NAMES, DEVICES, ENCODER_NAMES, METHODS, TrainConfig
+from .deploy_cli import add_compile_parser, add_parity_parser, add_run_parser
 from .models import BINARY_CHOICES, MODELS
 
 
@@ -192,91 +193,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_inputs(path: str):
-    import numpy as np
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"inputs file {path} does not exist; save an array with numpy.save "
-                                "(shape (T, batch, *input_shape) or (batch, *input_shape))")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a readable .npy array: {error}") from error
-
-
-def _add_run_parser(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="run a NIR graph on a float or fixed-point backend")
-    parser.add_argument("model", help="NIR file (.nir)")
-    parser.add_argument("--backend", required=True,
-                        help="float, sim, torch or lava (Lava's runtime: our processes in profile bso, Lava's "
-                             "Dense + LIF in profile loihi)")
-    parser.add_argument("--profile", default="bso", help="fixed-point profile: loihi or bso")
-    parser.add_argument("--dt", type=float, default=None, help="time step (default: from the graph's metadata)")
-    parser.add_argument("--inputs", required=True,
-                        help=".npy of shape (T, batch, *input_shape) or (batch, *input_shape)")
-    parser.add_argument("--time-steps", type=int, default=None, help="repeat (batch, *input_shape) inputs T times")
-    parser.add_argument("--record", choices=["all"], default=None, help="also store every layer's spikes")
-    parser.add_argument("--out", required=True, help="output .npz (output, latency, predictions, spikes/<layer>)")
-    parser.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from .hardware.backends import run_graph, save_run
-
-    result = run_graph(args.model, args.backend, _load_inputs(args.inputs), profile=args.profile, dt=args.dt,
-                       time_steps=args.time_steps, record=args.record == "all")
-    path = save_run(result, args.out)
-    print(json.dumps({"backend": args.backend, "out": str(path), "steps": int(result.output.shape[0]),
-                      "latency": int(result.latency)}))
-    return 0
-
-
-def _add_parity_parser(subparsers) -> None:
-    parser = subparsers.add_parser("parity", help="compare backends spike for spike, and float against fixed")
-    parser.add_argument("model", help="NIR file (.nir)")
-    parser.add_argument("--backends", default="sim,torch",
-                        help="comma-separated fixed-point backends: sim, torch, lava (e.g. sim,torch,lava)")
-    parser.add_argument("--profile", default="bso", help="loihi or bso")
-    parser.add_argument("--samples", type=int, default=64)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dataset", default=None, help="use the first SAMPLES test samples of this data set")
-    source.add_argument("--inputs", default=None, help=".npy inputs instead of a data set")
-    parser.add_argument("--time-steps", type=int, default=4, help="steps per sample for (batch, ...) inputs")
-    parser.add_argument("--dt", type=float, default=None)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(handler=_parity)
-
-
-def _parity(args: argparse.Namespace) -> int:
-    from .hardware.parity import check_parity, dataset_samples
-
-    labels = None
-    if args.inputs is not None:
-        inputs = _load_inputs(args.inputs)[: args.samples] if args.samples else _load_inputs(args.inputs)
-    else:
-        inputs, labels = dataset_samples(args.dataset or "digits", args.samples)
-    backends = tuple(b for b in args.backends.split(",") if b)
-    report = check_parity(args.model, backends=backends, inputs=inputs, labels=labels, profile=args.profile,
-                          dt=args.dt, time_steps=args.time_steps).to_dict()
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"parity {' vs '.join(backends)} ({args.profile} profile, {report['samples']} samples): "
-              f"{report['mismatches']} mismatches in {report['compared_spikes']} spikes and "
-              f"{report['compared_states']} states")
-        if report["first_divergence"]:
-            print(f"first divergence: {json.dumps(report['first_divergence'])}")
-        if report.get("float_accuracy") is not None:
-            print(f"accuracy: float {report['float_accuracy']:.4f}, fixed {report['fixed_accuracy']:.4f}; "
-                  f"prediction agreement {report['prediction_agreement']:.4f}")
-            print("accuracy per backend: " + ", ".join(
-                f"{name} {accuracy:.4f} ({report['backend_seconds'][name]:.2f} s)"
-                for name, accuracy in report["backend_accuracy"].items()))
-        print("float-vs-fixed spike agreement per layer: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in report["float_fixed_agreement"].items()))
-    return 0 if report["mismatches"] == 0 else 1
-
-
 def _bench_sim(args: argparse.Namespace) -> int:
     from .bench.sim import SimBenchConfig, run_sim_bench
 
@@ -380,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(subparsers)
     _add_export_parser(subparsers)
-    _add_run_parser(subparsers)
-    _add_parity_parser(subparsers)
+    add_run_parser(subparsers)
+    add_parity_parser(subparsers)
+    add_compile_parser(subparsers)
     _add_bench_parser(subparsers)
     _add_learn_parser(subparsers)
     return parser

@@ -10,11 +10,14 @@ Two kinds of backend (:class:`Backend`):
   ``latency`` zero steps that flush the synaptic delays (§5.2).
 
 More backends (Lava) are added with :func:`register_backend`; an unknown name is a ValueError listing the
-valid ones.
+valid ones. A fixed run also reports how many input values the input quantization clipped
+(``quantize.clipped_inputs``), the saturation counts of docs/fixed-point.md §5.6 where the backend counts
+them, and the spike count of every spiking layer (:func:`silent_layer_warnings` names the silent ones).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,27 +32,34 @@ from bso_deploy.export.nir import from_nir
 from bso_deploy.io import atomic_write
 
 from .compiler import compile_nir, graph_input_shape, read_graph
-from .network import FixedPointNetwork, SimulationResult, append_zero_steps
-from .quantize import quantize_inputs
+from .network import FixedPointNetwork, LayerSaturation, SimulationResult, append_zero_steps
+from .quantize import clipped_inputs, quantize_inputs
 from .simulator import simulate
+from .spec import SPEC
 from .torch_reference import TorchReference
 
 __all__ = [
     "BACKENDS",
+    "SCALINGS",
     "SPIKING_NODE_TYPES",
     "Backend",
     "FloatRun",
     "RunResult",
+    "compile_for_inputs",
     "get_backend",
+    "input_clip_warning",
     "prepare_inputs",
     "register_backend",
     "run_fixed",
     "run_float",
     "run_graph",
     "save_run",
+    "silent_layer_warnings",
 ]
 
 BACKEND_KINDS = ("float", "fixed")
+SCALINGS = ("calibrated", "worst-case")  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
+DT_HINT = "check --dt (Sinabs/IAF graphs use dt = 1, snnTorch 1e-4, Norse 1e-3)"
 SPIKING_NODE_TYPES = ("LIF", "CubaLIF", "IF")  # float nodes whose outputs are spikes (recorded per layer)
 
 
@@ -89,6 +99,9 @@ class RunResult:
     float: argmax of the output summed over the steps; fixed: argmax of the readout's v at the last step,
     or of the summed spikes for a spiking output. layers: when recorded, spikes per spiking layer (named
     after its NIR neuron node). u, v: when recorded on a fixed backend, per layer (readout included).
+    spike_counts: spikes emitted per spiking layer over the whole run (always filled). saturation: per
+    layer, the counts of docs/fixed-point.md §5.6 (fixed backends that count them; empty otherwise).
+    input_clipped: input values above the network's input range, clipped by the quantization (fixed).
     """
 
     backend: str
@@ -99,6 +112,9 @@ class RunResult:
     layers: dict[str, np.ndarray] = field(default_factory=dict)
     u: dict[str, np.ndarray] = field(default_factory=dict)
     v: dict[str, np.ndarray] = field(default_factory=dict)
+    spike_counts: dict[str, int] = field(default_factory=dict)
+    saturation: dict[str, LayerSaturation] = field(default_factory=dict)
+    input_clipped: int = 0
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -124,9 +140,7 @@ def get_backend(name: str) -> Backend:
 def _run_float_module(graph: nir.NIRGraph, inputs: np.ndarray, dt: float | None, record: bool) -> FloatRun:
     module = from_nir(graph, dt=dt, dtype=torch.float64)
     x = torch.as_tensor(inputs, dtype=torch.float64)
-    with torch.no_grad():
-        if not record:
-            return FloatRun(output=module(x).numpy(), layers={})
+    with torch.no_grad():  # always recorded: run_float counts every layer's spikes
         outputs = module.record(x)
     layers = {name: outputs[name].numpy().astype(np.int8) for name, kind in module.node_types.items()
               if kind in SPIKING_NODE_TYPES}
@@ -192,10 +206,12 @@ def run_float(graph: nir.NIRGraph, backend: str, inputs: np.ndarray, dt: float |
     chosen = get_backend(backend)
     if chosen.kind != "float":
         raise ValueError(f"backend {backend!r} is a {chosen.kind} backend; use run_fixed")
-    result: FloatRun = chosen.run(graph, inputs, dt, record)
+    result: FloatRun = chosen.run(graph, inputs, dt, True)  # recorded, for the spike counts
     output = np.asarray(result.output)
+    counts = {name: int(np.count_nonzero(spikes)) for name, spikes in result.layers.items()}
     return RunResult(backend=backend, output=output, latency=0, predictions=_flat_argmax(output.sum(axis=0)),
-                     input_steps=int(inputs.shape[0]), layers=dict(result.layers))
+                     input_steps=int(inputs.shape[0]), layers=dict(result.layers) if record else {},
+                     spike_counts=counts)
 
 
 def run_fixed(fx_net: FixedPointNetwork, backend: str, inputs: np.ndarray, record: bool = False) -> RunResult:
@@ -207,6 +223,12 @@ def run_fixed(fx_net: FixedPointNetwork, backend: str, inputs: np.ndarray, recor
     integers = append_zero_steps(quantize_inputs(fx_net, inputs), fx_net.latency)
     result: SimulationResult = chosen.run(fx_net, integers, record)
     output = np.asarray(result.output)
+    saturation = {}
+    if result.saturation:  # () from a backend that cannot count (§5.6)
+        if len(result.saturation) != len(fx_net.layers):
+            raise ValueError(f"backend {backend!r} returned saturation counts for {len(result.saturation)} "
+                             f"layers; the network has {len(fx_net.layers)}")
+        saturation = {layer.name: counts for layer, counts in zip(fx_net.layers, result.saturation)}
     last = fx_net.layers[-1]
     predictions = _flat_argmax(output.sum(axis=0) if last.spiking else output[-1])
     layers, u, v = {}, {}, {}
@@ -214,35 +236,97 @@ def run_fixed(fx_net: FixedPointNetwork, backend: str, inputs: np.ndarray, recor
         layers = {layer.name: result.spikes[k] for k, layer in enumerate(fx_net.layers) if layer.spiking}
         u = {layer.name: result.u[k] for k, layer in enumerate(fx_net.layers)}
         v = {layer.name: result.v[k] for k, layer in enumerate(fx_net.layers)}
+    counts = {layer.name: int(np.count_nonzero(result.spikes[k])) for k, layer in enumerate(fx_net.layers)
+              if layer.spiking}
     return RunResult(backend=backend, output=output, latency=fx_net.latency, predictions=predictions,
-                     input_steps=int(inputs.shape[0]), layers=layers, u=u, v=v)
+                     input_steps=int(inputs.shape[0]), layers=layers, u=u, v=v, spike_counts=counts,
+                     saturation=saturation, input_clipped=clipped_inputs(fx_net, inputs))
 
 
-def run_graph(graph_or_path: nir.NIRGraph | str | os.PathLike, backend: str, inputs: Any, profile: str = "bso",
-              dt: float | None = None, time_steps: int | None = None, record: bool = False,
-              input_scale: float | None = None, weight_bits: int | None = None) -> RunResult:
-    """Run a NIR graph (or file) on ``backend`` ("float", "sim", "torch", or any registered name).
+def input_clip_warning(fx_net: FixedPointNetwork, inputs: Any, clipped: int) -> str | None:
+    """The warning for ``clipped`` (> 0) input values above the network's input range (docs/fixed-point.md
+    §10.1), naming the range and the compile options that keep the largest input within the 8-bit input
+    (§5.3); None when nothing was clipped."""
+    if clipped <= 0:
+        return None
+    x = np.asarray(inputs, dtype=np.float64)
+    largest = float(x.max())
+    if fx_net.input_scale is None:
+        return (f"{clipped} of {x.size} input values exceed the network's integer input range [0, "
+                f"{fx_net.input_max}] and were clipped")
+    scale = fx_net.input_scale
+    fits = SPEC.input_max / largest
+    unit = 10.0 ** (math.floor(math.log10(fits)) - 2)  # three significant digits, rounded down
+    suggestion = float(f"{math.floor(fits / unit) * unit:.10g}")
+    return (f"{clipped} of {x.size} input values exceed the network's input range [0, "
+            f"{fx_net.input_max / scale:g}] (input_scale {scale:g}, input_max {fx_net.input_max}) and were "
+            f"clipped; inputs up to {largest:g} need --input-range {largest:g} with --input-scale {suggestion:g} "
+            f"or less (or calibration data that reach them, --calibrate-on)")
+
+
+def silent_layer_warnings(result: RunResult, fx_net: FixedPointNetwork | None = None) -> list[str]:
+    """One warning per spiking layer of ``result`` that emitted no spike at all (a wrong dt is the usual
+    cause: the neurons then integrate too little, or too much leak, to reach threshold). With ``fx_net``,
+    a last layer whose thresholds are all at the register's maximum is a readout run as a LIF that is not
+    meant to fire (lava-dl netx has no other readout, docs/fixed-point.md §10.5) and is not reported."""
+    quiet_readout = None
+    if fx_net is not None and fx_net.layers[-1].spiking and np.all(fx_net.layers[-1].vth == SPEC.vth_max):
+        quiet_readout = fx_net.layers[-1].name
+    return [f"layer {name} produced no spikes: {DT_HINT}" for name, count in result.spike_counts.items()
+            if count == 0 and name != quiet_readout]
+
+
+def compile_for_inputs(graph: nir.NIRGraph, time_steps: int | None, profile: str = "bso", dt: float | None = None,
+                       input_scale: float | None = None, weight_bits: int | None = None, scaling: str | None = None,
+                       calibration: np.ndarray | None = None, input_range: float | None = None) -> FixedPointNetwork:
+    """:func:`compile_nir` for inputs of ``time_steps`` steps (None: the graph's or the compiler's default).
+    scaling: "calibrated" | "worst-case" | None (calibrated when ``calibration``, float (T, batch,
+    *input_shape), is given, else worst-case); input_range: the largest float input (§10.1)."""
+    if scaling is not None and scaling not in SCALINGS:
+        raise ValueError(f"unknown scaling {scaling!r}; valid: {', '.join(SCALINGS)}")
+    return compile_nir(graph, profile=profile, input_scale=input_scale, weight_bits=weight_bits, dt=dt,
+                       time_steps=None if time_steps is None else int(time_steps), scaling=scaling,
+                       calibration=calibration, input_range=input_range)
+
+
+def run_graph(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike, backend: str, inputs: Any,
+              profile: str = "bso", dt: float | None = None, time_steps: int | None = None, record: bool = False,
+              input_scale: float | None = None, weight_bits: int | None = None, scaling: str | None = None,
+              calibration: np.ndarray | None = None, input_range: float | None = None) -> RunResult:
+    """Run a NIR graph (or file), or a compiled network, on ``backend`` ("float", "sim", "torch", or any
+    registered name).
 
     inputs: float values for the graph's input node, (T, batch, *input_shape), or (batch, *input_shape)
-    repeated ``time_steps`` times. Fixed backends compile the graph for ``profile`` (with dt, input_scale,
-    weight_bits, and T for the readout's saturation bound) first. ``record`` keeps every layer's spikes
-    (and u, v on fixed backends)."""
+    repeated ``time_steps`` times. Fixed backends compile a graph for ``profile`` (with dt, input_scale,
+    weight_bits, scaling, calibration, input_range, and T for the readout's saturation bound) first; a compiled
+    network runs as it is (the float backend needs the graph). ``record`` keeps every layer's spikes (and
+    u, v on fixed backends)."""
     chosen = get_backend(backend)
-    graph = read_graph(graph_or_path)
+    if isinstance(model, FixedPointNetwork):
+        if chosen.kind == "float":
+            fixed = ", ".join(sorted(name for name, other in BACKENDS.items() if other.kind == "fixed"))
+            raise ValueError(f"backend {backend!r} runs NIR graphs; a compiled network runs on the fixed "
+                             f"backends only ({fixed})")
+        return run_fixed(model, backend, prepare_inputs(inputs, model.input_shape, time_steps), record)
+    graph = read_graph(model)
     if chosen.kind == "float":
         shape = from_nir(graph, dt=dt).input_shape
         return run_float(graph, backend, prepare_inputs(inputs, shape, time_steps), dt, record)
     x = prepare_inputs(inputs, graph_input_shape(graph), time_steps)
-    fx_net = compile_nir(graph, profile=profile, input_scale=input_scale, weight_bits=weight_bits, dt=dt,
-                         time_steps=int(x.shape[0]))
+    fx_net = compile_for_inputs(graph, int(x.shape[0]), profile=profile, dt=dt, input_scale=input_scale,
+                                weight_bits=weight_bits, scaling=scaling, calibration=calibration,
+                                input_range=input_range)
     return run_fixed(fx_net, backend, x, record)
 
 
 def save_run(result: RunResult, path: str | os.PathLike) -> Path:
     """Write ``result`` to one .npz atomically: ``output``, ``latency``, ``predictions``, and when recorded
-    ``spikes/<layer>`` (and ``u/<layer>``, ``v/<layer>`` from fixed backends)."""
+    ``spikes/<layer>`` (and ``u/<layer>``, ``v/<layer>`` from fixed backends), and the saturation counts
+    ``saturation/<layer>/{v,u,a}`` (int64 (batch, *shape), docs/fixed-point.md §5.6) where counted."""
     arrays: dict[str, np.ndarray] = {"output": result.output, "latency": np.array(result.latency, dtype=np.int64),
                                      "predictions": result.predictions}
     for prefix, table in (("spikes", result.layers), ("u", result.u), ("v", result.v)):
         arrays.update({f"{prefix}/{name}": values for name, values in table.items()})
+    for name, counts in result.saturation.items():
+        arrays.update({f"saturation/{name}/{event}": np.asarray(values) for event, values in counts._asdict().items()})
     return atomic_write(path, lambda file: np.savez(file, **arrays))
