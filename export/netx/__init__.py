@@ -9,6 +9,7 @@
 
 from .checkpoint import NetxExport, checkpoint_graph, compile_for_netx, export_checkpoint_to_netx, quantization_notes
 from .layers import NetxLayer, netx_effective_weight, netx_layer
+from .reader import from_netx, netx_dense_synapse
 from .writer import INPUT_MESSAGE_BITS, NETX_FORMAT_VERSION, netx_layers, read_netx_info, write_netx
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "checkpoint_graph",
     "compile_for_netx",
     "export_checkpoint_to_netx",
+    "from_netx",
+    "netx_dense_synapse",
     "netx_effective_weight",
     "netx_layer",
     "netx_layers",

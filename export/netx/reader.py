@@ -1,0 +1,372 @@
+"""Read a lava-dl netx HDF5 network into a :class:`FixedPointNetwork` without re-quantization (``from_netx``).
+
+A netx file already holds the integers Loihi runs. :func:`from_netx` maps them to the layers that lava-dl 0.6's
+loader (``lava.lib.dl.netx.hdf5.Network``) builds on Lava's fixed_pt processes, so that ``simulate`` gives the
+spikes and v of that Lava network exactly, step for step (docs/export.md "Importing netx"):
+
+- ``input`` (no ``neuron``): the network input, shape as written ((C, H, W) or (n,)); netx passes it on as is.
+- ``dense``: Lava's ``Dense`` with the weights, ``num_weight_bits`` and ``weight_exp`` that netx's
+  ``optimize_weight_bits`` chooses (:func:`netx_dense_synapse`), then a ``LIF``.
+- ``conv``: Lava's ``Conv``, which uses its integer kernel as is (no sign-mode clip or truncation, no exponent),
+  as a cross-correlation once netx has flipped the kernel; then a ``LIF`` with a per-channel bias.
+- ``flatten``: the next dense layer reads the conv output flattened in (C, H, W) C order (netx's
+  ``transpose([2, 1, 0]).flatten()`` of Lava's (W, H, C)), which is docs/fixed-point.md §4.3.
+- neuron ``CUBA``/``LOIHI``: ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_mant = bias`` with
+  ``bias_exp = 6``, reset to zero (§3). A ``vThMant`` with ``vThMant << 6 > 2**23 - 1`` can never fire (v
+  saturates first, §3.3): as the last layer it is the non-spiking readout of §3.7, exactly.
+
+Each layer's integers are written in the terms of docs/fixed-point.md §4.5 - §4.7 by :func:`_representation`
+(weights that survive the §4.5 rule, an exponent, floor rounding). Anything else raises a one-line ValueError
+naming the file, the layer index and the field. Lava's ``Conv`` is not the §4.5 rule of profile ``loihi``
+(§6.1), so a network with conv layers comes back in profile ``bso``; a dense-only one in profile ``loihi``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
+from bso_deploy.hardware.simulator import dense_weight_int
+from bso_deploy.hardware.spec import SPEC
+
+__all__ = ["from_netx", "netx_dense_synapse"]
+
+_NEURON_TYPES = ("CUBA", "LOIHI")  # netx builds Lava's LIF for both
+_NETX_UNBUILT = ("pool", "convT", "unpool", "average", "concat")  # netx 0.6 raises NotImplementedError
+_NETX_WEIGHT_RANGE = (-256, 254)  # beyond it netx's optimize_weight_bits clips with a printed warning
+_NETX_BIAS_EXP = SPEC.state_shift  # netx gives every LIF bias_exp = 6
+_REF_DELAY_MAX = 1  # what lava-dl writes; netx's LIF has no refractory period
+
+
+def netx_dense_synapse(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """What a netx ``dense`` layer's Lava ``Dense`` computes from the file's integer ``weight`` (n_out, n_in):
+    returns ``(effective, shift, num_weight_bits)`` with ``a = floor((effective @ x) / 2**shift)``.
+
+    lava-dl 0.6's ``optimize_weight_bits``: sign mode from the file (max < 0 inhibitory, min >= 0 excitatory,
+    else mixed, signed = 1), ``scale = 255 / max`` | ``-256 / min`` | ``min(127 / max, -128 / min)``,
+    ``shift = floor(log2 scale) + signed``, ``n`` = the number (<= 8) of zero low bits of every weight, minus
+    signed, ``num_weight_bits = 8 - shift - n``, weights ``W << shift`` and ``weight_exp = -shift``. Lava's
+    ``PyDenseModelBitAcc`` then detects the sign mode again (min >= 0, max <= 0, else mixed), clips to 8 bits
+    and drops ``8 - num_weight_bits + mixed`` low bits (of -W when inhibitory): docs/fixed-point.md §4.5 with
+    Lava's ``num_weight_bits``. ValueError (without the file's name; the caller adds it) where netx would clip,
+    fail or shift by a negative count."""
+    weight = np.asarray(weight, dtype=np.int64)
+    max_weight, min_weight = int(weight.max()), int(weight.min())
+    if max_weight == 0 and min_weight == 0:
+        raise ValueError("all weights are zero: netx's optimize_weight_bits divides by the largest weight and fails")
+    low, high = _NETX_WEIGHT_RANGE
+    if (max_weight > high and min_weight < 0) or (min_weight < low and max_weight > 0) or max_weight > 255 or \
+            min_weight < low:
+        raise ValueError(f"weights in [{min_weight}, {max_weight}] leave netx's 8-bit synapse range: netx clips "
+                         f"them to [{low}, {high}] (or shifts by a negative count); re-export 8-bit weights")
+    if max_weight < 0:
+        signed, scale = 0, -256 / min_weight
+    elif min_weight >= 0:
+        signed, scale = 0, 255 / max_weight
+    else:
+        signed, scale = 1, min(127 / max_weight if max_weight else math.inf, -128 / min_weight)
+    shift = int(np.floor(np.log2(scale))) + signed
+    zero_bits = SPEC.weight_bits
+    while zero_bits > 0 and np.any(weight % (1 << zero_bits)):
+        zero_bits -= 1
+    num_weight_bits = SPEC.weight_bits - shift - (zero_bits - signed)
+    shifted = weight << shift
+    inhibitory, mixed = shifted.max() <= 0 and shifted.min() < 0, shifted.min() < 0 < shifted.max()
+    dropped = SPEC.weight_bits - num_weight_bits + int(mixed)
+    if dropped < 0:
+        raise ValueError(f"netx asks Lava's Dense for {num_weight_bits} weight bits, a negative truncation of "
+                         f"{dropped} bits that Lava does not define; re-export even (or fewer-bit) weights")
+    magnitude = -shifted if inhibitory else shifted
+    clipped = np.clip(magnitude, -(1 << SPEC.weight_bits) * int(mixed), (1 << SPEC.weight_bits) - 1)
+    truncated = (clipped >> dropped) << dropped
+    return (-truncated if inhibitory else truncated), shift, num_weight_bits
+
+
+def _representation(target: np.ndarray, shift: int) -> tuple[np.ndarray, int] | None:
+    """``(weight, weight_exp)`` of a floor-rounding layer (docs/fixed-point.md §4.5, §4.7) whose synaptic input
+    is ``floor((target @ x) / 2**shift)`` for every x, or None. Candidates: ``target / 2**k`` with exponent
+    ``k - shift`` (exact when every ``target`` is a multiple of ``2**k``: ``floor(t x / 2**s) = floor((t / 2**k) x /
+    2**(s - k))``, an exact left shift for k > s), then ``2 target`` with ``-shift - 1``; each must survive the
+    §4.5 rule unchanged and keep the exponent in range. Exponent 0 first, then the one nearest to 0."""
+    target = np.asarray(target, dtype=np.int64)
+    zero_bits = 0
+    while zero_bits < 62 and not np.any(target % (1 << (zero_bits + 1))):
+        zero_bits += 1
+    candidates = [(target >> k, k - shift) for k in range(zero_bits + 1)]
+    candidates.append((target * 2, -shift - 1))
+    candidates.sort(key=lambda item: (abs(item[1]), item[1] > 0))
+    for weight, exponent in candidates:
+        if not SPEC.weight_exp_min <= exponent <= SPEC.weight_exp_max:
+            continue
+        if weight.min() < SPEC.weight_min or weight.max() > SPEC.weight_max:
+            continue
+        if np.array_equal(dense_weight_int(weight), weight):
+            return weight, exponent
+    return None
+
+
+class _Group:
+    """One ``/layer/<k>`` group, read as netx's ``NetDict`` reads it; every error is one line naming the file,
+    the layer index and the field."""
+
+    def __init__(self, path: str, index: int, group: Any, kind: str = "?", prefix: str = "") -> None:
+        self.path, self.index, self.group, self.kind, self.prefix = path, index, group, kind, prefix
+
+    def fail(self, field: str, message: str) -> ValueError:
+        return ValueError(f"{self.path}: layer {self.index} ({self.kind}): {self.prefix}{field} {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.group
+
+    def string(self, key: str) -> str:
+        if key not in self.group or not hasattr(self.group[key], "shape"):
+            raise self.fail(key, "is missing: not a lava-dl netx layer")
+        value = self.group[key][()]
+        value = value.reshape(-1)[0] if isinstance(value, np.ndarray) and value.size else value
+        return value.decode("ascii") if isinstance(value, bytes) else str(value)
+
+    def array(self, key: str) -> np.ndarray:
+        """An integer array as netx reads it (``astype(int)``: floats truncate toward zero)."""
+        if key not in self.group or not hasattr(self.group[key], "shape"):
+            raise self.fail(key, "is missing")
+        value = np.asarray(self.group[key][()])
+        if value.dtype.kind not in "iufb":
+            raise self.fail(key, f"must hold numbers, got dtype {value.dtype}")
+        return value.astype(np.int64)
+
+    def integer(self, key: str, low: int, high: int, hint: str) -> int:
+        """A scalar field that netx uses as given: it must be an integer in [low, high]."""
+        if key not in self.group or not hasattr(self.group[key], "shape"):
+            raise self.fail(key, f"is missing; {hint}")
+        value = np.asarray(self.group[key][()])
+        if value.size != 1 or value.dtype.kind not in "iufb" or value.reshape(-1)[0] != int(value.reshape(-1)[0]):
+            raise self.fail(key, f"= {value.tolist()} must be one integer (one value per layer); {hint}")
+        number = int(value.reshape(-1)[0])
+        if not low <= number <= high:
+            raise self.fail(key, f"= {number} is outside [{low}, {high}]; {hint}")
+        return number
+
+
+def _pair(group: _Group, key: str) -> tuple[int, int]:
+    """stride/padding/dilation as lava-dl writes them, (H, W) order (netx reverses them to Lava's (X, Y))."""
+    value = group.array(key).reshape(-1)
+    if value.size == 1:
+        return int(value[0]), int(value[0])
+    if value.size != 2:
+        raise group.fail(key, f"= {value.tolist()} must be one or two integers")
+    return int(value[0]), int(value[1])
+
+
+def _neuron(group: _Group, last: bool) -> dict[str, Any]:
+    """The LIF netx builds from ``neuron`` (§3): du, dv, vth, spiking."""
+    if not group.has("neuron"):
+        raise group.fail("neuron", "is missing: netx then uses iDecay = 0, i.e. du = -1, which Lava's 12-bit du "
+                         "cannot hold; export the layer with its CUBA neuron")
+    neuron = _Group(group.path, group.index, group.group["neuron"], group.kind, "neuron/")
+    kind = neuron.string("type")
+    if kind not in _NEURON_TYPES:
+        raise neuron.fail("type", f"{kind!r} is not supported: from_netx imports CUBA LIF neurons (netx's "
+                         f"{' / '.join(_NEURON_TYPES)}), which run on Lava's LIF")
+    du = neuron.integer("iDecay", 1, SPEC.decay_unity, "netx passes du = iDecay - 1 to Lava's 12-bit du") - 1
+    dv = neuron.integer("vDecay", 0, SPEC.decay_max, "Lava's dv is a 12-bit register (docs/fixed-point.md §3.3)")
+    vth = neuron.integer("vThMant", 0, np.iinfo(np.int32).max, "Lava's LIF vth is an unsigned integer")
+    if neuron.has("refDelay"):
+        neuron.integer("refDelay", 0, _REF_DELAY_MAX, "a refractory period longer than one step is not "
+                       "modelled (netx's LIF has none): export refDelay = 1")
+    if neuron.has("gradedSpike") and bool(neuron.array("gradedSpike").reshape(-1)[0]):
+        raise neuron.fail("gradedSpike", "= True: netx 0.6 builds a binary-spiking LIF and ignores it, so the "
+                         "file does not run as trained; train with graded_spike=False")
+    if neuron.has("weight_exp") and neuron.array("weight_exp").any():
+        raise neuron.fail("weight_exp", "is nonzero: netx 0.6 ignores this normalisation exponent, so the "
+                         "file does not run as trained; train without a weight-scaling norm")
+    if vth > SPEC.vth_max:  # vth << 6 > 2**23 - 1 >= v: can never fire (§3.3)
+        if not last:
+            raise neuron.fail("vThMant", f"= {vth}: vThMant << 6 exceeds v's saturation 2**23 - 1, so this "
+                             "hidden layer never fires; use a threshold <= 131071")
+        return {"du": du, "dv": dv, "vth": SPEC.vth_max, "spiking": False}
+    return {"du": du, "dv": dv, "vth": vth, "spiking": True}
+
+
+def _bias(group: _Group, shape: tuple[int, ...]) -> np.ndarray:
+    """bias_mant per neuron in (C, H, W) / (n,) order, as netx broadcasts it (per neuron or per channel)."""
+    if not group.has("bias"):
+        return np.zeros(shape, dtype=np.int64)
+    bias = group.array("bias")
+    if len(shape) == 3 and bias.shape == (shape[2], shape[1], shape[0]):  # per neuron, Lava's (W, H, C)
+        bias = bias.transpose(2, 1, 0)
+    elif len(shape) == 3 and bias.reshape(-1).shape == (shape[0],):  # per channel
+        bias = np.broadcast_to(bias.reshape(-1, 1, 1), shape)
+    elif bias.size not in (1, math.prod(shape)):
+        raise group.fail("bias", f"has shape {bias.shape}, which netx cannot broadcast to the layer's {shape}")
+    bias = np.broadcast_to(bias.reshape(shape) if bias.size > 1 else bias.reshape(()), shape)
+    if bias.min() < SPEC.bias_mant_min or bias.max() > SPEC.bias_mant_max:
+        raise group.fail("bias", f"has values in [{bias.min()}, {bias.max()}], outside Lava's 13-bit bias_mant "
+                         f"[{SPEC.bias_mant_min}, {SPEC.bias_mant_max}] (netx fixes bias_exp = {_NETX_BIAS_EXP})")
+    return bias
+
+
+def _no_delay(group: _Group) -> None:
+    if group.has("delay"):
+        raise group.fail("delay", "is present: axonal delays (Lava's DelayDense, or ignored by netx's conv) are "
+                         "not modelled; train without delay=True")
+
+
+def _dense(group: _Group, shape: tuple[int, ...] | None, flattened: bool, first: bool, last: bool,
+           input_bits: int) -> tuple[FixedPointLayer, dict[str, Any]]:
+    n_out = int(np.prod(group.array("shape")))
+    weight = group.array("weight")
+    weight = weight.reshape(n_out, -1) if weight.ndim == 1 else weight
+    if weight.ndim != 2 or weight.shape[0] != n_out:
+        raise group.fail("weight", f"has shape {weight.shape}; a dense layer of {n_out} neurons needs ({n_out}, n_in)")
+    _no_delay(group)
+    if first:  # netx's network input is this Dense's (n_in,) port, whatever the input layer's shape
+        if shape is not None and math.prod(shape) != weight.shape[1]:
+            raise group.fail("weight", f"has {weight.shape[1]} inputs, but the input layer has shape {shape}")
+        shape = (weight.shape[1],)
+    elif len(shape) == 3 and not flattened:
+        raise group.fail("type", f"'dense' follows a (C, H, W) = {shape} output without a 'flatten' layer, which "
+                         "netx cannot connect")
+    if math.prod(shape) != weight.shape[1]:
+        raise group.fail("weight", f"has {weight.shape[1]} inputs, but the layer before gives {math.prod(shape)}")
+    try:
+        effective, shift, num_weight_bits = netx_dense_synapse(weight)
+    except ValueError as error:
+        raise group.fail("weight", f"cannot be carried: {error}") from None
+    found = _representation(effective, shift)
+    if found is None:
+        raise group.fail("weight", f"(Lava's weights in [{effective.min()}, {effective.max()}], exponent {-shift}) "
+                         "has no exact form in docs/fixed-point.md §4.5 - §4.7 (an odd mixed-sign weight above "
+                         "127 in magnitude); re-export even weights")
+    neuron = _neuron(group, last)
+    layer = FixedPointLayer(name=f"layer{group.index}", kind="dense", input_shape=shape, weight=found[0],
+                            weight_exp=found[1], bias_mant=_bias(group, (n_out,)), bias_exp=_NETX_BIAS_EXP, **neuron)
+    changed = int(np.count_nonzero(effective != weight << shift))
+    report = {"source": "netx", "netx_layer": group.index, "netx_type": "dense", "num_weight_bits": num_weight_bits,
+              "weight_exponent": -shift, "weights_changed_by_lava": changed, "input_message_bits": input_bits}
+    return layer, report
+
+
+def _conv(group: _Group, shape: tuple[int, ...] | None, last: bool, input_bits: int
+          ) -> tuple[FixedPointLayer, dict[str, Any]]:
+    if shape is None or len(shape) != 3:
+        raise group.fail("type", f"'conv' needs a (C, H, W) input (an 'input' layer or a conv before it), got "
+                         f"{shape}; netx cannot infer it either")
+    weight = group.array("weight")
+    weight = weight.reshape(weight.shape[:4]) if weight.ndim == 5 and weight.shape[4] == 1 else weight
+    if weight.ndim != 4 or weight.shape[1] != shape[0]:
+        raise group.fail("weight", f"has shape {weight.shape}; a conv on {shape} needs (C_out, {shape[0]}, kh, kw)")
+    if _pair(group, "dilation") != (1, 1):
+        raise group.fail("dilation", f"= {_pair(group, 'dilation')}: only 1 is supported (docs/fixed-point.md §4.4)")
+    group.integer("groups", 1, 1, "grouped convolutions are not supported (docs/fixed-point.md §4.4)")
+    _no_delay(group)
+    found = _representation(weight, 0)  # Lava's Conv applies its kernel as is: a = W * x, no exponent
+    if found is None:
+        raise group.fail("weight", f"in [{weight.min()}, {weight.max()}] has no exact form in docs/fixed-point.md "
+                         "§4.5 - §4.7; re-export 8-bit even weights")
+    neuron = _neuron(group, last)
+    probe = FixedPointLayer(name="probe", kind="conv", input_shape=shape, weight=found[0],
+                            stride=_pair(group, "stride"), padding=_pair(group, "padding"))
+    expected = tuple(int(v) for v in group.array("shape").reshape(-1))
+    if probe.output_shape != expected:
+        raise group.fail("shape", f"= {expected} differs from the convolution's output {probe.output_shape}")
+    layer = FixedPointLayer(name=f"layer{group.index}", kind="conv", input_shape=shape, weight=found[0],
+                            weight_exp=found[1], stride=probe.stride, padding=probe.padding,
+                            bias_mant=_bias(group, probe.output_shape), bias_exp=_NETX_BIAS_EXP, **neuron)
+    return layer, {"source": "netx", "netx_layer": group.index, "netx_type": "conv", "input_message_bits": input_bits}
+
+
+def _open(path: str) -> Any:
+    import h5py  # installed with nir and lava-dl; imported here so that the package imports without it
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"netx file {path} does not exist")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path} is not a lava-dl netx file: it is not HDF5")
+    file = h5py.File(path, "r")
+    if "layer" not in file or not isinstance(file["layer"], h5py.Group) or not len(file["layer"]):
+        file.close()
+        raise ValueError(f"{path} is not a lava-dl netx file: it has no (non-empty) 'layer' group")
+    keys = sorted(file["layer"].keys(), key=lambda key: (not key.isdigit(), int(key) if key.isdigit() else 0, key))
+    if keys != [str(i) for i in range(len(keys))]:
+        file.close()
+        raise ValueError(f"{path} is not a lava-dl netx file: 'layer' holds {keys[:6]}, not groups 0 ... L-1")
+    return file
+
+
+def _input_bits(path: str, file: Any, input_message_bits: int | None) -> int:
+    if input_message_bits is None:  # what write_netx recorded, else netx's own default (binary spikes)
+        info = json.loads(file.attrs["bso_deploy"]) if "bso_deploy" in file.attrs else {}
+        input_message_bits = info.get("input_message_bits", 0)
+    if isinstance(input_message_bits, bool) or not isinstance(input_message_bits, int) or \
+            not 0 <= input_message_bits <= SPEC.input_bits:
+        raise ValueError(f"{path}: input_message_bits must be an integer in [0, {SPEC.input_bits}] (0: binary "
+                         f"spikes, netx's default), got {input_message_bits!r}")
+    return input_message_bits
+
+
+def from_netx(path: str | os.PathLike, *, input_message_bits: int | None = None) -> FixedPointNetwork:
+    """The network that lava-dl 0.6's ``netx.hdf5.Network(net_config=path, input_message_bits=...)`` runs on
+    Lava's fixed_pt processes, as a :class:`FixedPointNetwork` (profile ``loihi``; ``bso`` when it has conv
+    layers, see the module docstring) with ``input_scale=None`` (integer inputs).
+
+    input_message_bits: what you pass to netx's loader; None takes the value recorded by :func:`write_netx`,
+    else netx's default 0 (binary spikes: Lava treats every nonzero input as 1, so ``input_max`` = 1; with b bits
+    ``input_max = 2**b - 1``). Shapes are ours: (C, H, W) where Lava has (W, H, C). ``quantization`` holds per
+    layer what netx chose (``num_weight_bits``, ``weight_exponent``, ``weights_changed_by_lava``). ValueError,
+    one line naming the file, layer index and field, for anything that netx does not run exactly as written."""
+    path = os.fspath(path)
+    file = _open(path)
+    try:
+        bits = _input_bits(path, file, input_message_bits)
+        info = json.loads(file.attrs["bso_deploy"]) if "bso_deploy" in file.attrs else {}
+        groups = [file["layer"][str(i)] for i in range(len(file["layer"]))]
+        kinds = [_Group(path, i, group).string("type") for i, group in enumerate(groups)]
+        built = [i for i, kind in enumerate(kinds) if kind in ("dense", "conv")]
+        shape: tuple[int, ...] | None = None
+        network_shape: tuple[int, ...] | None = None
+        flattened = False
+        layers, reports = [], []
+        for index, (group, kind) in enumerate(zip(groups, kinds)):
+            layer_group = _Group(path, index, group, kind)
+            last = bool(built) and index == built[-1]
+            if kind == "input":
+                if index != 0:
+                    raise layer_group.fail("type", "'input' is allowed as layer 0 only")
+                if layer_group.has("neuron"):
+                    raise layer_group.fail("neuron", "is present: netx 0.6 builds an Input block whose input port "
+                                           "is not connected to its LIF (Lava cannot compile it); export the input "
+                                           "block without neuron parameters")
+                shape = tuple(int(v) for v in layer_group.array("shape").reshape(-1))
+            elif kind == "flatten":
+                if shape is None or len(shape) != 3:
+                    raise layer_group.fail("type", f"'flatten' must follow a (C, H, W) output, got {shape}")
+                flattened = True
+            elif kind in ("dense", "conv"):
+                layer_bits = 0 if layers else bits  # later layers receive the binary spikes of Lava's LIF
+                layer, report = _dense(layer_group, shape, flattened, not layers, last, layer_bits) \
+                    if kind == "dense" else _conv(layer_group, shape, last, layer_bits)
+                layers.append(layer)
+                reports.append(report)
+                network_shape = layers[0].input_shape
+                shape, flattened = layer.output_shape, False
+            elif kind in _NETX_UNBUILT:
+                raise layer_group.fail("type", f"{kind!r} is not built by lava-dl's netx 0.6 (NotImplementedError)")
+            else:
+                raise layer_group.fail("type", f"{kind!r} is not supported (from_netx reads input, dense, conv, "
+                                       "flatten)")
+        if not layers:
+            raise ValueError(f"{path}: the netx file has no dense or conv layer")
+    finally:
+        file.close()
+    names = info.get("layers")
+    if isinstance(names, list) and len(names) == len(layers) and all(isinstance(n, str) and n for n in names) \
+            and len(set(names)) == len(names):
+        layers = [dataclasses.replace(layer, name=name) for layer, name in zip(layers, names)]
+    profile = "bso" if any(layer.kind == "conv" for layer in layers) else "loihi"
+    return FixedPointNetwork(profile=profile, input_shape=network_shape, layers=tuple(layers),
+                             quantization=tuple(reports), input_scale=None, input_max=(1 << bits) - 1 if bits else 1)
