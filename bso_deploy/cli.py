@@ -116,6 +116,9 @@ def _add_bench_parser(subparsers) -> None:
     sim.add_argument("--no-progress", action="store_true")
     sim.set_defaults(handler=_bench_sim)
     _add_bench_learn_parser(kinds)
+    from .bench.deploy import add_deploy_arguments  # the options live with the benchmark (bench/deploy.py)
+    add_deploy_arguments(kinds.add_parser("deploy", help="networks made by snnTorch, Sinabs, lava-dl: accuracy and "
+                                          "parity deployed")).set_defaults(handler=_bench_deploy)
 
 
 def _bench_train(args: argparse.Namespace) -> int:
@@ -279,6 +282,12 @@ def _add_bench_learn_parser(kinds) -> None:
     learn.add_argument("--out", default=defaults.out_dir)
     learn.add_argument("--no-progress", action="store_true")
     learn.set_defaults(handler=_bench_learn)
+
+
+def _bench_deploy(args: argparse.Namespace) -> int:
+    from .bench.deploy import run_from_args
+
+    return run_from_args(args)
 
 
 def _bench_learn(args: argparse.Namespace) -> int:
