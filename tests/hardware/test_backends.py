@@ -138,3 +138,35 @@ def test_registry_lists_valid_names_and_takes_new_backends(backends, mlp_graph, 
     assert calls == [(STEPS + 3, 6, 12)] and result.backend == "counting"
     with pytest.raises(ValueError, match="is a float backend"):
         backends.run_fixed(None, "float", inputs((12,)))
+
+
+def test_compiled_networks_spike_counts_clipping_and_saturation(backends, mlp_graph, tmp_path) -> None:
+    compiler = require("bso_deploy.hardware.compiler")
+    x = inputs((12,))
+    fx_net = compiler.compile_nir(mlp_graph, time_steps=STEPS)
+    from_network = backends.run_graph(fx_net, "sim", x, record=True)
+    from_graph = backends.run_graph(mlp_graph, "sim", x, record=True)
+    np.testing.assert_array_equal(from_network.output, from_graph.output)
+    with pytest.raises(ValueError, match=r"compiled network runs on the fixed backends only \(lava, sim, torch\)"):
+        backends.run_graph(fx_net, "float", x)
+    # spike counts without recording, on both kinds of backend
+    for backend in ("sim", "float"):
+        plain, recorded = (backends.run_graph(mlp_graph, backend, x, record=flag) for flag in (False, True))
+        assert plain.spike_counts == {name: int(s.sum()) for name, s in recorded.layers.items()} != {}
+    assert backends.silent_layer_warnings(from_graph) == []
+    # saturation counts per layer (docs/fixed-point.md §5.6), saved with the run
+    assert set(from_graph.saturation) == {layer.name for layer in fx_net.layers}
+    assert from_graph.saturation["lif_1"].v.shape == (6, 16)
+    with np.load(backends.save_run(from_graph, tmp_path / "out.npz")) as archive:
+        np.testing.assert_array_equal(archive["saturation/lif_1/a"], from_graph.saturation["lif_1"].a)
+    # clipped inputs: values with round(255 x) > 255
+    loud = x.copy()
+    loud[0, 0, :3] = [1.001, 1.002, 3.0]  # 255.3 rounds to 255 (kept), 255.5 and 765 do not
+    result = backends.run_graph(fx_net, "sim", loud)
+    assert result.input_clipped == 2 and from_graph.input_clipped == 0
+    warning = backends.input_clip_warning(fx_net, loud, result.input_clipped)
+    assert warning.startswith("2 of 360 input values exceed the network's input range [0, 1]")
+    assert "--input-range 3 with --input-scale 85 or less" in warning
+    assert backends.input_clip_warning(fx_net, x, 0) is None
+    with pytest.raises(ValueError, match="unknown scaling 'best'; valid: calibrated, worst-case"):
+        backends.compile_for_inputs(mlp_graph, STEPS, scaling="best")

@@ -58,6 +58,13 @@ def test_sim_and_torch_have_no_mismatch(parity, nir_io, kind, seed) -> None:
     assert report.compared_spikes > 0 and report.compared_states > 0
     assert set(report.float_fixed_agreement) == {name for name in _spiking_nodes(graph)}
     assert all(0.0 <= value <= 1.0 for value in report.float_fixed_agreement.values())
+    for table in (report.spike_ratio, report.spike_precision, report.spike_recall):
+        assert set(table) == set(report.float_fixed_agreement)
+    for name, recall in report.spike_recall.items():  # recall = matched / float, precision = matched / fixed
+        if recall is not None and report.spike_precision[name] is not None:
+            assert recall * report.float_spikes[name] == pytest.approx(
+                report.spike_precision[name] * report.fixed_spikes[name])
+    assert report.saturation_backends == ("sim", "torch") and report.saturation_mismatches == 0
     json.dumps(report.to_dict())
 
 
@@ -168,3 +175,125 @@ def test_dataset_samples(parity) -> None:
     assert 0.0 <= inputs.min() and inputs.max() <= 1.0 and labels.dtype == np.int64
     with pytest.raises(ValueError, match="samples"):
         parity.dataset_samples("digits", 0)
+
+
+def two_layer_network(network, shape=(3,)):
+    """A bso network of two spiking dense layers "a" and "b" (shape neurons each) on 2 inputs, for the
+    float-vs-fixed metrics: only the layer names, shapes and order matter there."""
+    layers = (network.FixedPointLayer("a", "dense", (2,), np.ones((shape[0], 2), np.int64), vth=1),
+              network.FixedPointLayer("b", "dense", shape, np.ones((shape[0], shape[0]), np.int64), vth=1))
+    return network.FixedPointNetwork("bso", (2,), layers, input_scale=1.0, input_max=255)
+
+
+def test_spike_ratio_precision_and_recall_by_hand(parity) -> None:
+    backends = require("bso_deploy.hardware.backends")
+    fx_net = two_layer_network(require("bso_deploy.hardware.network"))
+    floating = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], np.int8)[:, None]  # (T=4, batch 1, 3)
+    fixed_a = np.zeros((6, 1, 3), np.int8)
+    fixed_a[0] = fixed_a[5] = 1  # outside layer a's window (steps 1 ... 4): not compared
+    fixed_a[1, 0, 0] = fixed_a[3, 0, 0] = 1  # float steps 0 and 2: matched
+    fixed_a[2, 0, 2] = 1  # float step 1, neuron 2: the float model is silent there
+    fixed_b = np.zeros((6, 1, 3), np.int8)
+    fixed_b[2, 0, 1] = fixed_b[4, 0, 0] = 1  # layer b's window is steps 2 ... 5
+    float_run = backends.RunResult("float", np.zeros((4, 1, 3)), 0, np.zeros(1, np.int64), 4,
+                                   layers={"a": floating, "b": np.zeros_like(floating)})
+    fixed_run = backends.RunResult("sim", np.zeros((6, 1, 3)), 2, np.zeros(1, np.int64), 4,
+                                   layers={"a": fixed_a, "b": fixed_b})
+    match = parity.spike_match(fx_net, float_run, fixed_run)
+    a, b = match["a"], match["b"]
+    assert (a.float_spikes, a.fixed_spikes, a.matched_spikes) == (4, 3, 2)
+    assert (a.ratio, a.precision, a.recall, a.agreement) == (3 / 4, 2 / 3, 2 / 4, 9 / 12)
+    assert (b.float_spikes, b.fixed_spikes, b.ratio, b.precision, b.recall) == (0, 2, None, 0.0, None)
+    assert parity.float_fixed_agreement(fx_net, float_run, fixed_run) == {"a": 9 / 12, "b": 10 / 12}
+
+
+def under_firing_graph(nir):
+    """Input(1) -> Linear -> IF(20) -> Linear -> Output: neurons 0 and 1 get the input with weight 1, the
+    other 18 nothing. With gain 1 and threshold 3 - 1e-5 the float neuron fires when v = 3, every third
+    step; the threshold rounds to 3 K in fixed point, where v = 3 K does not fire (v > vth), so the fixed
+    neuron fires every fourth step."""
+    n = 20
+    weight = np.zeros((n, 1))
+    weight[:2] = 1.0
+    nodes = {"input": nir.Input(input_type=np.array([1])), "syn_0": nir.Linear(weight=weight),
+             "if_0": nir.IF(r=np.full(n, 1000.0), v_threshold=np.full(n, 3 - 1e-5), v_reset=np.zeros(n)),
+             "readout": nir.Linear(weight=np.ones((2, n))), "output": nir.Output(output_type=np.array([2]))}
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(nodes)), metadata={"dt": 1e-3}, type_check=False)
+
+
+def test_an_under_firing_layer_has_high_agreement_but_a_low_spike_ratio(parity, nir) -> None:
+    report = parity.check_parity(under_firing_graph(nir), inputs=np.ones((12, 1, 1)), input_scale=1.0)
+    # float spikes at steps 2, 5, 8, 11, fixed at 3, 7, 11 (neurons 0 and 1): 8 vs 6, 2 in common
+    assert report.float_spikes == {"if_0": 8} and report.fixed_spikes == {"if_0": 6}
+    assert report.spike_ratio == {"if_0": 0.75}
+    assert report.spike_precision == {"if_0": 2 / 6} and report.spike_recall == {"if_0": 2 / 8}
+    assert report.float_fixed_agreement == {"if_0": 1 - 10 / 240} and report.float_fixed_agreement["if_0"] > 0.95
+    assert report.mismatches == 0 and report.warnings == () and report.input_clipped == 0
+    data = json.loads(json.dumps(report.to_dict()))
+    assert {key: data[key] for key in ("spike_ratio", "spike_precision", "spike_recall")} == {
+        "spike_ratio": {"if_0": 0.75}, "spike_precision": {"if_0": 2 / 6}, "spike_recall": {"if_0": 0.25}}
+
+
+def saturating_network(network):
+    """Layer 0: 255-weights at the largest exponent on four 255-inputs, no leak: the synaptic input leaves
+    +-(2^15 - 1), u wraps and v clips from the first steps (docs/fixed-point.md §5.6). A readout follows."""
+    spec = require("bso_deploy.hardware.spec").SPEC
+    first = network.FixedPointLayer("hot", "dense", (4,), np.full((3, 4), spec.weight_max),
+                                    weight_exp=spec.weight_exp_max, du=spec.decay_max, dv=0, vth=spec.vth_max)
+    readout = network.FixedPointLayer("readout", "dense", (3,), np.ones((2, 3), np.int64), du=spec.decay_max, dv=0,
+                                      spiking=False)
+    return network.FixedPointNetwork("bso", (4,), (first, readout), input_scale=255.0, input_max=255)
+
+
+def test_saturation_is_counted_alike_and_reported(parity) -> None:
+    backends = require("bso_deploy.hardware.backends")
+    fx_net = saturating_network(require("bso_deploy.hardware.network"))
+    inputs = np.ones((6, 2, 4))
+    inputs[:, 1, 2:] = 0.25
+    runs = [backends.run_fixed(fx_net, name, inputs) for name in ("sim", "torch")]
+    hot = runs[0].saturation["hot"]
+    assert hot.v.shape == (2, 3) and hot.v.sum() > 0 and hot.a.min() > 0 and hot.u.min() > 0
+    for layer in ("hot", "readout"):
+        for event in ("v", "u", "a"):
+            np.testing.assert_array_equal(getattr(runs[0].saturation[layer], event),
+                                          getattr(runs[1].saturation[layer], event))
+    report = parity.check_parity(fx_net, inputs=inputs)
+    assert report.mismatches == 0 and report.saturation_mismatches == 0 and report.saturation_divergence is None
+    assert report.saturation_backends == ("sim", "torch") and report.float_model is False
+    assert report.saturation["hot"] == hot.totals() and report.saturation["hot"]["a_neurons"] == 6
+    assert report.prediction_agreement is None and report.float_fixed_agreement == {}
+
+
+def miscount(layer_index: int, event: str, batch: int, neuron: int):
+    """A test-only fixed backend: the simulator with one saturation count of one layer raised by one."""
+
+    def run(fx_net, integers, record):
+        result = require("bso_deploy.hardware.simulator").simulate(fx_net, integers, record)
+        counts = list(result.saturation)
+        changed = getattr(counts[layer_index], event).copy()
+        changed[(batch, *np.unravel_index(neuron, fx_net.layers[layer_index].output_shape))] += 1
+        counts[layer_index] = counts[layer_index]._replace(**{event: changed})
+        return result._replace(saturation=tuple(counts))
+
+    return run
+
+
+def test_a_saturation_count_difference_is_a_mismatch(parity, monkeypatch) -> None:
+    backends = require("bso_deploy.hardware.backends")
+    fx_net = saturating_network(require("bso_deploy.hardware.network"))
+    monkeypatch.setitem(backends.BACKENDS, "miscount", backends.Backend("miscount", "fixed", miscount(1, "u", 1, 0)))
+    report = parity.check_parity(fx_net, backends=("sim", "miscount"), inputs=np.ones((4, 2, 4)))
+    assert report.mismatches == report.saturation_mismatches == 1 and report.first_divergence is None
+    assert report.saturation_divergence == {"layer": "readout", "event": "u", "batch": 1, "neuron": 0,
+                                            "backends": ["sim", "miscount"],
+                                            "count": {"sim": report.saturation_divergence["count"]["sim"],
+                                                      "miscount": report.saturation_divergence["count"]["sim"] + 1}}
+    assert not report.ok
+
+
+def test_a_compiled_network_takes_no_compile_options(parity, nir) -> None:
+    fx_net = saturating_network(require("bso_deploy.hardware.network"))
+    with pytest.raises(ValueError, match="input_scale apply to NIR graphs"):
+        parity.check_parity(fx_net, inputs=np.ones((4, 1, 4)), input_scale=16.0)
+    with pytest.raises(ValueError, match="profile 'bso', not 'loihi'"):
+        parity.check_parity(fx_net, inputs=np.ones((4, 1, 4)), profile="loihi")
