@@ -362,3 +362,25 @@ def test_files_that_are_not_netx_are_refused(netx, tmp_path):
         netx.from_netx(tmp_path / "missing.net")
     with pytest.raises(ValueError, match=r"input_message_bits must be an integer in \[0, 8\]"):
         netx.from_netx(netx.write_netx(loihi_network(0), tmp_path / "ours.net"), input_message_bits=16)
+
+
+def test_conv_files_netx_cannot_connect_are_refused(slayer, netx, tmp_path):
+    params = {"threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.1}
+    cuba = slayer.block.cuba
+    no_input = [cuba.Conv(params, 1, 2, 3), cuba.Flatten(), cuba.Dense(params, 2 * 4 * 4, 3)]
+    randomise(no_input, 1, -1.0, 1.0)
+    export_blocks(no_input, tmp_path / "no_input.net", torch.zeros(1, 1, 6, 6, 2))
+    with pytest.raises(ValueError, match=r"layer 0 \(conv\): type 'conv' needs a \(C, H, W\) input"):
+        netx.from_netx(tmp_path / "no_input.net")
+    no_flatten = [cuba.Input(None, delay_shift=False), cuba.Conv(params, 1, 2, 3), cuba.Dense(params, 32, 3)]
+    randomise(no_flatten, 2, -1.0, 1.0)
+    export_blocks(no_flatten[:2], tmp_path / "no_flatten.net", torch.zeros(1, 1, 6, 6, 2))
+    import h5py
+
+    with h5py.File(tmp_path / "no_flatten.net", "r+") as file:  # a dense layer written straight after the conv
+        with torch.no_grad():
+            no_flatten[2](torch.zeros(1, 32, 2))
+        no_flatten[2].export_hdf5(file["layer"].create_group("2"))
+    with pytest.raises(ValueError, match=r"layer 2 \(dense\): type 'dense' follows a \(C, H, W\) = \(2, 4, 4\) "
+                                         r"output without a 'flatten' layer"):
+        netx.from_netx(tmp_path / "no_flatten.net")
