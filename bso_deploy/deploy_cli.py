@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +136,15 @@ def _compile(args: argparse.Namespace, model: Model, time_steps: int | None, cal
                               calibration=calibration, input_range=args.input_range)
 
 
+def _described(model: Model) -> str:
+    return f"{model.path} is a " + ("lava-dl netx network" if model.kind == "netx" else "compiled network")
+
+
 def _network_model(args: argparse.Namespace, model: Model) -> None:
     """Options that a compiled (or netx) network cannot take: one-line errors."""
     given = compile_options_given(args) + (["--dt"] if args.dt is not None else [])
     if given:
-        raise ValueError(f"{model.path} is a compiled network ({model.kind}); {', '.join(given)} apply to NIR "
-                         "graphs only")
+        raise ValueError(f"{_described(model)}; {', '.join(given)} apply to NIR graphs only")
     if args.profile not in (None, model.network.profile):
         raise ValueError(f"{model.path} is compiled for profile {model.network.profile!r}, not {args.profile!r}; "
                          "drop --profile or compile the graph for it")
@@ -196,13 +200,13 @@ def run_command(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     if model.network is not None:
         if float_backend:
-            raise ValueError(f"{model.path} is a compiled network ({model.kind}): the float backend needs the NIR "
-                             "graph; use --backend sim, torch or lava")
+            raise ValueError(f"{_described(model)}: the float backend needs the NIR graph; use --backend sim, "
+                             "torch or lava")
         _network_model(args, model)
     shape = _input_shape(model, float_backend, args.dt)
     x = prepare_inputs(load_array(args.inputs, "inputs"), shape, args.time_steps)
     labels = None if args.labels is None else load_labels(args.labels, int(x.shape[1]))
-    warnings: list[str] = []
+    messages: list[str] = []
     fx_net = None
     if float_backend:
         if compile_options_given(args):
@@ -216,16 +220,16 @@ def run_command(args: argparse.Namespace) -> int:
             fx_net = _compile(args, model, int(x.shape[0]), calibration)
         result = run_fixed(fx_net, args.backend, x, record=args.record == "all")
         clip = input_clip_warning(fx_net, x, result.input_clipped)
-        warnings += [clip] if clip else []
-    warnings = silent_layer_warnings(result, fx_net) + warnings
+        messages += [clip] if clip else []
+    messages = silent_layer_warnings(result, fx_net) + messages
     path = save_run(result, args.out)
     record: dict[str, Any] = {
         "backend": args.backend, "model_kind": model.kind, "out": str(path), "steps": int(result.output.shape[0]),
         "latency": int(result.latency), "spike_counts": result.spike_counts, "input_clipped": result.input_clipped,
-        "saturation": {name: counts.totals() for name, counts in result.saturation.items()}, "warnings": warnings}
+        "saturation": {name: counts.totals() for name, counts in result.saturation.items()}, "warnings": messages}
     if labels is not None:
         record["accuracy"] = float(np.mean(result.predictions == labels))
-    warn("run", warnings)
+    warn("run", messages)
     print(json.dumps(record))
     return 0
 
@@ -312,8 +316,8 @@ def parity_command(args: argparse.Namespace) -> int:
         inputs, labels, time_steps = _parity_inputs(args, shape)
         report = check_parity(model.network, backends=backends, inputs=inputs, labels=labels,
                               time_steps=time_steps).to_dict()
-        print(f"bso-deploy parity: note: {model.path} is a compiled network ({model.kind}): no float model, "
-              "fixed backends compared only", file=sys.stderr)
+        print(f"bso-deploy parity: note: {_described(model)}: no float model, fixed backends compared only",
+              file=sys.stderr)
     else:
         from .hardware.backends import prepare_inputs
         from .hardware.compiler import graph_input_shape
@@ -386,7 +390,11 @@ def compile_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ValueError(f"--out {out} must end in .npz (the report is written beside it as {out.stem}.json)")
-    model = load_model(args.model, checkpoints=True, dt=args.dt)
+    with warnings.catch_warnings(record=True) as caught:  # the NIR export of a checkpoint notes what it rounds
+        warnings.simplefilter("always")
+        model = load_model(args.model, checkpoints=True, dt=args.dt)
+    for warning in caught:
+        print(f"bso-deploy compile: note: {warning.message}", file=sys.stderr)
     report: dict[str, Any] = {"source": str(model.path), "source_kind": model.kind}
     if model.network is not None:
         if model.kind == "compiled":
