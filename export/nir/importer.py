@@ -137,6 +137,12 @@ if {t.__name__ for t in NEURON_CONVERTERS} != set(NEURON_TYPE_NAMES):  # the cyc
     raise ImportError("validate.NEURON_TYPE_NAMES is out of step with importer.NEURON_CONVERTERS")
 
 
+# The time step each third-party exporter assumes but does not write (docs/nir.md, "Third-party exporters").
+EXPORTER_DT_TEXT = ("exporters assume: Sinabs IAF/IF graphs dt=1 (one step per unit); snnTorch dt=1e-4; "
+                    "Norse 1.1.0 dt=1e-6 for a network run at Norse's dt=1e-3 (it writes tau*dt as tau; "
+                    "in general Norse's dt squared); Rockpool dt=1e-3 (its modules' default dt)")
+
+
 def resolve_dt(dt: float | None, graph: nir.NIRGraph, nodes: dict[str, nir.NIRNode]) -> float | None:
     """dt from the argument, else the graph's metadata, else the neuron nodes' metadata (which must agree).
 
@@ -166,7 +172,7 @@ def resolve_dt(dt: float | None, graph: nir.NIRGraph, nodes: dict[str, nir.NIRNo
     neurons = [name for name, node in nodes.items() if type(node) in NEURON_CONVERTERS]
     if neurons:
         raise ValueError(f"the graph records no time step (metadata 'dt') and its neuron nodes {neurons[:5]} "
-                         "need one: pass dt= in seconds (graphs exported by snnTorch use dt=1e-4)")
+                         f"need one: pass dt= in seconds; {EXPORTER_DT_TEXT}")
     return None
 
 
