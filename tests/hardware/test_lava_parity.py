@@ -77,7 +77,7 @@ def test_cli_run_and_parity_with_lava(parity, tmp_path, nir_file, capsys) -> Non
         np.testing.assert_array_equal(outs["lava"][key], outs["sim"][key], err_msg=key)
     capsys.readouterr()
     assert main(["parity", str(nir_file), "--backends", "sim,torch,lava", "--inputs", str(tmp_path / "x.npy"),
-                 "--samples", "5", "--json"]) == 0
+                 "--samples", "5", "--time-steps", "4", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["mismatches"] == 0 and report["backends"] == ["sim", "torch", "lava"]
 
