@@ -27,7 +27,7 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
@@ -280,6 +280,43 @@ def _conv(group: _Group, shape: tuple[int, ...] | None, last: bool, input_bits: 
     return layer, {"source": "netx", "netx_layer": group.index, "netx_type": "conv", "input_message_bits": input_bits}
 
 
+class _Chain(NamedTuple):
+    """What the layers read so far give the next one: the current output shape ((C, H, W) / (n,), None before
+    any), whether a ``flatten`` came since, the layers built and their reports."""
+
+    shape: tuple[int, ...] | None = None
+    flattened: bool = False
+    layers: tuple[FixedPointLayer, ...] = ()
+    reports: tuple[dict[str, Any], ...] = ()
+
+
+def _read_input(group: _Group, chain: _Chain, last: bool, bits: int) -> _Chain:
+    if group.index != 0:
+        raise group.fail("type", "'input' is allowed as layer 0 only")
+    if group.has("neuron"):
+        raise group.fail("neuron", "is present: netx 0.6 builds an Input block whose input port is not connected "
+                         "to its LIF (Lava cannot compile it); export the input block without neuron parameters")
+    return chain._replace(shape=tuple(int(v) for v in group.array("shape").reshape(-1)))
+
+
+def _read_flatten(group: _Group, chain: _Chain, last: bool, bits: int) -> _Chain:
+    if chain.shape is None or len(chain.shape) != 3:
+        raise group.fail("type", f"'flatten' must follow a (C, H, W) output, got {chain.shape}")
+    return chain._replace(flattened=True)
+
+
+def _read_synapse(group: _Group, chain: _Chain, last: bool, bits: int) -> _Chain:
+    bits = 0 if chain.layers else bits  # later layers receive the binary spikes of Lava's LIF
+    if group.kind == "dense":
+        layer, report = _dense(group, chain.shape, chain.flattened, not chain.layers, last, bits)
+    else:
+        layer, report = _conv(group, chain.shape, last, bits)
+    return _Chain(layer.output_shape, False, (*chain.layers, layer), (*chain.reports, report))
+
+
+_READERS = {"input": _read_input, "flatten": _read_flatten, "dense": _read_synapse, "conv": _read_synapse}
+
+
 def _open(path: str) -> Any:
     import h5py  # installed with nir and lava-dl; imported here so that the package imports without it
 
@@ -287,7 +324,10 @@ def _open(path: str) -> Any:
         raise FileNotFoundError(f"netx file {path} does not exist")
     if not h5py.is_hdf5(path):
         raise ValueError(f"{path} is not a lava-dl netx file: it is not HDF5")
-    file = h5py.File(path, "r")
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path} is not a lava-dl netx file: HDF5 that cannot be read ({error})") from None
     if "layer" not in file or not isinstance(file["layer"], h5py.Group) or not len(file["layer"]):
         file.close()
         raise ValueError(f"{path} is not a lava-dl netx file: it has no (non-empty) 'layer' group")
@@ -298,15 +338,33 @@ def _open(path: str) -> Any:
     return file
 
 
-def _input_bits(path: str, file: Any, input_message_bits: int | None) -> int:
+def _info(path: str, file: Any) -> dict[str, Any]:
+    """The ``bso_deploy`` attribute that :func:`write_netx` adds, or {} (files lava-dl writes have none)."""
+    if "bso_deploy" not in file.attrs:
+        return {}
+    try:
+        info = json.loads(file.attrs["bso_deploy"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its 'bso_deploy' attribute is not JSON ({error}); delete the attribute") from None
+    return info if isinstance(info, dict) else {}
+
+
+def _input_bits(path: str, info: dict[str, Any], input_message_bits: int | None) -> int:
     if input_message_bits is None:  # what write_netx recorded, else netx's own default (binary spikes)
-        info = json.loads(file.attrs["bso_deploy"]) if "bso_deploy" in file.attrs else {}
         input_message_bits = info.get("input_message_bits", 0)
     if isinstance(input_message_bits, bool) or not isinstance(input_message_bits, int) or \
             not 0 <= input_message_bits <= SPEC.input_bits:
         raise ValueError(f"{path}: input_message_bits must be an integer in [0, {SPEC.input_bits}] (0: binary "
                          f"spikes, netx's default), got {input_message_bits!r}")
     return input_message_bits
+
+
+def _named(layers: tuple[FixedPointLayer, ...], names: Any) -> tuple[FixedPointLayer, ...]:
+    """The layer names that :func:`write_netx` recorded, when they fit; else ``layer<k>`` (k: the netx index)."""
+    if isinstance(names, list) and len(names) == len(layers) and all(isinstance(n, str) and n for n in names) \
+            and len(set(names)) == len(names):
+        return tuple(dataclasses.replace(layer, name=name) for layer, name in zip(layers, names))
+    return layers
 
 
 def from_netx(path: str | os.PathLike, *, input_message_bits: int | None = None) -> FixedPointNetwork:
@@ -322,51 +380,24 @@ def from_netx(path: str | os.PathLike, *, input_message_bits: int | None = None)
     path = os.fspath(path)
     file = _open(path)
     try:
-        bits = _input_bits(path, file, input_message_bits)
-        info = json.loads(file.attrs["bso_deploy"]) if "bso_deploy" in file.attrs else {}
+        info = _info(path, file)
+        bits = _input_bits(path, info, input_message_bits)
         groups = [file["layer"][str(i)] for i in range(len(file["layer"]))]
         kinds = [_Group(path, i, group).string("type") for i, group in enumerate(groups)]
         built = [i for i, kind in enumerate(kinds) if kind in ("dense", "conv")]
-        shape: tuple[int, ...] | None = None
-        network_shape: tuple[int, ...] | None = None
-        flattened = False
-        layers, reports = [], []
+        chain = _Chain()
         for index, (group, kind) in enumerate(zip(groups, kinds)):
             layer_group = _Group(path, index, group, kind)
-            last = bool(built) and index == built[-1]
-            if kind == "input":
-                if index != 0:
-                    raise layer_group.fail("type", "'input' is allowed as layer 0 only")
-                if layer_group.has("neuron"):
-                    raise layer_group.fail("neuron", "is present: netx 0.6 builds an Input block whose input port "
-                                           "is not connected to its LIF (Lava cannot compile it); export the input "
-                                           "block without neuron parameters")
-                shape = tuple(int(v) for v in layer_group.array("shape").reshape(-1))
-            elif kind == "flatten":
-                if shape is None or len(shape) != 3:
-                    raise layer_group.fail("type", f"'flatten' must follow a (C, H, W) output, got {shape}")
-                flattened = True
-            elif kind in ("dense", "conv"):
-                layer_bits = 0 if layers else bits  # later layers receive the binary spikes of Lava's LIF
-                layer, report = _dense(layer_group, shape, flattened, not layers, last, layer_bits) \
-                    if kind == "dense" else _conv(layer_group, shape, last, layer_bits)
-                layers.append(layer)
-                reports.append(report)
-                network_shape = layers[0].input_shape
-                shape, flattened = layer.output_shape, False
-            elif kind in _NETX_UNBUILT:
+            if kind in _NETX_UNBUILT:
                 raise layer_group.fail("type", f"{kind!r} is not built by lava-dl's netx 0.6 (NotImplementedError)")
-            else:
-                raise layer_group.fail("type", f"{kind!r} is not supported (from_netx reads input, dense, conv, "
-                                       "flatten)")
-        if not layers:
-            raise ValueError(f"{path}: the netx file has no dense or conv layer")
+            if kind not in _READERS:
+                raise layer_group.fail("type", f"{kind!r} is not supported (from_netx reads {', '.join(_READERS)})")
+            chain = _READERS[kind](layer_group, chain, bool(built) and index == built[-1], bits)
     finally:
         file.close()
-    names = info.get("layers")
-    if isinstance(names, list) and len(names) == len(layers) and all(isinstance(n, str) and n for n in names) \
-            and len(set(names)) == len(names):
-        layers = [dataclasses.replace(layer, name=name) for layer, name in zip(layers, names)]
+    if not chain.layers:
+        raise ValueError(f"{path}: the netx file has no dense or conv layer")
+    layers = _named(chain.layers, info.get("layers"))
     profile = "bso" if any(layer.kind == "conv" for layer in layers) else "loihi"
-    return FixedPointNetwork(profile=profile, input_shape=network_shape, layers=tuple(layers),
-                             quantization=tuple(reports), input_scale=None, input_max=(1 << bits) - 1 if bits else 1)
+    return FixedPointNetwork(profile=profile, input_shape=layers[0].input_shape, layers=layers,
+                             quantization=chain.reports, input_scale=None, input_max=(1 << bits) - 1 if bits else 1)

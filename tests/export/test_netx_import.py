@@ -358,6 +358,12 @@ def test_files_that_are_not_netx_are_refused(netx, tmp_path):
         file.create_group("weights")
     with pytest.raises(ValueError, match=f"^{empty} is not a lava-dl netx file: it has no .*'layer' group$"):
         netx.from_netx(empty)
+    only_input = tmp_path / "input.net"
+    with h5py.File(only_input, "w") as file:
+        file.create_group("layer/0").create_dataset("type", (1,), "S10", [b"input"])
+        file["layer/0"].create_dataset("shape", data=np.array([3]))
+    with pytest.raises(ValueError, match=f"^{only_input}: the netx file has no dense or conv layer$"):
+        netx.from_netx(only_input)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         netx.from_netx(tmp_path / "missing.net")
     with pytest.raises(ValueError, match=r"input_message_bits must be an integer in \[0, 8\]"):
