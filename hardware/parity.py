@@ -56,10 +56,11 @@ class ParityReport:
 
     Float vs first fixed backend, per spiking layer (delays accounted for; empty without a float model,
     ``float_model`` False, when a compiled network was given): float_fixed_agreement, the fraction of equal
-    spikes over all neuron-steps; float_spikes / fixed_spikes, the spike counts; spike_ratio = fixed /
-    float; spike_precision, the fraction of fixed spikes that the float model also emits (same neuron,
-    sample and step); spike_recall, the fraction of float spikes the fixed network reproduces (None where
-    undefined: no fixed spikes for precision, no float spikes for ratio and recall).
+    spikes over all neuron-steps; float_spikes / fixed_spikes, the spike counts, matched_spikes those in
+    both (same neuron, sample and step); spike_ratio = fixed / float; spike_precision = matched / fixed,
+    the fraction of fixed spikes that the float model also emits; spike_recall = matched / float, the
+    fraction of float spikes the fixed network reproduces (None where undefined: no fixed spikes for
+    precision, no float spikes for ratio and recall).
     prediction_agreement: fraction of samples with equal float and fixed predictions (None without a float
     model). Accuracies are None without labels; backend_accuracy holds each fixed backend's own accuracy
     (empty without labels), and backend_seconds each backend's wall time for the whole run (compilation
@@ -87,6 +88,7 @@ class ParityReport:
     float_model: bool = True
     float_spikes: dict[str, int] = field(default_factory=dict)
     fixed_spikes: dict[str, int] = field(default_factory=dict)
+    matched_spikes: dict[str, int] = field(default_factory=dict)
     spike_ratio: dict[str, float | None] = field(default_factory=dict)
     spike_precision: dict[str, float | None] = field(default_factory=dict)
     spike_recall: dict[str, float | None] = field(default_factory=dict)
@@ -286,6 +288,7 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
         backend_accuracy=backend_accuracy, backend_seconds=seconds, float_model=float_run is not None,
         float_spikes={name: match.float_spikes for name, match in matches.items()},
         fixed_spikes={name: match.fixed_spikes for name, match in matches.items()},
+        matched_spikes={name: match.matched_spikes for name, match in matches.items()},
         spike_ratio={name: match.ratio for name, match in matches.items()},
         spike_precision={name: match.precision for name, match in matches.items()},
         spike_recall={name: match.recall for name, match in matches.items()},

@@ -225,6 +225,7 @@ def test_an_under_firing_layer_has_high_agreement_but_a_low_spike_ratio(parity, 
     report = parity.check_parity(under_firing_graph(nir), inputs=np.ones((12, 1, 1)), input_scale=1.0)
     # float spikes at steps 2, 5, 8, 11, fixed at 3, 7, 11 (neurons 0 and 1): 8 vs 6, 2 in common
     assert report.float_spikes == {"if_0": 8} and report.fixed_spikes == {"if_0": 6}
+    assert report.matched_spikes == {"if_0": 2}
     assert report.spike_ratio == {"if_0": 0.75}
     assert report.spike_precision == {"if_0": 2 / 6} and report.spike_recall == {"if_0": 2 / 8}
     assert report.float_fixed_agreement == {"if_0": 1 - 10 / 240} and report.float_fixed_agreement["if_0"] > 0.95
