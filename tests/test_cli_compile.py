@@ -157,3 +157,21 @@ def test_bad_calibration_data_and_arguments_are_one_line_errors(tmp_path, if_gra
     ):
         assert main(["compile", str(model), *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_netx_file_is_converted_as_it_is(tmp_path, nir_io, capsys):
+    netx = require("bso_deploy.export.netx")
+    network = require("bso_deploy.hardware.network")
+    from bso_deploy.models import build_mlp
+    from bso_deploy.neuron import LIFParameters
+
+    model = build_mlp((16, 12, 4), binary="none", lif=LIFParameters(reset="zero"), seed=2).eval()
+    fx_net = netx.compile_for_netx(nir_io.to_nir(model, dt=1e-3), input_scale=16, time_steps=5)
+    path = netx.write_netx(fx_net, tmp_path / "model.net")
+    report, out = compile_to(tmp_path, path, "converted", "--profile", "loihi")
+    assert report["source_kind"] == "netx" and report["scaling"] is None and report["profile"] == "loihi"
+    assert network.FixedPointNetwork.load(out) == netx.from_netx(path)
+    for args, message in ((["--input-scale", "4"], "--input-scale apply to NIR graphs only"),
+                          (["--profile", "bso"], "compiled for profile 'loihi', not 'bso'")):
+        assert main(["compile", str(path), "--out", str(tmp_path / "o.npz"), *args]) == 2
+        assert message in capsys.readouterr().err
