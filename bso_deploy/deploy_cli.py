@@ -69,7 +69,8 @@ def add_compile_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``compile_nir`` (docs/fixed-point.md §10), for a NIR graph compiled by the command
     (``compile_for_inputs`` checks --scaling against ``hardware.backends.SCALINGS``)."""
     parser.add_argument("--input-scale", type=float, default=None,
-                        help="inputs x enter as round(scale x), at most 255 (default 255: x in [0, 1])")
+                        help="inputs x enter as round(scale x) (default 255 for x in [0, 1]; with calibration "
+                             "data 1 for integer data such as event counts, else 255 / their largest value)")
     parser.add_argument("--input-range", type=float, default=None,
                         help="largest float input (default 1, or the calibration data's): sets the largest "
                              "integer input round(scale range) <= 255 (e.g. event counts)")
