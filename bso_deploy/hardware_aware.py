@@ -116,7 +116,11 @@ def _effective_weight(weight: np.ndarray) -> np.ndarray:
 
 def integer_layer(layer: FixedPointLayer, scale: np.ndarray, device: torch.device) -> IntegerLayer:
     """Tensors of ``layer``; ``scale`` is K_i per neuron (output shape). ValueError for a layer whose bias does
-    not start with its first input (profile loihi), since the undelayed forward would then differ (§5.2)."""
+    not start with its first input (profile loihi), since the undelayed forward would then differ (§5.2), and
+    for a recurrent layer (§4.9), which this forward does not run."""
+    if layer.recurrent:
+        raise ValueError(f"layer {layer.name!r}: hardware-aware training has no recurrent layers (docs/fixed-point.md "
+                         "§4.9); train the model without recurrent connections")
     weight = np.asarray(layer.weight, dtype=np.int64)
     weight = weight if layer.binary else _effective_weight(weight)
 

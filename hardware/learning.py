@@ -64,6 +64,7 @@ __all__ = [
     "learning_window",
     "random_words_int",
     "readout_error_int",
+    "refuse_recurrent",
     "register_learner",
     "round_shift_int",
     "saturate_error_int",
@@ -261,6 +262,7 @@ class SimLearner:
 
     def __init__(self, fx_net: FixedPointNetwork, rule: LearningRule, layer: int = -1,
                  state: LearningState | None = None) -> None:
+        refuse_recurrent(fx_net)
         self.fx_net = fx_net
         self.rule = rule
         self.layer = check_learning_layer(fx_net, layer, rule)
@@ -356,6 +358,15 @@ class SimLearner:
         flip_events = np.concatenate(events).astype(np.int64) if events else np.zeros((0, 4), np.int64)
         return LearningRecord(predictions=predictions, flips=flip_counts, flip_events=flip_events, state=state,
                               steps=buffers)
+
+
+def refuse_recurrent(fx_net: FixedPointNetwork) -> None:
+    """ValueError for a network with a recurrent layer (docs/fixed-point.md §4.9): the learners' loops do not
+    run recurrent synapses, so they would learn on another network than the one deployed."""
+    for layer in fx_net.layers:
+        if layer.recurrent:
+            raise ValueError(f"layer {layer.name!r} is recurrent (recurrent_weight, docs/fixed-point.md §4.9); the "
+                             "on-chip learners run feed-forward networks only")
 
 
 def _matrix(weight: np.ndarray, dtype: np.dtype) -> np.ndarray:

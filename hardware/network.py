@@ -118,7 +118,12 @@ class FixedPointLayer:
     du, dv: decay registers (§3.1, §3.3); vth, bias_mant, bias_exp: per neuron (§3.4, §3.5).
     bias_delay: the bias is added at steps t >= bias_delay only (0-based step of the run, §3.4).
     reset: "zero" | "subtract" (§3.6); spiking: False for a readout layer (§3.7).
-    shift_rounding: "floor" (Lava's Dense) or "nearest" (half up): how a negative weight_exp rounds (§4.7).
+    shift_rounding: "floor" (Lava's Dense) or "nearest" (half up): how a negative weight_exp rounds (§4.7), in
+    both synapses.
+    recurrent_weight: None, or (n_out, n_out) integers (dense layers only): the layer's own spikes of the
+    previous step through a second synapse, whose sum adds to the synaptic input (§4.9). recurrent_binary:
+    its weights are signs -1/+1 with magnitude recurrent_weight_mant in [1, 127] (§4.6), else Lava Dense
+    weights in [-256, 255] (§4.5, recurrent_weight_mant 1); recurrent_weight_exp: its exponent (§4.7).
     """
 
     name: str
@@ -140,6 +145,10 @@ class FixedPointLayer:
     padding: tuple[int, int] = (0, 0)
     pool: tuple[int, int] = (1, 1)
     shift_rounding: str = "floor"
+    recurrent_weight: np.ndarray | None = None
+    recurrent_binary: bool = False
+    recurrent_weight_mant: int = 1
+    recurrent_weight_exp: int = 0
 
     def __post_init__(self) -> None:
         spec = SPEC  # the widths are the same in every profile (docs/fixed-point.md §6)
@@ -148,7 +157,7 @@ class FixedPointLayer:
         name = self.name
         if self.kind not in CONNECTION_KINDS:
             raise _fail(name, "kind", f"must be one of {CONNECTION_KINDS}, got {self.kind!r}")
-        for flag in ("binary", "spiking"):
+        for flag in ("binary", "spiking", "recurrent_binary"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise _fail(name, flag, f"must be a bool, got {getattr(self, flag)!r}")
             object.__setattr__(self, flag, bool(getattr(self, flag)))
@@ -193,6 +202,50 @@ class FixedPointLayer:
                             f"shape {out_shape}") from None
             array.flags.writeable = False
             object.__setattr__(self, parameter, array)
+        self._check_recurrent(spec)
+
+    def _check_recurrent(self, spec: FixedPointSpec) -> None:
+        """The recurrent synapse's fields (docs/fixed-point.md §4.9)."""
+        name, binary = self.name, self.recurrent_binary
+        if self.recurrent_weight is None:
+            if binary or self.recurrent_weight_mant != 1 or self.recurrent_weight_exp != 0:
+                raise _fail(name, "recurrent_binary/recurrent_weight_mant/recurrent_weight_exp", "need a "
+                            "recurrent_weight; leave them False / 1 / 0 for a layer without a recurrent synapse")
+            return
+        if self.kind != "dense":
+            raise _fail(name, "recurrent_weight", f"is for dense layers only, not {self.kind!r} (docs/fixed-point.md "
+                        "§4.9)")
+        if not self.spiking:
+            raise _fail(name, "recurrent_weight", "needs a spiking layer: a readout never fires, so its recurrent "
+                        "synapse would carry nothing (§3.7, §4.9); drop it")
+        if binary:
+            low, high, hint = -1, 1, "binary recurrent weights are the signs -1/+1 (docs/fixed-point.md §4.6)"
+        else:
+            low, high = spec.weight_min, spec.weight_max
+            hint = "quantize to 8-bit Lava Dense weights (docs/fixed-point.md §4.5)"
+        weight = _int_array(name, "recurrent_weight", self.recurrent_weight, low, high, hint)
+        if binary and weight.size and not np.all(np.abs(weight) == 1):
+            raise _fail(name, "recurrent_weight", f"of a recurrent_binary layer must be -1/+1 only; {hint}")
+        n = self.num_neurons
+        if weight.shape != (n, n):
+            raise _fail(name, "recurrent_weight", f"has shape {weight.shape}; the layer's {n} neurons need ({n}, {n}) "
+                        "(row: receiving neuron, column: sending neuron)")
+        object.__setattr__(self, "recurrent_weight", weight)
+        if binary:
+            mant = _int_scalar(name, "recurrent_weight_mant", self.recurrent_weight_mant, 1, spec.weight_mant_max,
+                               "choose a larger recurrent_weight_exp so the magnitude fits")
+        else:
+            mant = _int_scalar(name, "recurrent_weight_mant", self.recurrent_weight_mant, 1, 1,
+                               "full-precision recurrent weights carry the magnitude (docs/fixed-point.md §4.5)")
+        object.__setattr__(self, "recurrent_weight_mant", mant)
+        object.__setattr__(self, "recurrent_weight_exp", _int_scalar(
+            name, "recurrent_weight_exp", self.recurrent_weight_exp, spec.weight_exp_min, spec.weight_exp_max,
+            "rescale in the compiler"))
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the layer has a recurrent synapse (§4.9)."""
+        return self.recurrent_weight is not None
 
     def _pooled_shape(self) -> tuple[int, ...]:
         if self.pool == (1, 1):
@@ -381,6 +434,9 @@ class FixedPointNetwork:
         for index, layer in enumerate(data["layers"]):
             for name in _ARRAY_FIELDS:
                 arrays[f"layers/{index}/{name}"] = layer.pop(name)
+            recurrent = layer.pop("recurrent_weight")  # an array key only where there is one (§9)
+            if recurrent is not None:
+                arrays[f"layers/{index}/recurrent_weight"] = recurrent
         arrays["meta"] = np.array(json.dumps(data, allow_nan=False))
         return atomic_write(path, lambda file: np.savez(file, **arrays))
 
@@ -393,6 +449,8 @@ class FixedPointNetwork:
             for index, layer in enumerate(data.get("layers", [])):
                 for name in _ARRAY_FIELDS:
                     layer[name] = archive[f"layers/{index}/{name}"]
+                key = f"layers/{index}/recurrent_weight"
+                layer["recurrent_weight"] = archive[key] if key in archive.files else None  # absent: None (§9)
         return cls.from_dict(data)
 
     def __eq__(self, other: object) -> bool:

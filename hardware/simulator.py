@@ -53,6 +53,7 @@ __all__ = [
     "lif_step_events_int",
     "lif_step_int",
     "neuron_params",
+    "recurrent_synapse_params",
     "saturate_v_int",
     "shift_int",
     "simulate",
@@ -174,19 +175,36 @@ def neuron_params(layer: FixedPointLayer, spec: FixedPointSpec = SPEC) -> Neuron
                         bias_delay=layer.bias_delay)
 
 
+def _exact_matrix(layer: FixedPointLayer, weights: np.ndarray, bound: int, spec: FixedPointSpec) -> np.ndarray:
+    """``weights`` as float32 when partial sums up to ``bound`` are exact there, else float64 (§1.1)."""
+    if bound >= spec.exact_float64_bound:
+        raise ValueError(f"layer {layer.name!r}: partial sums up to {bound} are not exact in float64")
+    return np.ascontiguousarray(weights, dtype=np.float32 if bound < spec.exact_float32_bound else np.float64)
+
+
 def synapse_params(layer: FixedPointLayer, input_max: int, spec: FixedPointSpec = SPEC) -> SynapseParams:
     """Prepare a layer's synapse; ``input_max`` bounds its (unpooled) input values (255 or 1)."""
     weights = np.asarray(layer.weight, dtype=np.int64) if layer.binary else dense_weight_int(layer.weight, spec)
     fan_in = math.prod(weights.shape[1:])
     bound = fan_in * int(np.abs(weights).max(initial=0)) * input_max * math.prod(layer.pool)
-    if bound >= spec.exact_float64_bound:
-        raise ValueError(f"layer {layer.name!r}: partial sums up to {bound} are not exact in float64")
-    dtype = np.float32 if bound < spec.exact_float32_bound else np.float64
-    matrix = weights.T if layer.kind == "dense" else weights
+    matrix = _exact_matrix(layer, weights.T if layer.kind == "dense" else weights, bound, spec)
     return SynapseParams(kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
-                         matrix=np.ascontiguousarray(matrix, dtype=dtype), weight_mant=layer.weight_mant,
-                         weight_exp=layer.weight_exp, output_shape=layer.output_shape,
-                         shift_rounding=layer.shift_rounding)
+                         matrix=matrix, weight_mant=layer.weight_mant, weight_exp=layer.weight_exp,
+                         output_shape=layer.output_shape, shift_rounding=layer.shift_rounding)
+
+
+def recurrent_synapse_params(layer: FixedPointLayer, spec: FixedPointSpec = SPEC) -> SynapseParams | None:
+    """Prepare a layer's recurrent synapse (docs/fixed-point.md §4.9), a dense synapse from its own 0/1 spikes
+    with its own weight rule (§4.5 or §4.6) and exponent; None for a layer without one."""
+    if layer.recurrent_weight is None:
+        return None
+    weights = np.asarray(layer.recurrent_weight, dtype=np.int64)
+    weights = weights if layer.recurrent_binary else dense_weight_int(weights, spec)
+    bound = weights.shape[1] * int(np.abs(weights).max(initial=0))
+    return SynapseParams(kind="dense", pool=(1, 1), stride=(1, 1), padding=(0, 0),
+                         matrix=_exact_matrix(layer, weights.T, bound, spec),
+                         weight_mant=layer.recurrent_weight_mant, weight_exp=layer.recurrent_weight_exp,
+                         output_shape=layer.output_shape, shift_rounding=layer.shift_rounding)
 
 
 def sum_pool_int(x: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
@@ -286,6 +304,7 @@ def simulate_stepwise(fx_net: FixedPointNetwork, inputs: np.ndarray, record: boo
     layers = fx_net.layers
     input_bounds = [spec.input_max] + [1] * (len(layers) - 1)
     synapses = [synapse_params(layer, bound, spec) for layer, bound in zip(layers, input_bounds)]
+    recurrents = [recurrent_synapse_params(layer, spec) for layer in layers]
     neurons = [neuron_params(layer, spec) for layer in layers]
     shapes = [(batch, *layer.output_shape) for layer in layers]
     states = [NeuronState(np.zeros(shape, np.int64), np.zeros(shape, np.int64)) for shape in shapes]
@@ -304,6 +323,8 @@ def simulate_stepwise(fx_net: FixedPointNetwork, inputs: np.ndarray, record: boo
             fired, states[k], events = lif_step_events_int(a, states[k], neurons[k], t, spec)
             for count, event in zip(counts[k], events):  # §5.6
                 count += event
+            if recurrents[k] is not None and t + 1 < steps:  # a(t + 1) = a_ff(t + 1) + a_rec(t + 1) (§4.9)
+                pending[k] = pending[k] + synapse_step_int(fired, recurrents[k])
             spikes[k][t] = fired
             if record:
                 record_u[k][t] = states[k].u
@@ -550,8 +571,10 @@ class Simulator:
         if self._prepared is None or self._prepared[0] != (steps, batch):
             layers = self.fx_net.layers
             bounds = [spec.input_max] + [1] * (len(layers) - 1)
-            plans = [_fused_layer(layer, synapse_params(layer, bound, spec), bound, steps, spec)
-                     for layer, bound in zip(layers, bounds)]
+            # a recurrent layer's input depends on its own spikes of the step before: no whole-train product,
+            # so such a network runs the step loop (docs/fixed-point.md §4.9)
+            plans = [None if layer.recurrent else _fused_layer(layer, synapse_params(layer, bound, spec), bound,
+                                                                steps, spec) for layer, bound in zip(layers, bounds)]
             works: list[_Work] = []
             if all(plan is not None for plan in plans) and steps and batch:
                 works = _works(plans, layers, batch, _chunk_steps(self.fx_net, plans, steps, batch))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .learning import refuse_recurrent
 from .learning_spec import (
     HASH_GOLDEN,
     HASH_MASK,
@@ -148,6 +149,7 @@ class TorchLearner:
 
     def __init__(self, fx_net: FixedPointNetwork, rule: LearningRule, layer: int = -1,
                  state: LearningState | None = None, device: str | torch.device | None = None) -> None:
+        refuse_recurrent(fx_net)
         self.fx_net = fx_net
         self.rule = rule
         self.layer = check_learning_layer(fx_net, layer, rule)

@@ -7,7 +7,8 @@ an arithmetic shift after adding 2**12 - 1 to negative products, ``torch.div`` w
 for negative exponents, of the sum plus half the divisor for ``shift_rounding = "nearest"``, a bit mask for the
 wrap). The saturation counts of §5.6 compare each value with what the wrap and the clip made of it. Layer
 0's input does not depend on any state, so its sums for all steps are one product; the other layers run step
-by step.
+by step. A recurrent synapse (§4.9) adds its sum of the layer's own spikes to the delay buffer of the next
+step, where the feed-forward sum already waits.
 
 Connections run as float ``linear``/``conv2d`` (CUDA has no int64 matmul): exact, because every product
 and partial sum is an integer below 2**24 (float32) or 2**53 (float64) in magnitude, which the constructor
@@ -99,6 +100,20 @@ def _prepare(layer: FixedPointLayer, max_input: int, device: torch.device, spec:
         subtract=layer.reset == "subtract", spiking=layer.spiking, shape=layer.output_shape)
 
 
+def _prepare_recurrent(layer: FixedPointLayer, prepared: _Layer, spec: FixedPointSpec) -> _Layer | None:
+    """The recurrent synapse of §4.9 as a dense ``_Layer`` (only its synapse fields matter), or None."""
+    if layer.recurrent_weight is None:
+        return None
+    weight = torch.tensor(np.asarray(layer.recurrent_weight), dtype=torch.int64)
+    if not layer.recurrent_binary:
+        weight = _lava_dense_weights(weight, spec)  # its own sign mode: a Dense of its own in Lava
+    worst = weight.abs().max().item() * weight.shape[1]  # inputs are 0/1 spikes
+    dtype = torch.float32 if worst < spec.exact_float32_bound else torch.float64
+    return prepared._replace(kind="dense", pool=(1, 1), weight=weight.to(device=prepared.threshold.device,
+                                                                         dtype=dtype),
+                             weight_mant=layer.recurrent_weight_mant, weight_exp=layer.recurrent_weight_exp)
+
+
 def synaptic_input(x: Tensor, layer: _Layer) -> Tensor:
     """Sum-pool, flatten, connect, scale and shift x (batch, *input_shape) (docs/fixed-point.md §4.2 - §4.7);
     any leading batch-like axes may be merged into batch (the sum of one row does not see the others)."""
@@ -162,6 +177,8 @@ class TorchReference:
         spec = SPEC
         bounds = [spec.input_max] + [1] * (len(fx_net.layers) - 1)
         self._layers = [_prepare(layer, bound, self.device, spec) for layer, bound in zip(fx_net.layers, bounds)]
+        self._recurrent = [_prepare_recurrent(layer, prepared, spec) for layer, prepared in
+                           zip(fx_net.layers, self._layers)]
 
     def _inputs(self, inputs: np.ndarray | Tensor) -> Tensor:
         spec = SPEC
@@ -210,6 +227,9 @@ class TorchReference:
                                                                          t >= layer.bias_start)
                 for count, event in zip(counts[index], events):
                     count += event
+                recurrent = self._recurrent[index]
+                if recurrent is not None and t + 1 < steps:  # its own spikes, delivered at t + 1 (§4.9)
+                    delayed[index] = delayed[index] + synaptic_input(fired, recurrent)
                 spikes[index][t].copy_(fired)
                 if record:
                     u_trace[index][t] = u[index]

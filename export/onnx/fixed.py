@@ -5,7 +5,8 @@ Interface (batch = any size; shapes without the batch axis as in the network):
 - inputs: ``x`` int64 (batch, *input_shape), graded values 0 ... 255 (§5.3); ``step`` int64 scalar, the
   0-based index t of this step (§1.3; it switches the delayed biases on, §3.4); per layer k: ``u_k``,
   ``v_k`` (the neuron state after the previous step, §3) and ``a_k`` (the delay buffer: the synaptic input
-  computed at step t - 1 and delivered now, §4.8), int64 (batch, *shape_k). Step 0 starts from zeros (§3.8).
+  computed at step t - 1 and delivered now, §4.8; for a recurrent layer the sum with its recurrent input,
+  §4.9), int64 (batch, *shape_k). Step 0 starts from zeros (§3.8).
 - outputs: ``output`` int64 (the last layer's spikes, or its v for a readout, §5.4), ``spikes_k`` int8
   (0/1), and for every state input ``s`` the new value ``s_next`` (``step_next`` = step + 1).
 
@@ -99,6 +100,16 @@ def _synapse(g: GraphBuilder, x: str, layer: FixedPointLayer, k: int) -> str:
     return _shift(g, acc, layer.weight_exp, layer.shift_rounding, f"a_next_{k}")
 
 
+def _recurrent(g: GraphBuilder, spikes: str, layer: FixedPointLayer, k: int) -> str:
+    """The recurrent sum of layer k from its spikes (batch, n) float64 (§4.9: own weight rule and exponent)."""
+    weights = layer.recurrent_weight if layer.recurrent_binary else dense_weight_int(layer.recurrent_weight)
+    acc = g.op("MatMul", spikes, g.constant(np.asarray(weights, dtype=_F).T, f"recurrent_weight_{k}"),
+               hint=f"recurrent_acc_{k}")
+    if layer.recurrent_weight_mant != 1:
+        acc = g.op("Mul", acc, g.constant(float(layer.recurrent_weight_mant), f"recurrent_mant_{k}", _F))
+    return _shift(g, acc, layer.recurrent_weight_exp, layer.shift_rounding, f"recurrent_{k}")
+
+
 def _neuron(g: GraphBuilder, a: str, u: str, v: str, step: str, layer: FixedPointLayer,
             k: int) -> tuple[str, str, str | None]:
     """(u', v' after reset, fired as bool or None) of layer k (§3.1 - §3.7), float64."""
@@ -153,14 +164,16 @@ def fixed_step_model(fx_net: FixedPointNetwork, metadata: dict | None = None):
         a_next = _synapse(g, x, layer, k)  # from this step's input, delivered at the next step (§4.8, §5.1)
         u_new, v_new, fired = _neuron(g, a, u, v, step, layer, k)
         shape = (BATCH, *layer.output_shape)
-        for name, value in (("u", u_new), ("v", v_new), ("a", a_next)):
-            g.output(f"{name}_{k}_next", g.op("Cast", value, to=7), np.int64, shape)  # 7: INT64
-            state_names.append(f"{name}_{k}")
         if fired is None:
             spikes = g.op("Mul", v_new, g.constant(0.0, "zero", _F))
             x = spikes
         else:
             spikes = x = g.op("Cast", fired, to=11, hint=f"spikes_{k}_float")
+        if layer.recurrent:  # its own spikes, summed into the same delay buffer (§4.9)
+            a_next = g.op("Add", a_next, _recurrent(g, spikes, layer, k), hint=f"a_sum_{k}")
+        for name, value in (("u", u_new), ("v", v_new), ("a", a_next)):
+            g.output(f"{name}_{k}_next", g.op("Cast", value, to=7), np.int64, shape)  # 7: INT64
+            state_names.append(f"{name}_{k}")
         g.output(f"spikes_{k}", g.op("Cast", spikes, to=3), np.int8, shape)  # 3: INT8
         last_v = v_new
     output = x if fx_net.layers[-1].spiking else last_v

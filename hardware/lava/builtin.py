@@ -4,7 +4,9 @@ The network is wired as in tests/hardware/test_lava_builtin_parity.py: a source 
 through a graded ``Dense`` (num_message_bits = ``SPEC.input_bits``), later layers receive binary spikes,
 binary layers are given to Lava in their documented form (docs/fixed-point.md §4.6: weights
 2 * weight_mant * sign, exponent weight_exp - 1) and a non-spiking readout becomes a LIF with
-vth = ``SPEC.vth_max`` (§3.7) whose v is read every step by a ``Read`` process.
+vth = ``SPEC.vth_max`` (§3.7) whose v is read every step by a ``Read`` process. A recurrent layer (§4.9) gets a
+second ``Dense`` (binary spikes) from its LIF's ``s_out`` back to its ``a_in``, where Lava adds it to the
+feed-forward ``Dense``'s input; it delivers one step later like every Dense.
 
 :class:`LavaBuiltinRunner` compiles the network once and streams samples through it. Between samples it
 zeroes every LIF's u and v and every Dense's ``a_buff`` (the one-step synaptic delay, §4.8) with
@@ -47,6 +49,12 @@ def _lava() -> SimpleNamespace:
                            SinkRingBuffer=SinkRingBuffer, SourceRingBuffer=SourceRingBuffer)
 
 
+def _lava_weights(weight: np.ndarray, binary: bool, weight_mant: int) -> np.ndarray:
+    """What Lava's Dense gets as weights: 8-bit weights as they are, binary signs as 2 * weight_mant * sign
+    (with exponent weight_exp - 1, docs/fixed-point.md §4.6)."""
+    return 2 * weight_mant * np.asarray(weight) if binary else np.asarray(weight)
+
+
 def _check_network(fx_net: FixedPointNetwork) -> None:
     if fx_net.profile != "loihi":
         raise ValueError(f"Lava's built-in processes run profile 'loihi' networks only, got {fx_net.profile!r}; "
@@ -85,12 +93,10 @@ class LavaBuiltinRunner:
         lava, steps = self._lava, self.steps
         self._source = lava.SourceRingBuffer(data=np.zeros((self.fx_net.input_shape[0], steps), dtype=np.int32))
         previous: Any = self._source
-        self._dense, self._lif, self._sinks = [], [], []
+        self._dense, self._lif, self._sinks, self._recurrent = [], [], [], []
         for index, layer in enumerate(self.fx_net.layers):
-            if layer.binary:  # docs/fixed-point.md §4.6
-                weights, weight_exp = 2 * layer.weight_mant * layer.weight, layer.weight_exp - 1
-            else:
-                weights, weight_exp = layer.weight, layer.weight_exp
+            weights = _lava_weights(layer.weight, layer.binary, layer.weight_mant)
+            weight_exp = layer.weight_exp - layer.binary  # a binary layer's Lava form (§4.6)
             dense = lava.Dense(weights=np.asarray(weights, dtype=np.int32), weight_exp=int(weight_exp),
                                num_message_bits=SPEC.input_bits if index == 0 else 0)
             vth = int(layer.vth.flat[0]) if layer.spiking else SPEC.vth_max  # §3.7: readout as vth = max
@@ -100,6 +106,14 @@ class LavaBuiltinRunner:
             previous.s_out.connect(dense.s_in)
             dense.a_out.connect(lif.a_in)
             lif.s_out.connect(sink.a_in)
+            if layer.recurrent:  # docs/fixed-point.md §4.9: a Dense from the LIF's s_out back to its a_in
+                recurrent = lava.Dense(weights=np.asarray(_lava_weights(layer.recurrent_weight, layer.recurrent_binary,
+                                                                        layer.recurrent_weight_mant), dtype=np.int32),
+                                       weight_exp=int(layer.recurrent_weight_exp - layer.recurrent_binary),
+                                       num_message_bits=0)
+                lif.s_out.connect(recurrent.s_in)
+                recurrent.a_out.connect(lif.a_in)
+                self._recurrent.append(recurrent)
             previous = lif
             self._dense.append(dense)
             self._lif.append(lif)
@@ -139,6 +153,8 @@ class LavaBuiltinRunner:
             lif.u.set(zeros)
             lif.v.set(zeros)
             dense.a_buff.set(np.zeros(dense.a_buff.shape, dtype=np.int32))
+        for recurrent in self._recurrent:  # its delay buffer too (§3.8)
+            recurrent.a_buff.set(np.zeros(recurrent.a_buff.shape, dtype=np.int32))
 
     def run_sample(self, sample: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """One sample (steps, n_in) integers in [0, 255] -> (spikes per layer (steps, n) int8, output

@@ -73,9 +73,22 @@ def _lead(copies: int) -> tuple[int, ...]:
     return (copies,) if copies > 1 else ()
 
 
+def _recurrent_synapse(lava: SimpleNamespace, layer: Any, steps: int, copies: int) -> Any:
+    """The synapse process of a layer's recurrent synapse (docs/fixed-point.md §4.9): dense on its own spikes;
+    the caller connects the neuron's s_out to its s_in and its a_out to the neuron's a_in, which sums it with
+    the feed-forward synapse's (a Lava InPort adds what its OutPorts send)."""
+    geometry = dict(input_shape=layer.output_shape, kind="dense", input_max=1, sample_steps=steps,
+                    copies=copies if copies > 1 else 0, shift_rounding=layer.shift_rounding)
+    if layer.recurrent_binary:
+        return lava.BinarySynapse(signs=layer.recurrent_weight, weight_mant=layer.recurrent_weight_mant,
+                                  weight_exp=layer.recurrent_weight_exp, **geometry)
+    return lava.FullPrecisionSynapse(weight=layer.recurrent_weight, weight_exp=layer.recurrent_weight_exp, **geometry)
+
+
 def _fixed_layer_processes(lava: SimpleNamespace, fx_net: FixedPointNetwork, steps: int,
                            copies: int) -> list[tuple[Any, Any]]:
-    """(synapse, neuron) per layer of a profile-bso network, all restarting every ``steps`` steps."""
+    """(synapse, neuron) per layer of a profile-bso network, all restarting every ``steps`` steps; a recurrent
+    layer's own synapse (§4.9) is connected here."""
     pairs = []
     for index, layer in enumerate(fx_net.layers):
         geometry = dict(input_shape=layer.input_shape, kind=layer.kind, pool=layer.pool, stride=layer.stride,
@@ -89,6 +102,10 @@ def _fixed_layer_processes(lava: SimpleNamespace, fx_net: FixedPointNetwork, ste
         neuron = lava.BsoNeuron(shape=(*_lead(copies), *layer.output_shape), du=layer.du, dv=layer.dv, vth=layer.vth,
                                 bias_mant=layer.bias_mant, bias_exp=layer.bias_exp, bias_delay=layer.bias_delay,
                                 reset=layer.reset, spiking=layer.spiking, sample_steps=steps)
+        if layer.recurrent:
+            recurrent = _recurrent_synapse(lava, layer, steps, copies)
+            neuron.s_out.connect(recurrent.s_in)
+            recurrent.a_out.connect(neuron.a_in)
         pairs.append((synapse, neuron))
     return pairs
 

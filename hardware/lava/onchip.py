@@ -36,6 +36,7 @@ from ..learning import (
     check_learning_layer,
     init_learning_state,
     learning_window,
+    refuse_recurrent,
     register_learner,
     with_layer_weight,
 )
@@ -233,6 +234,7 @@ class LavaLearner:
 
     def __init__(self, fx_net: FixedPointNetwork, rule: LearningRule, layer: int = -1,
                  state: LearningState | None = None) -> None:
+        refuse_recurrent(fx_net)
         self.fx_net, self.rule = fx_net, rule
         self.layer = check_learning_layer(fx_net, layer, rule)
         self._state = init_learning_state(fx_net.layers[self.layer], rule) if state is None else state

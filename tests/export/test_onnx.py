@@ -263,3 +263,30 @@ def test_float_cubalif_and_if_match_the_nir_importer(onnx_export, nir_io, nir):
     np.testing.assert_array_equal(run.spikes[0], recorded["cuba"].numpy())
     np.testing.assert_array_equal(run.output, recorded["if"].numpy())
     assert run.spikes[0].sum() > 0 and run.output.sum() > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fixed_recurrent_layers_match_the_simulator(onnx_export, seed):
+    """A recurrent layer's own spikes return through its recurrent synapse one step later (docs/fixed-point.md
+    §4.9): binary and 8-bit recurrent weights, both roundings, in the ONNX step graph exactly as simulated."""
+    rng = np.random.default_rng(seed)
+    binary = seed % 2 == 1
+    hidden = FixedPointLayer(name="hidden", kind="dense", input_shape=(6,), weight=rng.integers(-256, 256, (5, 6)),
+                             weight_exp=-5, du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
+                             vth=rng.integers(0, 60, 5), bias_mant=rng.integers(-20, 20, 5), reset="subtract",
+                             recurrent_weight=rng.choice([-1, 1], (5, 5)) if binary else rng.integers(-256, 256,
+                                                                                                     (5, 5)),
+                             recurrent_binary=binary, recurrent_weight_mant=int(rng.integers(1, 128)) if binary else 1,
+                             recurrent_weight_exp=int(rng.integers(-3, 1)),
+                             shift_rounding=("floor", "nearest")[seed // 2])
+    readout = FixedPointLayer(name="out", kind="dense", input_shape=(5,), weight=rng.integers(-256, 256, (3, 5)),
+                              du=4095, dv=0, spiking=False)
+    fx_net = FixedPointNetwork("bso", (6,), (hidden, readout))
+    inputs = rng.integers(0, SPEC.input_max + 1, size=(12, 3, 6))
+    expected = assert_same_as_simulator(onnx_export, fx_net, inputs)
+    plain = FixedPointNetwork("bso", (6,), (FixedPointLayer.from_dict({**hidden.to_dict(), "recurrent_weight": None,
+                                                                        "recurrent_binary": False,
+                                                                        "recurrent_weight_mant": 1,
+                                                                        "recurrent_weight_exp": 0}), readout))
+    assert expected.spikes[0].any()
+    assert not np.array_equal(simulate(plain, inputs, record=True).u[0], simulate(fx_net, inputs, record=True).u[0])
