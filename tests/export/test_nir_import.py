@@ -50,7 +50,8 @@ def test_snntorch_leaky_graph(nir, nir_io):
 
 
 def test_norse_lif_box_graph(nir, nir_io):
-    # Norse exports LIFBox(tau_mem_inv=100/s) as tau = 0.01 s, r = 1; at Norse's dt = 1 ms:
+    # Norse's LIFBox(tau_mem_inv=100/s) in NIR's units is tau = 0.01 s, r = 1 (Norse 1.1.0's exporter itself
+    # writes tau * dt, see docs/nir.md and test_third_party_norse.py); at dt = 1 ms:
     # v <- v + 0.1 * (v_leak - v + I) = 0.9 v + 0.1 I
     graph = chain(nir, nir.LIF(tau=arr(0.01), r=arr(1.0), v_leak=arr(0.0), v_threshold=arr(1.0),
                                v_reset=arr(0.0)))
