@@ -26,7 +26,6 @@ compile or run keeps its row, with the error in ``error`` (``lava_error`` for La
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ __all__ = ["SCALINGS", "TARGETS", "DeployBenchConfig", "add_deploy_arguments", "
 
 SCALINGS = ("worst-case", "calibrated")
 QUICK_TEST_SAMPLES = 60
+MEMORY_BUDGET = 1 << 30  # bytes of recorded states per check_parity call
 TARGETS = {"spike_ratio": [0.9, 1.1], "accuracy_drop_max": 0.01, "prediction_agreement_min": 0.99,
            "mismatches": 0, "netx_mismatches": 0}
 
@@ -54,7 +54,7 @@ class DeployBenchConfig:
     lava_samples: int = 20
     calibration_samples: int = 64
     test_samples: int | None = None  # None: the whole test split (quick: QUICK_TEST_SAMPLES)
-    chunk: int = 50  # samples per recorded run (bounds memory: u and v of every layer and step)
+    chunk: int = 450  # at most this many samples per check_parity call (MEMORY_BUDGET may make it fewer)
     quick: bool = False
     out_dir: str = "bench"
     cache_dir: str = "runs/bench-deploy-cache"
@@ -110,33 +110,6 @@ def saturation_mismatches(reference, other, samples: int | None = None) -> int:
                for mine, yours in zip(reference.saturation, other.saturation) for ours, theirs in zip(mine, yours))
 
 
-class SpikeTally:
-    """Per spiking layer: float spikes, fixed spikes, spikes in both, equal values, values compared."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, np.ndarray] = {}
-
-    def add(self, name: str, float_spikes: np.ndarray, fixed_spikes: np.ndarray) -> None:
-        f, x = float_spikes.astype(bool), fixed_spikes.astype(bool)
-        counts = np.array([f.sum(), x.sum(), (f & x).sum(), (f == x).sum(), f.size], dtype=np.int64)
-        self.counts[name] = self.counts.get(name, 0) + counts
-
-    def stats(self) -> dict[str, dict[str, float | None]]:
-        def ratio(a: int, b: int) -> float | None:
-            return None if b == 0 else float(a / b)
-
-        out: dict[str, dict[str, float | None]] = {"spike_ratio": {}, "spike_precision": {}, "spike_recall": {},
-                                                   "spike_agreement": {}}
-        for name, (floats, fixed, both, equal, total) in self.counts.items():
-            out["spike_ratio"][name] = ratio(fixed, floats)
-            out["spike_precision"][name] = ratio(both, fixed)
-            out["spike_recall"][name] = ratio(both, floats)
-            out["spike_agreement"][name] = ratio(equal, total)
-        out["float_spikes"] = {name: int(c[0]) for name, c in self.counts.items()}
-        out["fixed_spikes"] = {name: int(c[1]) for name, c in self.counts.items()}
-        return out
-
-
 def predictions_of(fx_net, result) -> np.ndarray:
     """Argmax of the readout's v at the last step, or of the summed spikes of a spiking last layer."""
     output = np.asarray(result.output)
@@ -164,106 +137,122 @@ def targets_met(row: dict[str, Any]) -> dict[str, bool | None]:
 
 # ---------------------------------------------------------------- NIR networks
 
-def _compile(net: ThirdPartyNetwork, scaling: str, config: DeployBenchConfig, steps: int):
+def _parity_options(net: ThirdPartyNetwork, scaling: str, config: DeployBenchConfig) -> dict[str, Any]:
     """Profile bso, ``scaling``; both scalings take the input range from the same training samples (event
-    counts keep their integers, §10.1, §10.6), so they differ only in how the layer scales are chosen."""
-    from bso_deploy.hardware.compiler import compile_nir
-
+    counts keep their integers, docs/fixed-point.md §10.1, §10.6), so they differ only in the layer scales."""
     calibration = net.train_inputs[:, :config.calibration_samples].astype(np.float64)
-    return compile_nir(net.graph, profile="bso", dt=net.dt, time_steps=steps, scaling=scaling,
-                       calibration=calibration)
+    return {"profile": "bso", "dt": net.dt, "scaling": scaling, "calibration": calibration}
 
 
-def _nir_rows(net: ThirdPartyNetwork, config: DeployBenchConfig, tqdm) -> list[dict[str, Any]]:
-    from bso_deploy.hardware.backends import run_float
-    from bso_deploy.hardware.network import append_zero_steps
-    from bso_deploy.hardware.quantize import quantize_inputs
-    from bso_deploy.hardware.simulator import simulate
-    from bso_deploy.hardware.torch_reference import TorchReference
+def _chunk_size(fx_net, steps: int, config: DeployBenchConfig) -> int:
+    """Samples per check_parity call: u and v (int64) of every neuron and step for two backends fit in
+    MEMORY_BUDGET."""
+    per_sample = 4 * 8 * sum(layer.num_neurons for layer in fx_net.layers) * (steps + fx_net.latency)
+    return max(1, min(config.chunk, MEMORY_BUDGET // per_sample))
+
+
+def merge_reports(reports: list) -> dict[str, Any]:
+    """One row's figures from ParityReports of consecutive chunks of samples: counts summed, fractions
+    weighted by samples (accuracy, agreement) or rebuilt from the summed counts (spike ratio, precision,
+    recall: matched spikes = precision x fixed spikes of each chunk)."""
+    samples = sum(r.samples for r in reports)
+
+    def weighted(field_name: str) -> float | None:
+        values = [getattr(r, field_name) for r in reports]
+        return None if any(v is None for v in values) else float(sum(v * r.samples for v, r in zip(values, reports))
+                                                                   / samples)
+
+    floats: dict[str, int] = {}
+    fixed: dict[str, int] = {}
+    matched: dict[str, int] = {}
+    agreement: dict[str, float] = {}
+    saturation: dict[str, dict[str, int]] = {}
+    for r in reports:
+        for name, count in r.fixed_spikes.items():
+            floats[name] = floats.get(name, 0) + r.float_spikes[name]
+            fixed[name] = fixed.get(name, 0) + count
+            precision = r.spike_precision[name]
+            matched[name] = matched.get(name, 0) + (0 if precision is None else round(precision * count))
+            agreement[name] = agreement.get(name, 0.0) + r.float_fixed_agreement[name] * r.samples / samples
+        for name, totals in r.saturation.items():
+            saturation[name] = {key: saturation.get(name, {}).get(key, 0) + value for key, value in totals.items()}
+    seconds: dict[str, float] = {}
+    for r in reports:
+        for name, value in r.backend_seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    return {"float_accuracy": weighted("float_accuracy"), "fixed_accuracy": weighted("fixed_accuracy"),
+            "prediction_agreement": weighted("prediction_agreement"),
+            "backend_accuracy": {name: float(sum(r.backend_accuracy[name] * r.samples for r in reports) / samples)
+                                 for name in reports[0].backend_accuracy},
+            "spike_ratio": {n: (fixed[n] / floats[n] if floats[n] else None) for n in fixed},
+            "spike_precision": {n: (matched[n] / fixed[n] if fixed[n] else None) for n in fixed},
+            "spike_recall": {n: (matched[n] / floats[n] if floats[n] else None) for n in fixed},
+            "spike_agreement": agreement, "float_spikes": floats, "fixed_spikes": fixed, "saturation": saturation,
+            "mismatches": sum(r.mismatches for r in reports),
+            "compared_spikes": sum(r.compared_spikes for r in reports),
+            "saturation_mismatches": sum(r.saturation_mismatches for r in reports),
+            "input_clipped_values": sum(r.input_clipped for r in reports),
+            "warnings": sorted({w for r in reports for w in r.warnings}), "backend_seconds": seconds}
+
+
+def _nir_rows(net: ThirdPartyNetwork, config: DeployBenchConfig, bar) -> list[dict[str, Any]]:
+    """Rows of a NIR network: ``check_parity`` (compiling the graph with the row's scaling) on chunks of the
+    test split with sim and torch, and on the first ``lava_samples`` samples with sim and Lava."""
+    from bso_deploy.hardware.compiler import compile_nir
+    from bso_deploy.hardware.parity import check_parity
 
     count = config.samples_for(net.test_labels.size)
-    x, labels = net.test_inputs[:, :count], net.test_labels[:count]
-    steps, count = int(x.shape[0]), int(x.shape[1])
-    start = time.perf_counter()
-    float_runs = [run_float(net.graph, "float", x[:, i:i + config.chunk].astype(np.float64), dt=net.dt, record=True)
-                  for i in range(0, count, config.chunk)]
-    float_seconds = time.perf_counter() - start
-    float_pred = np.concatenate([run.predictions for run in float_runs])
-    float_accuracy = float(np.mean(float_pred == labels))
+    x, labels = net.test_inputs[:, :count].astype(np.float64), net.test_labels[:count]
+    steps = int(x.shape[0])
     rows = []
     for scaling in SCALINGS:
         row = _base_row(net, scaling, steps, count)
-        row.update(float_accuracy=float_accuracy, seconds={"float": float_seconds})
         rows.append(row)
-        try:
+        options = _parity_options(net, scaling, config)
+        try:  # what check_parity compiles, for the report of the scales (and the compile error, if any)
             start = time.perf_counter()
-            fx_net = _compile(net, scaling, config, steps)
-            row["seconds"]["compile"] = time.perf_counter() - start
+            fx_net = compile_nir(net.graph, time_steps=steps, **options)
+            row["seconds"] = {"compile": time.perf_counter() - start}
         except (ValueError, TypeError, NotImplementedError) as error:
             row["error"] = f"compile: {type(error).__name__}: {error}"
             row["targets_met"] = targets_met(row)
             continue
-        names = [layer.name for layer in fx_net.layers]
-        row.update(profile=fx_net.profile, input_scale=fx_net.input_scale, input_max=fx_net.input_max)
-        row["layers"] = [{"name": q.get("layer"), "scale": q.get("scale"), "binding_bound": q.get("binding_bound")}
-                         for q in fx_net.quantization]
-        tally, predictions, sim_seconds, torch_seconds = SpikeTally(), [], 0.0, 0.0
-        mismatches = compared = saturation_differ = clipped = 0
-        saturation: dict[str, dict[str, int]] = {}
-        reference = TorchReference(fx_net, device="cpu")
-        first_result = first_inputs = None
-        for index, float_run in zip(range(0, count, config.chunk), tqdm(float_runs, desc=f"{net.name} {scaling}",
-                                                                        leave=False)):
-            chunk = x[:, index:index + config.chunk].astype(np.float64)
-            integers = quantize_inputs(fx_net, chunk)
-            clipped += int(np.sum(integers != chunk * float(fx_net.quantization[0]["input_scale"])))
-            integers = append_zero_steps(integers, fx_net.latency)
-            start = time.perf_counter()
-            result = simulate(fx_net, integers, record=True)
-            sim_seconds += time.perf_counter() - start
-            start = time.perf_counter()
-            other = reference.run(integers, record=True)
-            torch_seconds += time.perf_counter() - start
-            chunk_mismatches, chunk_compared = count_mismatches(result, other)
-            mismatches, compared = mismatches + chunk_mismatches, compared + chunk_compared
-            saturation_differ += saturation_mismatches(result, other)
-            for name, totals in saturation_totals(result, names).items():
-                saturation[name] = {key: saturation.get(name, {}).get(key, 0) + value for key, value in totals.items()}
-            for k, layer in enumerate(fx_net.layers):
-                if layer.spiking and layer.name in float_run.layers:
-                    tally.add(layer.name, float_run.layers[layer.name], result.spikes[k][k + 1:k + 1 + steps])
-            predictions.append(predictions_of(fx_net, result))
-            if first_result is None:
-                first_result, first_inputs = result, integers
-        fixed_pred = np.concatenate(predictions)
-        row.update(tally.stats())
-        row.update(fixed_accuracy=float(np.mean(fixed_pred == labels)),
-                   prediction_agreement=float(np.mean(fixed_pred == float_pred)), saturation=saturation,
-                   input_clipped_values=clipped, compared_spikes={"sim_torch": compared},
-                   mismatches={"sim_torch": mismatches, "sim_lava": None},
-                   saturation_mismatches={"sim_torch": saturation_differ, "sim_lava": None},
-                   silent_layers=[name for name, n in row["fixed_spikes"].items() if n == 0])
-        row["seconds"].update(sim=sim_seconds, torch=torch_seconds)
-        lava = min(config.lava_samples, first_inputs.shape[1])
+        row.update(profile=fx_net.profile, input_scale=fx_net.input_scale, input_max=fx_net.input_max,
+                   layers=[{"name": q.get("layer"), "scale": q.get("scale"), "binding_bound": q.get("binding_bound")}
+                           for q in fx_net.quantization])
+        start, chunk = time.perf_counter(), _chunk_size(fx_net, steps, config)
+        reports = [check_parity(net.graph, ("sim", "torch"), inputs=x[:, i:i + chunk], labels=labels[i:i + chunk],
+                                **options)
+                   for i in bar(range(0, count, chunk), desc=f"{net.name} {scaling}", leave=False)]
+        merged = merge_reports(reports)
+        row["seconds"].update(parity=time.perf_counter() - start, **merged.pop("backend_seconds"))
+        row.update(merged)
+        row["mismatches"] = {"sim_torch": merged["mismatches"], "sim_lava": None}
+        row["compared_spikes"] = {"sim_torch": merged["compared_spikes"]}
+        row["saturation_mismatches"] = {"sim_torch": merged["saturation_mismatches"]}
+        row["silent_layers"] = [name for name, n in row["fixed_spikes"].items() if n == 0]
+        lava = min(config.lava_samples, count)
         if lava:
-            _lava_check(row, fx_net, first_result, first_inputs[:, :lava])
+            _lava_check(row, net, options, x[:, :lava], labels[:lava])
         row["targets_met"] = targets_met(row)
     return rows
 
 
-def _lava_check(row: dict[str, Any], fx_net, expected, integers: np.ndarray) -> None:
-    from bso_deploy.hardware.backends import get_backend
+def _lava_check(row: dict[str, Any], net: ThirdPartyNetwork, options: dict[str, Any], x: np.ndarray,
+                labels: np.ndarray) -> None:
+    from bso_deploy.hardware.parity import check_parity
 
     start = time.perf_counter()
     try:
-        result = get_backend("lava").run(fx_net, integers, True)
+        report = check_parity(net.graph, ("sim", "lava"), inputs=x, labels=labels, **options)
     except Exception as error:  # any Lava failure is a result of the benchmark, not a crash
         row["lava_error"] = f"{type(error).__name__}: {error}".splitlines()[0][:400]
         return
-    samples = integers.shape[1]
-    row["mismatches"]["sim_lava"], row["compared_spikes"]["sim_lava"] = count_mismatches(expected, result, samples)
-    row["saturation_mismatches"]["sim_lava"] = saturation_mismatches(expected, result, samples)
-    row["lava_samples"] = samples
+    row["mismatches"]["sim_lava"] = report.mismatches
+    row["compared_spikes"]["sim_lava"] = report.compared_spikes
+    row["saturation_mismatches"]["sim_lava"] = report.saturation_mismatches
+    row["lava_samples"] = report.samples
+    row["lava_accuracy"] = report.backend_accuracy.get("lava")
     row["seconds"]["lava"] = time.perf_counter() - start
 
 
@@ -378,8 +367,18 @@ def run_from_args(args) -> int:
                                lava_samples=args.lava_samples, calibration_samples=args.calibration_samples,
                                test_samples=args.test_samples, quick=args.quick, out_dir=args.out,
                                cache_dir=args.cache, threads=args.threads)
-    run_deploy_bench(config, progress=not args.no_progress)
+    run_deploy_bench(config, progress=not args.no_progress, command=command_line(config))
     return 0
+
+
+def command_line(config: DeployBenchConfig) -> str:
+    """The ``bso-deploy bench deploy`` command that reproduces ``config`` (every option spelled out)."""
+    parts = ["bso-deploy", "bench", "deploy", "--networks", ",".join(config.networks), "--seed", str(config.seed),
+             "--lava-samples", str(config.lava_samples), "--calibration-samples", str(config.calibration_samples),
+             "--threads", str(config.threads), "--out", config.out_dir, "--cache", config.cache_dir]
+    if config.test_samples is not None:
+        parts += ["--test-samples", str(config.test_samples)]
+    return " ".join(parts + (["--quick"] if config.quick else []))
 
 
 def run_deploy_bench(config: DeployBenchConfig, progress: bool = True, command: str | None = None) -> dict[str, Any]:
@@ -412,7 +411,7 @@ def run_deploy_bench(config: DeployBenchConfig, progress: bool = True, command: 
             row["profile"] = "bso"
     report = {"rows": rows, "targets": TARGETS, "seed": config.seed, "quick": config.quick,
               "lava_samples": config.lava_samples, "calibration_samples": config.calibration_samples,
-              "command": command if command is not None else " ".join(["bso-deploy", *sys.argv[1:]]),
+              "command": command if command is not None else command_line(config),
               "seconds": time.perf_counter() - start_all}
     out = Path(config.out_dir)
     atomic_write_json(out / "deploy.json", report)

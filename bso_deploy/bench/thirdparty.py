@@ -72,8 +72,8 @@ class NetworkSizes:
 
     @classmethod
     def quick(cls) -> NetworkSizes:
-        return cls(hidden=32, time_steps=6, epochs=6, event_steps=300, channels=(4, 8), cnn_epochs=1,
-                   train_window=20, spike_steps=12, lavadl_epochs=3, train_samples=300)
+        return cls(hidden=32, time_steps=6, epochs=10, event_steps=300, channels=(4, 8), cnn_epochs=1,
+                   train_window=20, spike_steps=12, lavadl_epochs=8, train_samples=300)
 
     def key(self, name: str, seed: int) -> str:
         digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]

@@ -1,0 +1,74 @@
+"""``bso-deploy bench deploy --quick`` for real: an snnTorch MLP (trained by snnTorch, exported with its own
+NIR exporter) and a lava-dl network (slayer blocks, their own netx export), through the command line; the JSON
+rows hold measured numbers that agree with what the library computes on its own."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import require, require_lava
+
+ROW_KEYS = {"network", "framework", "scaling", "profile", "time_steps", "samples", "framework_accuracy",
+            "float_accuracy", "fixed_accuracy", "prediction_agreement", "spike_ratio", "spike_precision",
+            "spike_recall", "saturation", "mismatches", "lava_samples", "error", "targets_met", "seconds"}
+
+
+def test_quick_deploy_bench_writes_measured_rows(tmp_path, capsys) -> None:
+    require("snntorch")
+    require("lava.lib.dl.slayer")
+    require_lava()
+    from bso_deploy.hardware.backends import run_graph
+
+    from bso_deploy.bench.deploy import TARGETS
+    from bso_deploy.bench.thirdparty import NetworkSizes, build_network
+    from bso_deploy.cli import main
+
+    out, cache = tmp_path / "bench", tmp_path / "cache"
+    code = main(["bench", "deploy", "--quick", "--networks", "snntorch-mlp,lavadl-mlp", "--lava-samples", "2",
+                 "--seed", "3", "--out", str(out), "--cache", str(cache), "--no-progress"])
+    assert code == 0
+    report = json.loads((out / "deploy.json").read_text())
+    assert (out / "deploy.png").stat().st_size > 0
+    assert report["seed"] == 3 and report["quick"] is True and report["targets"] == json.loads(json.dumps(TARGETS))
+    assert report["seconds"] > 0 and report["command"].startswith("bso-deploy bench deploy --networks snntorch-mlp,")
+    assert "--seed 3" in report["command"] and report["command"].endswith("--quick")
+    rows = report["rows"]
+    assert [(r["network"], r["scaling"]) for r in rows] == [
+        ("snntorch-mlp", "worst-case"), ("snntorch-mlp", "calibrated"), ("lavadl-mlp", "netx")]
+    for row in rows:
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["error"] is None and "lava_error" not in row, (row["error"], row.get("lava_error"))
+        assert row["samples"] == 60 and row["lava_samples"] == 2
+        assert 0.2 < row["fixed_accuracy"] <= 1 and 0.2 < row["float_accuracy"] <= 1  # trained: above chance
+        assert row["mismatches"]["sim_torch"] == 0
+        assert set(row["targets_met"]) >= {"spike_ratio", "accuracy", "prediction_agreement", "mismatches"}
+        assert row["spike_ratio"] and all(0.3 < ratio < 3 for ratio in row["spike_ratio"].values())
+        assert set(row["saturation"]) and all("v_steps" in totals for totals in row["saturation"].values())
+    for row in rows[:2]:
+        assert row["mismatches"]["sim_lava"] == 0 and row["compared_spikes"]["sim_lava"] > 0
+        assert row["profile"] == "bso" and row["time_steps"] == 6
+        assert set(row["spike_ratio"]) == set(row["spike_precision"]) == set(row["spike_recall"])
+        assert all(0 <= p <= 1 for p in row["spike_precision"].values())
+    netx = rows[2]
+    assert netx["profile"] == "loihi" and netx["netx_mismatches"] == 0 and netx["netx_compared_spikes"] > 0
+    assert netx["targets_met"]["netx_mismatches"] is True
+
+    # the float accuracy is the float backend's on the cached graph, recomputed here independently
+    net = build_network("snntorch-mlp", 3, NetworkSizes.quick(), cache)
+    assert net.cached and net.framework_accuracy == rows[0]["framework_accuracy"]
+    run = run_graph(net.graph, "float", net.test_inputs[:, :60].astype(np.float64), dt=net.dt)
+    assert np.mean(run.predictions == net.test_labels[:60]) == pytest.approx(rows[0]["float_accuracy"])
+    printed = capsys.readouterr().out
+    assert "targets: spike ratio in [0.9, 1.1]" in printed and "snntorch-mlp" in printed and "lavadl-mlp" in printed
+
+
+def test_deploy_bench_config_rejects_bad_values() -> None:
+    from bso_deploy.bench.deploy import DeployBenchConfig
+
+    with pytest.raises(ValueError, match="networks must be distinct names among"):
+        DeployBenchConfig(networks=("keras-mlp",))
+    with pytest.raises(ValueError, match="lava_samples must be an integer >= 0"):
+        DeployBenchConfig(lava_samples=-1)
+    assert DeployBenchConfig(quick=True).samples_for(450) == 60 and DeployBenchConfig().samples_for(450) == 450
