@@ -4,7 +4,8 @@ of the torch reference.
 Networks in both profiles (dense and conv, pooling, binary and 8-bit synapses of every sign mode, readouts)
 with parameters pulled toward the edges of docs/fixed-point.md: decays 0 and 4095, thresholds 0 and the
 maximum, biases and exponents at their limits, both shift roundings (§4.7, profile bso), bias delays from 0
-to past the end of the run, weight exponents that drive u through the wrap and v into saturation.
+to past the end of the run, weight exponents that drive u through the wrap and v into saturation, and a
+eighth of the dense spiking layers recurrent (§4.9; ``simulate`` runs those networks as a step loop).
 """
 
 from __future__ import annotations
@@ -80,7 +81,15 @@ def networks(draw: st.DrawFn, profile: str | None = None) -> FixedPointNetwork:
             bias_mant = 0  # profile loihi delays only a zero bias (docs/fixed-point.md §6.1)
         # a delay of 0, of the layer's first input (index + 1), or anywhere up to beyond the run's end
         bias_delay = draw(edgy(0, 13, index + 1)) if bso or not np.any(bias_mant) else 0
-        layers.append(replace_layer(layer, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, bias_delay=bias_delay))
+        recurrent = {}
+        if layer.kind == "dense" and layer.spiking and draw(st.integers(0, 7)) == 0:  # a recurrent synapse (§4.9)
+            recurrent_binary = draw(st.booleans())
+            recurrent = dict(recurrent_weight=weights_for(rng, (out[0], out[0]), recurrent_binary, draw(
+                st.sampled_from(["mixed", "excitatory", "inhibitory", "small"]))), recurrent_binary=recurrent_binary,
+                recurrent_weight_mant=draw(edgy(1, SPEC.weight_mant_max)) if recurrent_binary else 1,
+                recurrent_weight_exp=draw(edgy(SPEC.weight_exp_min, SPEC.weight_exp_max, 0)))
+        layers.append(replace_layer(layer, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, bias_delay=bias_delay,
+                                    **recurrent))
         shape = out
     return FixedPointNetwork(profile, input_shape, tuple(layers))
 
