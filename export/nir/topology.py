@@ -128,5 +128,5 @@ def execution_order(names: list[str], edges: list[Edge], is_stateful: Callable[[
             sizes[component[name]] = sizes.get(component[name], 0) + 1
         stuck = [n for n in names if n not in order and (sizes[component[n]] > 1 or (n, n) in direct)]
         raise ValueError(f"nodes {stuck} form a cycle without a neuron node to delay it (an algebraic loop); "
-                         "the importer cannot run it step by step")
+                         "no backend can run it step by step; put a neuron node on the loop or remove the edge")
     return order, delayed
