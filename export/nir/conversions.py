@@ -10,7 +10,8 @@ Tools disagree on ``r``:
 
 - bso-deploy and snnTorch choose ``r = tau / dt`` so that the per-step input gain is exactly 1 and the
   decay is the trained ``lambda`` (snnTorch calls it ``beta`` and exports with ``dt = 1e-4``);
-- Norse exports ``r = 1``, so its per-step input gain is ``dt / tau``.
+- Norse exports ``r = 1``, so its per-step input gain is ``dt / tau`` (its 1.1.0 exporter writes tau in
+  units of seconds times dt, see :func:`norse_lif_to_nir`).
 
 All arithmetic here is float64. :func:`lif_tau_r_for_steps` goes one step further than the real-number
 identity: it picks the float64 ``tau`` and ``r`` nearest to ``dt * tau_steps`` and ``tau_steps`` whose
@@ -93,7 +94,10 @@ def snntorch_leaky_to_nir(beta, dt: float = SNNTORCH_DT) -> tuple[np.ndarray, np
 
 
 def norse_lif_to_nir(tau_mem_inv) -> tuple[np.ndarray, np.ndarray]:
-    """(tau, r) that Norse writes for a LIF with ``tau_mem_inv`` (1/s): tau = 1 / tau_mem_inv, r = 1."""
+    """(tau, r) in NIR's units for a Norse LIF with ``tau_mem_inv`` (1/s): tau = 1 / tau_mem_inv, r = 1.
+
+    Norse 1.1.0's own exporter writes ``tau = dt / tau_mem_inv`` instead (tau times its dt), which runs as
+    Norse does at dt = Norse's dt squared (docs/nir.md, "Third-party exporters")."""
     tau = 1.0 / np.asarray(tau_mem_inv, dtype=np.float64)
     return tau, np.full_like(tau, NORSE_R)
 
