@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_json
-from ..plots import save_figure
+from .deploy_report import TARGETS, format_deploy_table, plot_deploy_bench
 from .thirdparty import NETWORKS, NetworkSizes, ThirdPartyNetwork, build_network
 
 __all__ = ["SCALINGS", "TARGETS", "DeployBenchConfig", "add_deploy_arguments", "format_deploy_table",
@@ -43,8 +43,6 @@ __all__ = ["SCALINGS", "TARGETS", "DeployBenchConfig", "add_deploy_arguments", "
 SCALINGS = ("worst-case", "calibrated")
 QUICK_TEST_SAMPLES = 60
 MEMORY_BUDGET = 1 << 30  # bytes of recorded states per check_parity call
-TARGETS = {"spike_ratio": [0.9, 1.1], "accuracy_drop_max": 0.01, "prediction_agreement_min": 0.99,
-           "mismatches": 0, "netx_mismatches": 0}
 
 
 @dataclass(frozen=True)
@@ -83,39 +81,6 @@ class DeployBenchConfig:
 
 
 # ---------------------------------------------------------------- comparisons
-
-def count_mismatches(reference, other, samples: int | None = None) -> tuple[int, int]:
-    """(positions where spikes, u or v differ, spike values compared) between two recorded SimulationResults
-    (``other`` may hold only the first ``samples`` batch elements of ``reference``)."""
-    cut = slice(None) if samples is None else slice(0, samples)
-    mismatches = compared = 0
-    for k in range(len(reference.spikes)):
-        differ = (reference.spikes[k][:, cut] != other.spikes[k]) | (reference.u[k][:, cut] != other.u[k]) | \
-            (reference.v[k][:, cut] != other.v[k])
-        mismatches += int(differ.sum())
-        compared += int(other.spikes[k].size)
-    return mismatches, compared
-
-
-def saturation_totals(result, names: list[str]) -> dict[str, dict[str, int]]:
-    return {name: counts.totals() for name, counts in zip(names, result.saturation)}
-
-
-def saturation_mismatches(reference, other, samples: int | None = None) -> int:
-    """Neurons whose saturation counts (v, u, a) differ; 0 when ``other`` counts none (an empty tuple)."""
-    cut = slice(None) if samples is None else slice(0, samples)
-    if not other.saturation:
-        return 0
-    return sum(int(np.sum(np.asarray(ours)[cut] != np.asarray(theirs)))
-               for mine, yours in zip(reference.saturation, other.saturation) for ours, theirs in zip(mine, yours))
-
-
-def predictions_of(fx_net, result) -> np.ndarray:
-    """Argmax of the readout's v at the last step, or of the summed spikes of a spiking last layer."""
-    output = np.asarray(result.output)
-    values = output.sum(axis=0) if fx_net.layers[-1].spiking else output[-1]
-    return values.reshape(values.shape[0], -1).argmax(axis=1)
-
 
 def targets_met(row: dict[str, Any]) -> dict[str, bool | None]:
     """Each of the issue's targets for one row: True, False, or None where the row has no figure for it."""
@@ -268,15 +233,16 @@ def _base_row(net: ThirdPartyNetwork, scaling: str, steps: int, count: int) -> d
 # ---------------------------------------------------------------- netx networks
 
 def _netx_row(net: ThirdPartyNetwork, config: DeployBenchConfig) -> dict[str, Any]:
-    from bso_deploy.hardware.network import append_zero_steps
-    from bso_deploy.hardware.simulator import simulate
-    from bso_deploy.hardware.torch_reference import TorchReference
+    """The netx file imported with ``from_netx``: ``check_parity`` of sim and torch on the test split (no float
+    model: float is slayer's forward pass, recorded at training), and lava-dl's netx on Lava (:func:`_lavadl_check`)."""
+    from bso_deploy.hardware.backends import run_fixed
+    from bso_deploy.hardware.parity import check_parity
 
     count = config.samples_for(net.test_labels.size)
-    x, labels = net.test_inputs[:, :count], net.test_labels[:count]
+    x, labels = net.test_inputs[:, :count].astype(np.float64), net.test_labels[:count]
     framework_pred = np.asarray(net.framework_predictions)[:count]
     framework_spikes = np.asarray(net.framework_layer_spikes, dtype=np.int64)[:count].sum(axis=0)
-    row = _base_row(net, "netx", int(x.shape[0]), int(x.shape[1]))
+    row = _base_row(net, "netx", int(x.shape[0]), count)
     row.update(float_accuracy=float(np.mean(framework_pred == labels)), seconds={}, netx_mismatches=None,
                float_is="lava-dl slayer forward pass")
     try:
@@ -290,39 +256,37 @@ def _netx_row(net: ThirdPartyNetwork, config: DeployBenchConfig) -> dict[str, An
         row["targets_met"] = targets_met(row)
         return row
     row["profile"] = fx_net.profile
-    names = [layer.name for layer in fx_net.layers]
-    integers = append_zero_steps(x.astype(np.int64), fx_net.latency)
     start = time.perf_counter()
-    result = simulate(fx_net, integers, record=True)
-    row["seconds"]["sim"] = time.perf_counter() - start
-    start = time.perf_counter()
-    other = TorchReference(fx_net, device="cpu").run(integers, record=True)
-    row["seconds"]["torch"] = time.perf_counter() - start
-    mismatches, compared = count_mismatches(result, other)
-    fixed_pred = predictions_of(fx_net, result)
-    spikes = [int(s.sum()) for s in result.spikes]
-    reference_spikes = [int(n) for n in framework_spikes]
-    ratios = {name: (None if not theirs else ours / theirs) for name, ours, theirs in
-              zip(names, spikes, reference_spikes) if fx_net.layers[names.index(name)].spiking}
-    row.update(fixed_accuracy=float(np.mean(fixed_pred == labels)),
-               prediction_agreement=float(np.mean(fixed_pred == framework_pred)), spike_ratio=ratios,
-               fixed_spikes=dict(zip(names, spikes)), float_spikes=dict(zip(names, reference_spikes)),
-               saturation=saturation_totals(result, names), mismatches={"sim_torch": mismatches},
-               compared_spikes={"sim_torch": compared},
-               saturation_mismatches={"sim_torch": saturation_mismatches(result, other)})
-    samples = min(config.lava_samples, integers.shape[1])
+    report = check_parity(fx_net, ("sim", "torch"), inputs=x, labels=labels)
+    row["seconds"].update(parity=time.perf_counter() - start, **report.backend_seconds)
+    run = run_fixed(fx_net, "sim", x)  # predictions and spike counts, against slayer's
+    spiking = [layer.name for layer in fx_net.layers if layer.spiking]
+    fixed_spikes = {name: int(run.spike_counts[name]) for name in spiking}
+    float_spikes = {name: int(n) for name, n in zip(spiking, framework_spikes)}
+    row.update(fixed_accuracy=report.fixed_accuracy, backend_accuracy=report.backend_accuracy,
+               prediction_agreement=float(np.mean(run.predictions == framework_pred)),
+               spike_ratio={name: (fixed_spikes[name] / float_spikes[name] if float_spikes[name] else None)
+                            for name in float_spikes},
+               fixed_spikes=fixed_spikes, float_spikes=float_spikes, saturation=report.saturation,
+               mismatches={"sim_torch": report.mismatches}, compared_spikes={"sim_torch": report.compared_spikes},
+               saturation_mismatches={"sim_torch": report.saturation_mismatches},
+               input_clipped_values=report.input_clipped)
+    samples = min(config.lava_samples, count)
     if samples:
-        _lavadl_check(row, fx_net, net.netx_path, integers[:, :samples])
+        _lavadl_check(row, fx_net, net.netx_path, x[:, :samples])
     row["targets_met"] = targets_met(row)
     return row
 
 
-def _lavadl_check(row: dict[str, Any], fx_net, path: Path, integers: np.ndarray) -> None:
-    """The samples back to back as one stream through lava-dl's netx on Lava and through the simulator."""
+def _lavadl_check(row: dict[str, Any], fx_net, path: Path, x: np.ndarray) -> None:
+    """The samples (T steps and the latency's zero steps each) back to back as one stream through lava-dl's
+    netx on Lava fixed_pt and through the simulator: spikes of every layer compared (``netx_mismatches``)."""
+    from bso_deploy.hardware.network import append_zero_steps
     from bso_deploy.hardware.simulator import simulate
 
     from .thirdparty import run_lavadl_netx
 
+    integers = append_zero_steps(x.astype(np.int64), fx_net.latency)
     stream = integers.transpose(1, 0, *range(2, integers.ndim)).reshape(-1, 1, *integers.shape[2:])
     start = time.perf_counter()
     try:
@@ -418,83 +382,3 @@ def run_deploy_bench(config: DeployBenchConfig, progress: bool = True, command: 
     plot_deploy_bench(rows, out / "deploy.png")
     print(format_deploy_table(rows))
     return report
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _mark(value: bool | None) -> str:
-    return "-" if value is None else ("met" if value else "MISSED")
-
-
-def format_deploy_table(rows: list[dict[str, Any]]) -> str:
-    low, high = TARGETS["spike_ratio"]
-    header = (f"{'network':<13} {'scaling':<10} {'T':>4} {'fw %':>5} {'float %':>7} {'fixed %':>7} {'agree %':>7} "
-              f"{'spike ratio per layer':<26} {'v sat':>6} {'mismatch':>13}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        if r["error"] is not None and r["fixed_accuracy"] is None:
-            lines.append(f"{r['network']:<13} {r['scaling']:<10} {r['time_steps']:>4} "
-                         f"{_percent(r['framework_accuracy']):>5} {_percent(r['float_accuracy']):>7}  "
-                         f"error: {r['error'][:120]}")
-            continue
-        ratios = " ".join("-" if v is None else f"{v:.2f}" for v in r["spike_ratio"].values())
-        saturated = sum(s.get("v_steps", 0) for s in r["saturation"].values())
-        counts = r["mismatches"] or {}
-        mismatch = "/".join("-" if counts.get(k) is None else str(counts[k]) for k in ("sim_torch", "sim_lava"))
-        if "netx_mismatches" in r:
-            mismatch = f"{counts.get('sim_torch')}/{'-' if r['netx_mismatches'] is None else r['netx_mismatches']}"
-        lines.append(f"{r['network']:<13} {r['scaling']:<10} {r['time_steps']:>4} "
-                     f"{_percent(r['framework_accuracy']):>5} {_percent(r['float_accuracy']):>7} "
-                     f"{_percent(r['fixed_accuracy']):>7} "
-                     f"{_percent(r['prediction_agreement']):>7} {ratios:<26} {saturated:>6} {mismatch:>13}")
-        for key in ("lava_error",):
-            if r.get(key):
-                lines.append(f"{'':<13} {key}: {r[key][:150]}")
-    lines.append("mismatch: sim/torch on the test split, sim/Lava on the Lava subset (netx: sim/torch, from_netx "
-                 "vs lava-dl's netx on Lava); fw: the framework's own forward pass; v sat: neuron-steps where v "
-                 "saturated (simulator)")
-    lines.append(f"targets: spike ratio in [{low}, {high}] per layer; fixed within "
-                 f"{100 * TARGETS['accuracy_drop_max']:.0f} point of float; agreement >= "
-                 f"{100 * TARGETS['prediction_agreement_min']:.0f}%; 0 mismatches; netx import 0 mismatches")
-    for r in rows:
-        met = r.get("targets_met") or {}
-        lines.append(f"  {r['network']:<13} {r['scaling']:<10} " + ", ".join(
-            f"{name} {_mark(value)}" for name, value in met.items()))
-    return "\n".join(lines)
-
-
-def plot_deploy_bench(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    low, high = TARGETS["spike_ratio"]
-    fig, (ratio_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
-    labels, colors = [], {"worst-case": "tab:red", "calibrated": "tab:blue", "netx": "tab:green"}
-    position = 0
-    for r in rows:
-        for name, ratio in r["spike_ratio"].items():
-            if ratio is not None:
-                ratio_ax.bar(position, ratio, color=colors.get(r["scaling"], "gray"))
-            labels.append(f"{r['network']}\n{name}\n{r['scaling']}")
-            position += 1
-    ratio_ax.axhspan(low, high, color="tab:green", alpha=0.15, label=f"target [{low}, {high}]")
-    ratio_ax.axhline(1.0, color="black", linewidth=0.8)
-    ratio_ax.set_xticks(range(len(labels)), labels, fontsize=6)
-    ratio_ax.set(ylabel="fixed / float spikes", title="spike ratio per layer (red worst-case, blue calibrated, "
-                 "green netx)")
-    ratio_ax.title.set_fontsize(9)
-    ratio_ax.legend(fontsize=7)
-    names = [f"{r['network']}\n{r['scaling']}" for r in rows]
-    index = np.arange(len(rows))
-    floats = [np.nan if r["float_accuracy"] is None else 100 * r["float_accuracy"] for r in rows]
-    fixed = [np.nan if r["fixed_accuracy"] is None else 100 * r["fixed_accuracy"] for r in rows]
-    accuracy_ax.bar(index - 0.2, floats, width=0.4, label="float", color="tab:gray")
-    accuracy_ax.bar(index + 0.2, fixed, width=0.4, label="fixed (sim)", color="tab:blue")
-    accuracy_ax.set_xticks(index, names, fontsize=6)
-    accuracy_ax.set(ylabel="test accuracy (%)", ylim=(0, 100), title="digits test split")
-    accuracy_ax.legend(fontsize=7)
-    save_figure(fig, path)
