@@ -1,27 +1,28 @@
 """``bso-deploy bench deploy``: how faithfully networks made by other tools deploy (issue 11's benchmark).
 
 Each network of :mod:`.thirdparty` is trained by its own framework on digits (seeded, cached) and exported by
-it. A NIR graph is compiled to profile ``bso`` once per scaling (``worst-case``, and ``calibrated`` on
-``calibration_samples`` training inputs, docs/fixed-point.md §10.3) and run on the whole test split:
+it. A NIR graph is compiled to profile ``bso`` once per scaling (``worst-case``, docs/fixed-point.md §10.3,
+and ``calibrated``, §10.6; both on the same ``calibration_samples`` training inputs, from which the compiler
+also takes the input range) and checked with ``hardware.parity.check_parity`` on the whole test split, in
+chunks that bound the recorded states (:func:`merge_reports` sums their counts):
 
-- float: our float backend on the graph (``hardware.backends.run_float``); fixed: the simulator (``sim``)
-  on the quantized inputs followed by the latency's zero steps (§5.2);
-- per spiking layer k, float step t against fixed step t + k + 1 (``parity.float_fixed_agreement``'s
-  alignment): ``spike_ratio`` = fixed spikes / float spikes, ``spike_precision`` = spikes in both / fixed
-  spikes, ``spike_recall`` = spikes in both / float spikes, ``spike_agreement`` (equal values, silent ones
-  included);
-- saturation: the simulator's counts (§5.6) summed over the test split, per layer;
-- mismatches: positions where spikes, u or v differ, torch reference against the simulator on the whole
-  split, Lava against the simulator on the first ``lava_samples`` samples (with their saturation counts).
+- float: our float backend on the graph; fixed: the first fixed backend (the simulator, ``sim``);
+- per spiking layer (float step t against fixed step t + k + 1 for layer k): ``spike_ratio`` (fixed / float
+  spikes), ``spike_precision``, ``spike_recall``, ``spike_agreement`` (equal values, silent ones included);
+- ``saturation``: the simulator's counts (§5.6) per layer, summed over the test split;
+- ``mismatches``: spikes, u, v and saturation counts that differ, torch reference against the simulator on the
+  test split (``sim_torch``), Lava against the simulator on the first ``lava_samples`` samples (``sim_lava``).
 
-A lava-dl netx file is imported with ``bso_deploy.export.netx.from_netx`` (no re-quantization) and run on
-the simulator and the torch reference; lava-dl's own ``netx.hdf5.Network`` runs the first ``lava_samples``
-samples back to back on Lava fixed_pt (:func:`.thirdparty.run_lavadl_netx`) against the simulator on the
-same stream (``netx_mismatches``); float is lava-dl's own slayer forward pass. A network that fails to
-compile or run keeps its row, with the error in ``error`` (``lava_error`` for Lava alone).
+A lava-dl netx file is imported with ``bso_deploy.export.netx.from_netx`` (no re-quantization) and checked the
+same way without a float model (sim and torch); its float is lava-dl's own slayer forward pass (accuracy,
+predictions and spike counts recorded at training), and lava-dl's own ``netx.hdf5.Network`` runs the first
+``lava_samples`` samples back to back on Lava fixed_pt against the simulator on the same stream
+(``netx_mismatches``). A network that fails to compile or run keeps its row, with the error in ``error``
+(``lava_error`` for Lava alone).
 
-``bench/deploy.json``: ``rows`` (one per network x scaling), ``targets`` (the issue's), per row
-``targets_met``, and ``seed``, ``command``, ``seconds``; ``bench/deploy.png``: spike ratio per layer.
+``bench/deploy.json``: ``rows`` (one per network x scaling), ``targets`` (the issue's, :data:`TARGETS`), per
+row ``targets_met``, ``targets_summary`` (every row with a figure meets the target), ``seed``, ``command``,
+``seconds``; ``bench/deploy.png``: spike ratio, precision and recall per layer.
 """
 
 from __future__ import annotations
@@ -373,7 +374,9 @@ def run_deploy_bench(config: DeployBenchConfig, progress: bool = True, command: 
     for row in rows:
         if row["error"] is None and row["profile"] is None:
             row["profile"] = "bso"
-    report = {"rows": rows, "targets": TARGETS, "seed": config.seed, "quick": config.quick,
+    summary = {name: all(r["targets_met"].get(name) is not False for r in rows)
+               for name in dict.fromkeys(key for r in rows for key in r.get("targets_met", {}))}
+    report = {"rows": rows, "targets": TARGETS, "targets_summary": summary, "seed": config.seed, "quick": config.quick,
               "lava_samples": config.lava_samples, "calibration_samples": config.calibration_samples,
               "command": command if command is not None else command_line(config),
               "seconds": time.perf_counter() - start_all}

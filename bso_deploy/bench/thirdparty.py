@@ -37,6 +37,7 @@ __all__ = ["NETWORKS", "NetworkSizes", "ThirdPartyNetwork", "bernoulli_spikes", 
 NETWORKS = ("snntorch-mlp", "snntorch-rnn", "sinabs-cnn", "lavadl-mlp")
 SNNTORCH_DT = 1e-4  # snnTorch's exporter writes tau = dt / (1 - beta) with this dt
 SINABS_DT = 1.0  # Sinabs' IAF integrates once per bin: r = 1, dt = 1
+MODELS_VERSION = 2  # part of the cache key: raise it when a model or its training changes
 CNN_INIT_GAIN = 3.0
 CNN_LOGIT_GAIN = 2.0
 
@@ -76,7 +77,8 @@ class NetworkSizes:
                    train_window=20, spike_steps=12, lavadl_epochs=8, train_samples=300)
 
     def key(self, name: str, seed: int) -> str:
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        settings = {**asdict(self), "models": MODELS_VERSION}
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
         return f"{name}-seed{seed}-{digest}"
 
 
@@ -152,8 +154,9 @@ def _snntorch_model(hidden: int, recurrent: bool) -> nn.Sequential:
     import snntorch as snn
 
     if recurrent:
+        # reset_delay=False: snnTorch's default delayed reset is not what the exported NIR graph says
         neuron = snn.RLeaky(beta=0.9, linear_features=hidden, all_to_all=True, init_hidden=True,
-                            reset_mechanism="zero")
+                            reset_mechanism="zero", reset_delay=False)
     else:  # per-neuron beta and threshold: the exported LIF node then has the layer's shape
         neuron = snn.Leaky(beta=torch.full((hidden,), 0.9), threshold=torch.ones(hidden), init_hidden=True,
                            reset_mechanism="zero")

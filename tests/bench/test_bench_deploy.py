@@ -35,6 +35,9 @@ def test_quick_deploy_bench_writes_measured_rows(tmp_path, capsys) -> None:
     assert report["seconds"] > 0 and report["command"].startswith("bso-deploy bench deploy --networks snntorch-mlp,")
     assert "--seed 3" in report["command"] and report["command"].endswith("--quick")
     rows = report["rows"]
+    assert set(report["targets_summary"]) == {"spike_ratio", "accuracy", "prediction_agreement", "mismatches",
+                                              "netx_mismatches"}
+    assert report["targets_summary"]["mismatches"] is True and report["targets_summary"]["netx_mismatches"] is True
     assert [(r["network"], r["scaling"]) for r in rows] == [
         ("snntorch-mlp", "worst-case"), ("snntorch-mlp", "calibrated"), ("lavadl-mlp", "netx")]
     for row in rows:
