@@ -17,15 +17,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import nir
 import numpy as np
 from bso_deploy.export.nir import read_nir_file
 from bso_deploy.export.nir.importer import resolve_dt
 from bso_deploy.export.nir.metadata import ALPHA, BINARY, SIGNS, TAU_STEPS, metadata_float, reset_mode
-from bso_deploy.export.nir.topology import inline_subgraphs
-from bso_deploy.export.nir.validate import check_node
+from bso_deploy.export.nir.validate import check_graph
 
 from .calibration import DEFAULT_CALIBRATION_MARGIN, observe_activity
 from .network import FixedPointNetwork
@@ -363,22 +362,26 @@ def recurrent_loops(nodes: dict[str, Any], edges: Edges) -> tuple[Edges, dict[st
     return [edge for edge in edges if edge not in removed], loops
 
 
-def _chain(graph: nir.NIRGraph) -> tuple[dict[str, Any], str, list[tuple[str, Any]], dict[str, str]]:
-    """(all nodes, input node name, [(name, node), ...] after it, {neuron: recurrent synapse}) for a chain
-    graph whose neurons may each have one recurrent synapse (:func:`recurrent_loops`); ValueError otherwise."""
-    nodes, edges = inline_subgraphs(graph)
-    for name, node in nodes.items():
-        check_node(name, node)
+class _Chain(NamedTuple):
+    nodes: dict[str, Any]
+    start: str  # the Input node
+    chain: list[tuple[str, Any]]  # (name, node) after the Input, in order
+    loops: dict[str, str]  # neuron -> its recurrent synapse
+    input_shape: tuple[int, ...]
+
+
+def _chain(graph: nir.NIRGraph) -> _Chain:
+    """The graph as a chain whose neurons may each have one recurrent synapse (:func:`recurrent_loops`),
+    after the graph check every backend applies (``export.nir.validate.check_graph``: node fields, one
+    Input and Output, loops only through neurons, shapes); ValueError otherwise."""
+    checked = check_graph(graph)
+    nodes, edges = dict(checked.nodes), list(checked.edges)
     edges, loops = recurrent_loops(nodes, edges)
     successors: dict[str, list[str]] = {name: [] for name in nodes}
-    has_input = set()
     for source, target in edges:
         successors[source].append(target)
-        has_input.add(target)
-    starts = [name for name, node in nodes.items() if isinstance(node, nir.Input) and name not in has_input]
-    if len(starts) != 1:
-        raise ValueError(f"the graph has {len(starts)} Input nodes {starts}; the compiler needs exactly one")
-    chain, name = [], starts[0]
+    start = checked.input_name
+    chain, name = [], start
     while True:
         following = successors[name]
         if len(following) > 1:
@@ -390,26 +393,24 @@ def _chain(graph: nir.NIRGraph) -> tuple[dict[str, Any], str, list[tuple[str, An
             raise ValueError(f"node {name!r} closes a cycle that is not a recurrent synapse; the compiler supports "
                              "loops neuron -> Affine/Linear -> the same neuron only (docs/fixed-point.md §10.2)")
         chain.append((name, nodes[name]))
-    unreached = set(nodes) - {starts[0]} - {seen for seen, _ in chain} - set(loops.values())
+    unreached = set(nodes) - {start} - {seen for seen, _ in chain} - set(loops.values())
     if unreached:
-        raise ValueError(f"nodes {sorted(unreached)} are not on the chain from Input {starts[0]!r}")
+        raise ValueError(f"nodes {sorted(unreached)} are not on the chain from Input {start!r}")
     if not chain or not isinstance(chain[-1][1], nir.Output):
         raise ValueError("the chain from the Input node does not end in an Output node")
-    return nodes, starts[0], chain, loops
+    return _Chain(nodes, start, chain, loops, tuple(int(size) for size in checked.input_shape))
 
 
 def graph_input_shape(graph: nir.NIRGraph) -> tuple[int, ...]:
     """Per-sample shape of the graph's Input node (the graph must be a chain, :func:`float_layers`)."""
-    nodes, start, _, _ = _chain(graph)
-    return tuple(int(size) for size in np.asarray(nodes[start].input_type["input"]).reshape(-1))
+    return _chain(graph).input_shape
 
 
 def float_layers(graph: nir.NIRGraph, profile: str = "bso", dt: float | None = None) -> list[FloatLayer]:
     """The graph read into float layers as they are compiled (gains folded; a binary readout of uneven alpha
     as full precision, :func:`~.quantize.readout_in_one_unit`; §10.2); ValueError naming the node otherwise."""
     get_profile(profile)
-    nodes, start, chain, loops = _chain(graph)
-    shape = tuple(int(size) for size in np.asarray(nodes[start].input_type["input"]).reshape(-1))
+    nodes, _, chain, loops, shape = _chain(graph)
     builder = _Builder(profile=profile, dt=resolve_dt(dt, graph, nodes),
                        default_reset=reset_mode(graph.metadata or {}, None, "graph"), shape=shape,
                        recurrent={neuron: (synapse, nodes[synapse]) for neuron, synapse in loops.items()})

@@ -353,12 +353,15 @@ def test_unsupported_graphs_name_the_node(hw, nir) -> None:
         hw.compile_nir(chain(nir, affine, nir.Linear(weight=np.ones((1, 4)))))
     with pytest.raises(ValueError, match=r"'n0'.*must follow a synapse"):
         hw.compile_nir(chain(nir, lif(nir, 4, 2e-3, 2.0), nir.Linear(weight=np.ones((1, 4)))), dt=1e-3)
+    overlapping = chain(nir, nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]),
+                                           padding=np.array([0, 0])), shape=(1, 4, 4))
+    overlapping.nodes["output"] = nir.Output(output_type=np.array([1, 3, 3]))  # what the pool gives (check_graph)
     with pytest.raises(ValueError, match=r"'n0'.*non-overlapping"):
-        hw.compile_nir(chain(nir, nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]),
-                                                padding=np.array([0, 0])), shape=(1, 4, 4)))
+        hw.compile_nir(overlapping)
     branched = chain(nir, affine, lif(nir, 4, 2e-3, 2.0), nir.Linear(weight=np.ones((1, 4))))
-    branched.edges.append(("n0", "output"))
-    with pytest.raises(ValueError, match="'n0' feeds"):
+    branched.nodes["extra"] = nir.Linear(weight=np.ones((1, 4)))  # a second readout of the LIF: a branch
+    branched.edges.extend([("n1", "extra"), ("extra", "output")])
+    with pytest.raises(ValueError, match="'n1' feeds"):
         hw.compile_nir(branched, dt=1e-3)
     with pytest.raises(ValueError, match="v_threshold - v_leak must be >= 0"):
         hw.compile_nir(chain(nir, affine, lif(nir, 4, 2e-3, 2.0, threshold=-1.0), nir.Linear(weight=np.ones((1, 4)))),

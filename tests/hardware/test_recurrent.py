@@ -171,6 +171,7 @@ def test_learners_and_hardware_aware_forward_refuse_recurrent_layers() -> None:
     import torch
     from bso_deploy.hardware.learning import LearningRule, SimLearner
     from bso_deploy.hardware.torch_learning import TorchLearner
+
     from bso_deploy.hardware_aware import integer_layer
 
     fx_net = recurrent_neuron(3)
