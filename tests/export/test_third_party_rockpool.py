@@ -28,13 +28,17 @@ def rockpool():
     return require("rockpool.nn.modules")
 
 
-def network(rockpool, seed: int):
+def network(rockpool, seed: int, one_tau: bool = False):
+    """Linear -> LIF -> Linear -> LIF; ``one_tau``: one tau_mem and tau_syn per layer (what the hardware's
+    one decay register per layer can run), else per-neuron random ones."""
     sequential = require("rockpool.nn.combinators").Sequential
     generator = torch.Generator().manual_seed(seed)
     rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    tau_mem, tau_syn = (torch.full((N,), 0.02), torch.full((N,), 0.008)) if one_tau else (
+        rand(N) * 0.03 + 0.01, rand(N) * 0.01 + 0.005)
     return sequential(
         rockpool.LinearTorch((N_IN, N), weight=rand(N_IN, N) * 0.6 - 0.25, has_bias=False),
-        rockpool.LIFTorch(N, tau_mem=rand(N) * 0.03 + 0.01, tau_syn=rand(N) * 0.01 + 0.005,
+        rockpool.LIFTorch(N, tau_mem=tau_mem, tau_syn=tau_syn,
                           threshold=rand(N) * 1.5 + 1.0, max_spikes_per_dt=1.0, dt=DT),
         rockpool.LinearTorch((N, 1), weight=rand(N, 1), has_bias=False),
         rockpool.LIFTorch(1, tau_mem=0.02, tau_syn=0.01, threshold=torch.tensor([20.0]), max_spikes_per_dt=1.0,
@@ -73,6 +77,14 @@ def test_output_declaring_batch_and_time_axes_is_accepted(rockpool, tmp_path):
         assert checked.input_shape == (N_IN,) and checked.output_shape == (1,)
     result = backends.run_graph(nir_io.read_nir_file(path), "float", inputs(0).numpy(), dt=DT, record=True)
     assert result.output.shape == (T, BATCH, 1) and result.layers["1_LIFTorch"].sum() > 50
+    # the compiler applies the same check (issue 11, item 8): the sim backend takes such a graph too
+    _, path = export_write(network(rockpool, 0, one_tau=True), tmp_path)
+    graph = nir_io.read_nir_file(path)
+    assert tuple(graph.nodes["output"].output_type["output"]) == (1, 1, 1)
+    float_run = backends.run_graph(graph, "float", inputs(0).numpy(), dt=DT, record=True)
+    fixed = backends.run_graph(graph, "sim", inputs(0).numpy(), dt=DT, record=True)
+    assert fixed.output.shape == (T + 2, BATCH, 1) and fixed.layers["1_LIFTorch"].sum() > 50
+    assert 0.9 < fixed.layers["1_LIFTorch"].sum() / float_run.layers["1_LIFTorch"].sum() < 1.1
 
 
 def as_rockpool_steps(graph, dt: float):
