@@ -10,6 +10,8 @@ chunks that bound the recorded states (:func:`merge_reports` sums their counts):
 - per spiking layer (float step t against fixed step t + k + 1 for layer k): ``spike_ratio`` (fixed / float
   spikes), ``spike_precision``, ``spike_recall``, ``spike_agreement`` (equal values, silent ones included);
 - ``saturation``: the simulator's counts (§5.6) per layer, summed over the test split;
+- ``weight_rounding``: the float model with only its weights rounded to 8 bits (:mod:`.weight_rounding`): its
+  prediction agreement with float says how much of the fixed network's disagreement the weights explain;
 - ``mismatches``: spikes, u, v and saturation counts that differ, torch reference against the simulator on the
   test split (``sim_torch``), Lava against the simulator on the first ``lava_samples`` samples (``sim_lava``).
 
@@ -37,6 +39,7 @@ import numpy as np
 from ..io import atomic_write_json
 from .deploy_report import TARGETS, format_deploy_table, plot_deploy_bench
 from .thirdparty import NETWORKS, NetworkSizes, ThirdPartyNetwork, build_network
+from .weight_rounding import weight_rounding_agreement
 
 __all__ = ["SCALINGS", "TARGETS", "DeployBenchConfig", "add_deploy_arguments", "format_deploy_table",
            "run_deploy_bench", "run_from_args"]
@@ -170,15 +173,19 @@ def _nir_rows(net: ThirdPartyNetwork, config: DeployBenchConfig, bar) -> list[di
     count = config.samples_for(net.test_labels.size)
     x, labels = net.test_inputs[:, :count].astype(np.float64), net.test_labels[:count]
     steps = int(x.shape[0])
+    start = time.perf_counter()
+    rounding = weight_rounding_agreement(net.graph, x, labels, net.dt)
+    rounding_seconds = time.perf_counter() - start
     rows = []
     for scaling in SCALINGS:
         row = _base_row(net, scaling, steps, count)
+        row["weight_rounding"] = rounding  # the float model with 8-bit weights alone (diagnostic)
         rows.append(row)
         options = _parity_options(net, scaling, config)
         try:  # what check_parity compiles, for the report of the scales (and the compile error, if any)
             start = time.perf_counter()
             fx_net = compile_nir(net.graph, time_steps=steps, **options)
-            row["seconds"] = {"compile": time.perf_counter() - start}
+            row["seconds"] = {"compile": time.perf_counter() - start, "weight_rounding": rounding_seconds}
         except (ValueError, TypeError, NotImplementedError) as error:
             row["error"] = f"compile: {type(error).__name__}: {error}"
             row["targets_met"] = targets_met(row)

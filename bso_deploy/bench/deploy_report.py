@@ -37,7 +37,7 @@ def format_deploy_table(rows: list[dict[str, Any]]) -> str:
     the lowest spike precision and recall over the layers, v saturation, mismatches; then the targets."""
     low, high = TARGETS["spike_ratio"]
     header = (f"{'network':<13} {'scaling':<10} {'T':>4} {'fw %':>5} {'float %':>7} {'fixed %':>7} {'agree %':>7} "
-              f"{'spike ratio/layer':<18} {'prec':>5} {'recall':>6} {'v sat':>6} {'mismatches':>11}")
+              f"{'8b-w %':>6} {'spike ratio/layer':<18} {'prec':>5} {'recall':>6} {'v sat':>6} {'mismatches':>11}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lead = (f"{r['network']:<13} {r['scaling']:<10} {r['time_steps']:>4} {_percent(r['framework_accuracy']):>5} "
@@ -49,13 +49,15 @@ def format_deploy_table(rows: list[dict[str, Any]]) -> str:
         counts = r["mismatches"] or {}
         second = r["netx_mismatches"] if "netx_mismatches" in r else counts.get("sim_lava")
         mismatch = f"{counts.get('sim_torch', '-')}/{'-' if second is None else second}"
+        rounding = (r.get("weight_rounding") or {}).get("agreement")
         lines.append(f"{lead} {_percent(r['fixed_accuracy']):>7} {_percent(r['prediction_agreement']):>7} "
-                     f"{_ratios(r['spike_ratio']):<18} {_lowest(r['spike_precision']):>5} "
+                     f"{_percent(rounding):>6} {_ratios(r['spike_ratio']):<18} {_lowest(r['spike_precision']):>5} "
                      f"{_lowest(r['spike_recall']):>6} {saturated:>6} {mismatch:>11}")
         if r.get("lava_error"):
             lines.append(f"{'':<13} lava_error: {r['lava_error'][:150]}")
-    lines += ["fw: the framework's own forward pass (lava-dl: slayer, also the netx row's float); prec, recall: the "
-              "lowest over the layers; v sat: neuron-steps where v saturated (simulator, test split)",
+    lines += ["fw: the framework's own forward pass (lava-dl: slayer, also the netx row's float); 8b-w: agreement of "
+              "the float model with its weights alone rounded to 8 bits; prec, recall: the lowest over the layers; "
+              "v sat: neuron-steps where v saturated (simulator, test split)",
               "mismatches: sim/torch on the test split, then sim/Lava on the Lava subset (netx row: from_netx in "
               "the simulator against lava-dl's own netx on Lava)",
               f"targets: spike ratio in [{low}, {high}] per layer; fixed within "

@@ -50,6 +50,7 @@ def test_quick_deploy_bench_writes_measured_rows(tmp_path, capsys) -> None:
         assert row["spike_ratio"] and all(0.3 < ratio < 3 for ratio in row["spike_ratio"].values())
         assert set(row["saturation"]) and all("v_steps" in totals for totals in row["saturation"].values())
     for row in rows[:2]:
+        assert 0.5 < row["weight_rounding"]["agreement"] <= 1 and row["weight_rounding"]["weight_bits"] == 8
         assert row["mismatches"]["sim_lava"] == 0 and row["compared_spikes"]["sim_lava"] > 0
         assert row["profile"] == "bso" and row["time_steps"] == 6
         assert set(row["spike_ratio"]) == set(row["spike_precision"]) == set(row["spike_recall"])
@@ -75,3 +76,29 @@ def test_deploy_bench_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="lava_samples must be an integer >= 0"):
         DeployBenchConfig(lava_samples=-1)
     assert DeployBenchConfig(quick=True).samples_for(450) == 60 and DeployBenchConfig().samples_for(450) == 450
+
+
+def test_round_weights_puts_every_weight_on_its_grid_and_leaves_the_graph() -> None:
+    import nir
+
+    from bso_deploy.bench.weight_rounding import round_weights
+
+    rng = np.random.default_rng(0)
+    inner = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([5])), "w_rec": nir.Linear(
+        weight=rng.normal(size=(5, 5))), "output": nir.Output(output_type=np.array([5]))},
+        edges=[("input", "w_rec"), ("w_rec", "output")])
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])), "fc": nir.Affine(
+        weight=rng.normal(size=(5, 3)), bias=rng.normal(size=5)), "inner": inner,
+        "output": nir.Output(output_type=np.array([5]))},
+        edges=[("input", "fc"), ("fc", "inner"), ("inner", "output")])
+    before = [graph.nodes["fc"].weight.copy(), inner.nodes["w_rec"].weight.copy()]
+    rounded = round_weights(graph, weight_bits=4)
+    for original, node in zip(before, (rounded.nodes["fc"], rounded.nodes["inner"].nodes["w_rec"])):
+        step = np.abs(original).max() / 7  # 4 bits: 7 levels each side
+        levels = node.weight / step
+        np.testing.assert_allclose(levels, np.round(levels), atol=1e-9)
+        assert np.abs(node.weight - original).max() <= step / 2 + 1e-12 and not np.array_equal(node.weight, original)
+    np.testing.assert_array_equal(graph.nodes["fc"].weight, before[0])  # the original graph is untouched
+    np.testing.assert_array_equal(rounded.nodes["fc"].bias, graph.nodes["fc"].bias)
+    with pytest.raises(ValueError, match="weight_bits must be an integer in"):
+        round_weights(graph, weight_bits=1)
