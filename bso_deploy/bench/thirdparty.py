@@ -1,15 +1,19 @@
 """Networks made by other tools for ``bso-deploy bench deploy``: each trained by its own framework on the digits
 set (scikit-learn's 8x8 images, the split of ``bso_deploy.data``), seeded, and exported with that framework's
 own exporter. :func:`build_network` returns a :class:`ThirdPartyNetwork`; trained models are cached under
-``cache_dir`` (a NIR file or a netx file plus a JSON of the framework's accuracy), keyed by name, seed and sizes.
+``cache_dir`` (the torch parameters, exported again on load, or the netx file; plus a JSON of the framework's
+test accuracy), keyed by name, seed, sizes and :data:`MODELS_VERSION`.
 
 - ``snntorch-mlp``: ``Linear -> snn.Leaky -> Linear`` (zero reset, membrane readout), direct input (each
   image repeated ``time_steps`` times), exported with ``snntorch.export_nir.export_to_nir`` (dt = 1e-4);
-- ``snntorch-rnn``: ``Linear -> snn.RLeaky (all-to-all recurrent Linear) -> Linear``, exported the same way;
+- ``snntorch-rnn``: ``Linear -> snn.RLeaky (all-to-all recurrent Linear, reset_delay=False) -> Linear``,
+  exported the same way (snnTorch's default delayed reset is not what its NIR export says);
 - ``sinabs-cnn``: ``Conv -> IAF -> SumPool -> Conv -> IAF -> SumPool -> Flatten -> Linear`` on event counts
   (:func:`event_counts`: ``event_steps`` >= 300 one-step bins, Poisson counts of rate ``event_rate x`` for a
   pixel of intensity x in [0, 1], so a bin may hold more than one event), single spikes and reset to 0 (what
-  NIR's IF expresses), exported with ``sinabs.nir.to_nir`` (dt = 1);
+  NIR's IF expresses), trained by BPTT on random ``train_window``-bin crops of the stream (an IF layer's rate
+  depends on the event rate, not on T), evaluated on the whole stream, exported with ``sinabs.nir.to_nir``
+  (dt = 1);
 - ``lavadl-mlp``: two ``lava.lib.dl.slayer.block.cuba.Dense`` blocks on binary rate-coded spikes
   (:func:`bernoulli_spikes`), written with the blocks' own ``export_hdf5`` to a netx file.
 
