@@ -11,8 +11,7 @@ import pytest
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
 from bso_deploy.hardware.simulator import recurrent_synapse_params, simulate, simulate_stepwise, synapse_step_int
 from bso_deploy.hardware.spec import SPEC
-from bso_deploy.hardware.torch_reference import TorchReference
-from test_simulator import assert_same_run, assert_same_saturation
+from test_simulator import run_all
 
 ONE = 1 << SPEC.state_shift
 
@@ -25,17 +24,6 @@ def recurrent_neuron(recurrent: int, weight_exp: int = 0, rounding: str = "floor
     return FixedPointNetwork("bso", (1,), (layer,))
 
 
-def run_all(fx_net: FixedPointNetwork, inputs: np.ndarray):
-    """simulate, simulate_stepwise and the torch reference, checked equal (spikes, u, v, output, counts)."""
-    result = simulate(fx_net, inputs, record=True)
-    assert_same_run(fx_net, inputs, result)
-    theirs = TorchReference(fx_net, device="cpu").run(inputs, record=True)
-    for name in ("spikes", "u", "v"):
-        for index, (ours, other) in enumerate(zip(getattr(result, name), getattr(theirs, name))):
-            np.testing.assert_array_equal(other, ours, err_msg=f"layer {index}: {name}")
-    np.testing.assert_array_equal(theirs.output, result.output)
-    assert_same_saturation(result, theirs, fx_net)
-    return result
 
 
 def trace(fx_net: FixedPointNetwork, inputs: list[int]) -> tuple[list[int], list[int]]:

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from bso_deploy.hardware import simulator
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
-from bso_deploy.hardware.simulator import shift_int, simulate, simulate_stepwise, synapse_params, synapse_step_int
+from bso_deploy.hardware.simulator import shift_int, simulate_stepwise, synapse_params, synapse_step_int
 from bso_deploy.hardware.spec import SPEC
-from bso_deploy.hardware.torch_reference import TorchReference
 from fixed_point_strategies import networks, replace_layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_simulator import assert_same_run, assert_same_saturation
+from test_simulator import run_all
 
 ONE = 1 << SPEC.state_shift
 
@@ -28,17 +27,6 @@ def neuron(weight: int, rounding: str = "nearest", **kwargs) -> FixedPointNetwor
     return FixedPointNetwork("bso", (1,), (layer,))
 
 
-def run_all(fx_net: FixedPointNetwork, inputs: np.ndarray):
-    """simulate (fused), simulate_stepwise and the torch reference, checked equal; returns simulate's result."""
-    result = simulate(fx_net, inputs, record=True)
-    assert_same_run(fx_net, inputs, result)
-    theirs = TorchReference(fx_net, device="cpu").run(inputs, record=True)
-    for name in ("spikes", "u", "v"):
-        for ours, other in zip(getattr(result, name), getattr(theirs, name)):
-            np.testing.assert_array_equal(other, ours, err_msg=name)
-    np.testing.assert_array_equal(theirs.output, result.output)
-    assert_same_saturation(result, theirs, fx_net)
-    return result
 
 
 def counts(result, layer: int = 0) -> tuple[list[int], list[int], list[int]]:

@@ -345,6 +345,22 @@ def assert_same_saturation(expected, actual, fx_net: FixedPointNetwork) -> None:
             np.testing.assert_array_equal(other, mine, err_msg=f"{layer.name}: saturation {name}")
 
 
+def run_all(fx_net: FixedPointNetwork, inputs: np.ndarray):
+    """simulate (fused), simulate_stepwise and the torch reference, checked equal on spikes, u, v, output and
+    saturation counts; returns simulate's result."""
+    from bso_deploy.hardware.torch_reference import TorchReference
+
+    result = simulate(fx_net, inputs, record=True)
+    assert_same_run(fx_net, inputs, result)
+    theirs = TorchReference(fx_net, device="cpu").run(inputs, record=True)
+    for name in ("spikes", "u", "v"):
+        for index, (ours, other) in enumerate(zip(getattr(result, name), getattr(theirs, name))):
+            np.testing.assert_array_equal(other, ours, err_msg=f"layer {index}: {name}")
+    np.testing.assert_array_equal(theirs.output, result.output)
+    assert_same_saturation(result, theirs, fx_net)
+    return result
+
+
 def plans(fx_net: FixedPointNetwork, steps: int) -> list:
     bounds = [SPEC.input_max] + [1] * (len(fx_net.layers) - 1)
     return [simulator._fused_layer(layer, synapse_params(layer, bound), bound, steps, SPEC)
