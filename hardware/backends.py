@@ -59,7 +59,7 @@ __all__ = [
 
 BACKEND_KINDS = ("float", "fixed")
 SCALINGS = ("calibrated", "worst-case")  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
-DT_HINT = "check --dt (Sinabs/IAF graphs use dt = 1, snnTorch 1e-4, Norse 1e-3)"
+DT_HINT = "check --dt (Sinabs/IAF graphs use dt = 1, snnTorch 1e-4, Norse 1.1.0 1e-6, Rockpool 1e-3)"
 SPIKING_NODE_TYPES = ("LIF", "CubaLIF", "IF")  # float nodes whose outputs are spikes (recorded per layer)
 
 

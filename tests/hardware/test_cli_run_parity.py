@@ -14,7 +14,7 @@ from bso_deploy.cli import main
 from bso_deploy.models import build_mlp
 from bso_deploy.neuron import LIFParameters
 
-DT_HINT = "check --dt (Sinabs/IAF graphs use dt = 1, snnTorch 1e-4, Norse 1e-3)"
+DT_HINT = "check --dt (Sinabs/IAF graphs use dt = 1, snnTorch 1e-4, Norse 1.1.0 1e-6, Rockpool 1e-3)"
 
 
 @pytest.fixture
