@@ -11,7 +11,9 @@ neuron, the extremes that the fixed-point registers must hold:
   readout) it is max |I_t|, which u equals (du = 4095);
 - ``voltage_peak``: max |v| before the reset, ``v_t = decay * v_{t-1} + i_t + b`` (the bias b added to v at every
   step, as the integer network adds it from the layer's first input, §3.4, §10.2), over steps, samples and signs;
-- ``input_peak`` (layer 0): the largest float input value.
+- ``input_peak`` (layer 0): the largest float input value;
+- ``drive_rate``: the fraction of steps and samples at which the neuron's synaptic sum ``W pool(x_t)`` (plus the
+  recurrent one) is nonzero, for the floor compensation of §10.6.
 
 The float model here is the one the compiler quantizes, so its v is exactly what 64 K_i v_int approximates
 (§10.2): a scale chosen from these peaks (with the margin of §10.6) keeps the integer registers in range on
@@ -43,6 +45,7 @@ class LayerActivity:
     voltage_peak: np.ndarray
     input_peak: float
     spikes: int
+    drive_rate: np.ndarray | None = None  # fraction of (step, sample) with a nonzero synaptic sum, per neuron
 
 
 def _connect(layer: FloatLayer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -82,6 +85,7 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
     current = [np.zeros(layer.output_shape) for layer in layers]
     voltage = [np.zeros(layer.output_shape) for layer in layers]
     spikes = [0] * len(layers)
+    driven = [np.zeros(layer.output_shape) for layer in layers]
     weights = [torch.as_tensor(np.asarray(layer.weight, np.float64)) for layer in layers]
     recurrent = [None if layer.recurrent_weight is None else torch.as_tensor(np.asarray(layer.recurrent_weight,
                                                                                         np.float64))
@@ -104,6 +108,7 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
                     if recurrent[k] is not None:
                         drive = drive + previous[k] @ recurrent[k].T
                     syn_decay = 0.0 if layer.tau_syn_steps is None else 1.0 - 1.0 / layer.tau_syn_steps
+                    driven[k] += (drive != 0).sum(dim=0).numpy()
                     i = syn_decay * i + drive
                     decay = 1.0 if math.isinf(layer.tau_steps) else 1.0 - 1.0 / layer.tau_steps
                     v = decay * v + i + biases[k]
@@ -123,4 +128,4 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
                 voltage[k] = np.maximum(voltage[k], v_peak[k].numpy())
     peak = float(x_all.max())
     return [LayerActivity(current_peak=current[k], voltage_peak=voltage[k], input_peak=peak if k == 0 else 1.0,
-                          spikes=spikes[k]) for k in range(len(layers))]
+                          spikes=spikes[k], drive_rate=driven[k] / (steps * samples)) for k in range(len(layers))]

@@ -531,8 +531,7 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     value_range = 1.0 if input_range is None else _real(input_range, "input_range")
     if calibration is not None:
         samples = _calibration_inputs(calibration, layers[0].input_shape, time_steps)
-        if scaling == "calibrated":
-            activity = observe_activity(layers, samples)
+        activity = observe_activity(layers, samples)  # the peaks for calibrated scales, the rates for §10.6's floor
         if time_steps is None:
             time_steps = int(samples.shape[0])
         scale, peak = _input_range(samples, input_scale)
@@ -546,8 +545,10 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     for index, layer in enumerate(layers):  # layer k first receives input at step k + 1 (§4.8)
         options = base if index == 0 else replace(base, input_max=1, first=False, first_input_step=index + 1)
         if activity[index] is not None:
-            options = replace(options, current_peak=activity[index].current_peak,
-                              voltage_peak=activity[index].voltage_peak)
+            options = replace(options, drive_rate=activity[index].drive_rate)
+            if scaling == "calibrated":
+                options = replace(options, current_peak=activity[index].current_peak,
+                                  voltage_peak=activity[index].voltage_peak)
         fixed_layer, report = quantize_layer(layer, options)
         if activity[index] is not None:
             report["calibration_spikes"] = activity[index].spikes

@@ -160,6 +160,7 @@ class LayerOptions:
     current_peak: np.ndarray | None = None
     voltage_peak: np.ndarray | None = None
     calibration_margin: float = 2.0
+    drive_rate: np.ndarray | None = None  # calibrated: per-neuron fraction of steps with a nonzero sum (§10.6)
 
     @property
     def calibrated(self) -> bool:
@@ -233,7 +234,8 @@ class _Bounds:
         options = self.options
         if options.calibrated:  # what the calibration inputs drove u to, with the margin (§10.6)
             u_bound = min(u_bound, self._peak(options.current_peak, per_neuron))
-        bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift), spec,
+        offset = self.floor_offset(candidate)
+        bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift) + offset, spec,
                                                     self.options.netx_compatible)
         bias_bound = int(np.abs(bias).max(initial=0))
         violations = []
@@ -271,7 +273,23 @@ class _Bounds:
                                    f"would saturate at {v_limit} (§3.3, §3.7)"))
         return {"per_neuron": per_neuron, "activation": activation, "u_bound": u_bound, "bias_mant": bias_mant,
                 "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations,
-                "recurrent": recurrent}
+                "recurrent": recurrent, "floor_offset": offset}
+
+    def floor_offset(self, candidate: _Candidate) -> np.ndarray | float:
+        """The floor compensation of §10.6, in v units per neuron (0.0 where none applies): with a floored
+        negative exponent that drops k' fractional bits of the sum (k = -weight_exp, less the factors of 2 of
+        the sum's multiplier, 2 for full precision, weight_mant for binary), each nonzero sum loses
+        (2**k' - 1) / 2**(k' + 1) LSB of a on average (residues uniform), i.e. 64 times that in v; the neuron
+        gets that times its calibrated rate of nonzero sums as bias."""
+        options = self.options
+        if options.drive_rate is None or _shift_rounding(options.profile) != "floor":
+            return 0.0
+        exp, multiplier = (candidate.exp, candidate.mant) if self.layer.binary else (candidate.exp - 1, 2)
+        bits = -exp - ((multiplier & -multiplier).bit_length() - 1)
+        if exp >= 0 or bits <= 0:
+            return 0.0
+        lost = (2.0 ** bits - 1) / 2.0 ** (bits + 1) * (1 << self.spec.state_shift)
+        return np.broadcast_to(np.asarray(options.drive_rate, np.float64), self.layer.output_shape) * lost
 
     def recurrent(self, per_neuron: np.ndarray) -> dict[str, Any] | None:
         """The recurrent synapse at the layer's scales K_i (docs/fixed-point.md §4.9, §10.2): integer weights
@@ -447,7 +465,8 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         "binding_bound": binding,
         "weight_bits": 1 if layer.binary else options.weight_bits,
         "weight_max_abs_error": 0.0 if layer.binary else float(np.abs(weights / c - layer.weight).max(initial=0)),
-        "bias_max_abs_error": float(np.abs(bias_value / v_scale - layer.bias).max(initial=0)),
+        "bias_max_abs_error": float(np.abs((bias_value - result["floor_offset"]) / v_scale - layer.bias)
+                                    .max(initial=0)),
         "threshold_max_abs_error": float(np.abs(vth / per_neuron - layer.threshold).max(initial=0))
         if layer.spiking else 0.0,
         "du": du, "dv": dv,
@@ -462,6 +481,8 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
     if result["recurrent"] is not None:
         report["recurrent_weight_max_abs_error"] = result["recurrent"]["error"]
         report["recurrent_activation_bound"] = result["recurrent"]["activation"]
+    if np.any(result["floor_offset"]):
+        report["floor_compensation"] = float(np.max(result["floor_offset"]))
     if options.calibrated:
         report["calibration_margin"] = float(options.calibration_margin)
         report["calibrated_u_peak"] = bounds._peak(options.current_peak, per_neuron)
