@@ -17,16 +17,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import nir
 import numpy as np
 from bso_deploy.export.nir import read_nir_file
 from bso_deploy.export.nir.importer import resolve_dt
 from bso_deploy.export.nir.metadata import ALPHA, BINARY, SIGNS, TAU_STEPS, metadata_float, reset_mode
-from bso_deploy.export.nir.validate import check_graph
 
 from .calibration import DEFAULT_CALIBRATION_MARGIN, observe_activity
+from .chain import graph_chain
+from .chain import node_error as _node_error
 from .network import FixedPointNetwork
 from .quantize import (
     DEFAULT_INPUT_SCALE,
@@ -65,8 +66,6 @@ def read_graph(graph_or_path: nir.NIRGraph | str | os.PathLike) -> nir.NIRGraph:
     raise TypeError(f"expected a nir.NIRGraph or a path, not {type(graph_or_path).__name__}")
 
 
-def _node_error(name: str, node: Any, message: str) -> ValueError:
-    return ValueError(f"node {name!r} ({type(node).__name__}): {message}")
 
 
 def _pair(value: Any, name: str, node: Any, what: str) -> tuple[int, int]:
@@ -329,88 +328,16 @@ READERS: dict[type, Callable[[_Builder, str, Any], None]] = {
 SUPPORTED_NODE_TYPES = tuple(sorted({"Input", *(t.__name__ for t in READERS)}))
 
 
-NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF)
-RECURRENT_SYNAPSE_TYPES = (nir.Affine, nir.Linear)
-
-
-Edges = list[tuple[str, str]]
-
-
-def recurrent_loops(nodes: dict[str, Any], edges: Edges) -> tuple[Edges, dict[str, str]]:
-    """(edges without the recurrent loops, {neuron name: recurrent synapse name}).
-
-    A recurrent loop is a neuron node N whose spikes feed an Affine/Linear node S that feeds N again and
-    nothing else (what snnTorch's RLeaky/RSynaptic export): S becomes N's recurrent synapse, which delivers the
-    spikes of step t at step t + 1 (docs/fixed-point.md §4.9, §10.2). Any other cycle is a ValueError."""
-    incoming: dict[str, list[str]] = {name: [] for name in nodes}
-    outgoing: dict[str, list[str]] = {name: [] for name in nodes}
-    for source, target in edges:
-        outgoing[source].append(target)
-        incoming[target].append(source)
-    loops: dict[str, str] = {}
-    for name, node in nodes.items():
-        if not isinstance(node, RECURRENT_SYNAPSE_TYPES) or len(incoming[name]) != 1 or len(outgoing[name]) != 1:
-            continue
-        neuron = incoming[name][0]
-        if outgoing[name][0] == neuron and isinstance(nodes[neuron], NEURON_TYPES):
-            if neuron in loops:
-                raise _node_error(neuron, nodes[neuron], f"has two recurrent synapses ({loops[neuron]!r}, {name!r}); "
-                                  "merge them into one Affine")
-            loops[neuron] = name
-    removed = {(neuron, synapse) for neuron, synapse in loops.items()} | \
-        {(synapse, neuron) for neuron, synapse in loops.items()}
-    return [edge for edge in edges if edge not in removed], loops
-
-
-class _Chain(NamedTuple):
-    nodes: dict[str, Any]
-    start: str  # the Input node
-    chain: list[tuple[str, Any]]  # (name, node) after the Input, in order
-    loops: dict[str, str]  # neuron -> its recurrent synapse
-    input_shape: tuple[int, ...]
-
-
-def _chain(graph: nir.NIRGraph) -> _Chain:
-    """The graph as a chain whose neurons may each have one recurrent synapse (:func:`recurrent_loops`),
-    after the graph check every backend applies (``export.nir.validate.check_graph``: node fields, one
-    Input and Output, loops only through neurons, shapes); ValueError otherwise."""
-    checked = check_graph(graph)
-    nodes, edges = dict(checked.nodes), list(checked.edges)
-    edges, loops = recurrent_loops(nodes, edges)
-    successors: dict[str, list[str]] = {name: [] for name in nodes}
-    for source, target in edges:
-        successors[source].append(target)
-    start = checked.input_name
-    chain, name = [], start
-    while True:
-        following = successors[name]
-        if len(following) > 1:
-            raise ValueError(f"node {name!r} feeds {following}; the compiler supports chains (no branches)")
-        if not following:
-            break
-        name = following[0]
-        if any(seen == name for seen, _ in chain):
-            raise ValueError(f"node {name!r} closes a cycle that is not a recurrent synapse; the compiler supports "
-                             "loops neuron -> Affine/Linear -> the same neuron only (docs/fixed-point.md §10.2)")
-        chain.append((name, nodes[name]))
-    unreached = set(nodes) - {start} - {seen for seen, _ in chain} - set(loops.values())
-    if unreached:
-        raise ValueError(f"nodes {sorted(unreached)} are not on the chain from Input {start!r}")
-    if not chain or not isinstance(chain[-1][1], nir.Output):
-        raise ValueError("the chain from the Input node does not end in an Output node")
-    return _Chain(nodes, start, chain, loops, tuple(int(size) for size in checked.input_shape))
-
-
 def graph_input_shape(graph: nir.NIRGraph) -> tuple[int, ...]:
     """Per-sample shape of the graph's Input node (the graph must be a chain, :func:`float_layers`)."""
-    return _chain(graph).input_shape
+    return graph_chain(graph).input_shape
 
 
 def float_layers(graph: nir.NIRGraph, profile: str = "bso", dt: float | None = None) -> list[FloatLayer]:
     """The graph read into float layers as they are compiled (gains folded; a binary readout of uneven alpha
     as full precision, :func:`~.quantize.readout_in_one_unit`; §10.2); ValueError naming the node otherwise."""
     get_profile(profile)
-    nodes, _, chain, loops, shape = _chain(graph)
+    nodes, _, chain, loops, shape = graph_chain(graph)
     builder = _Builder(profile=profile, dt=resolve_dt(dt, graph, nodes),
                        default_reset=reset_mode(graph.metadata or {}, None, "graph"), shape=shape,
                        recurrent={neuron: (synapse, nodes[synapse]) for neuron, synapse in loops.items()})
