@@ -2,11 +2,13 @@
 
 The graph must be a chain ``Input -> [SumPool2d | AvgPool2d | Flatten]* -> (Affine | Linear | Conv2d) ->
 (LIF | CubaLIF | IF) -> ... -> (Affine | Linear) -> Output`` (the last neuron may also feed the Output
-directly). A lookup table maps each node type to a small reader that adds the node to the layer being built;
-each synapse with the neuron after it becomes one :class:`~.quantize.FloatLayer` (float units, the neuron's
-input gain folded in), which :func:`~.quantize.quantize_layer` turns into integers. The mapping and the
-quantization rules are docs/fixed-point.md §7 and §10; unsupported nodes, values and profile restrictions
-raise ValueError naming the NIR node (or layer), the parameter and the option that would fix it.
+directly); a neuron may have one recurrent loop through an Affine/Linear (:mod:`.chain`, §10.2). Scales
+come from the worst case (§10.3) or from calibration data (:mod:`.calibration`, §10.6). A lookup table maps
+each node type to a small reader that adds the node to the layer being built; each synapse with the neuron
+after it becomes one :class:`~.quantize.FloatLayer` (float units, the neuron's input gain folded in), which
+:func:`~.quantize.quantize_layer` turns into integers. The mapping and the quantization rules are
+docs/fixed-point.md §7 and §10; unsupported nodes, values and profile restrictions raise ValueError naming the
+NIR node (or layer), the parameter and the option that would fix it.
 """
 
 from __future__ import annotations
