@@ -319,32 +319,11 @@ def _train_lavadl(sizes: NetworkSizes, seed: int, data, path: Path) -> dict[str,
 
 
 def run_lavadl_netx(path: str | Path, inputs: np.ndarray) -> list[np.ndarray]:
-    """lava-dl's own ``netx.hdf5.Network`` loading ``path``, fed ``inputs`` (T, n_in) integers through a
-    RingBuffer under Loihi2SimCfg(select_tag="fixed_pt"): the spikes of every layer, (T, n) int8."""
-    from ..hardware.lava.compat import ensure_lava_importable
-    from ..hardware.spec import SPEC
+    """lava-dl's own ``netx.hdf5.Network`` on ``path`` under Lava fixed_pt, fed ``inputs`` (T, n_in) integers:
+    the spikes of every layer, (T, n) int8 (``hardware.lava.netx_runner``)."""
+    from ..hardware.lava.netx_runner import run_lavadl_netx as run  # lazy: Lava and lava-dl are heavy
 
-    ensure_lava_importable()
-    from lava.lib.dl.netx import hdf5
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    steps = inputs.shape[0]
-    net = hdf5.Network(net_config=str(path), input_message_bits=SPEC.input_bits)
-    source = Source(data=np.ascontiguousarray(inputs.T, dtype=np.int32))
-    source.s_out.connect(net.inp)
-    sinks = []
-    for block in net.layers:
-        sink = Sink(shape=block.out.shape, buffer=steps)
-        block.out.connect(sink.a_in)
-        sinks.append(sink)
-    try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        return [np.asarray(sink.data.get()).T.astype(np.int8) for sink in sinks]
-    finally:
-        net.stop()
+    return run(path, inputs)[0]
 
 
 # ---------------------------------------------------------------- build + cache

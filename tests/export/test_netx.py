@@ -34,33 +34,8 @@ def netx_export():
 
 
 def run_netx_file(path, inputs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Load ``path`` with lava-dl's loader, feed ``inputs`` (T, n_in) through a RingBuffer, run under
-    Loihi2SimCfg(select_tag="fixed_pt"); returns (spikes per layer (T, n), last layer's v (T, n))."""
-    from lava.lib.dl.netx import hdf5
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import Read
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    steps = inputs.shape[0]
-    net = hdf5.Network(net_config=str(path), input_message_bits=SPEC.input_bits)
-    source = Source(data=np.ascontiguousarray(inputs.T, dtype=np.int32))
-    source.s_out.connect(net.inp)
-    sinks = []
-    for block in net.layers:
-        sink = Sink(shape=block.out.shape, buffer=steps)
-        block.out.connect(sink.a_in)
-        sinks.append(sink)
-    reader = Read(buffer=steps)
-    reader.connect_var(net.layers[-1].neuron.v)
-    try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = [np.asarray(sink.data.get()).T.astype(np.int8) for sink in sinks]
-        v = np.asarray(reader.data.get()).T.astype(np.int64)
-    finally:
-        net.stop()
-    return spikes, v
+    """lava-dl's loader on Lava fixed_pt: (spikes per layer (T, n), last layer's v (T, n))."""
+    return require("bso_deploy.hardware.lava.netx_runner").run_lavadl_netx(path, inputs)
 
 
 def random_loihi_network(seed: int) -> FixedPointNetwork:
