@@ -35,7 +35,8 @@ def netx_export():
 
 def run_netx_file(path, inputs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """lava-dl's loader on Lava fixed_pt: (spikes per layer (T, n), last layer's v (T, n))."""
-    return require("bso_deploy.hardware.lava.netx_runner").run_lavadl_netx(path, inputs)
+    spikes, v = require("bso_deploy.hardware.lava.netx_runner").run_lavadl_netx(path, inputs)
+    return spikes, v[-1]
 
 
 def random_loihi_network(seed: int) -> FixedPointNetwork:

@@ -56,52 +56,10 @@ def randomise(blocks, seed: int, low: float, high: float) -> None:
                 norm.running_mean.copy_(torch.randn(norm.running_mean.shape, generator=generator) * 0.4)
 
 
-def lava_layout(array: np.ndarray) -> np.ndarray:
-    """Ours (T, C, H, W) / (T, n) -> what Lava's ports hold per step: (W, H, C, T) / (n, T)."""
-    return np.ascontiguousarray(array.transpose(3, 2, 1, 0) if array.ndim == 4 else array.T)
-
-
-def our_layout(array: np.ndarray) -> np.ndarray:
-    """Lava's (W, H, C, T) / (n, T) -> ours (T, C, H, W) / (T, n)."""
-    array = np.moveaxis(np.asarray(array), -1, 0)
-    return array.transpose(0, 3, 2, 1) if array.ndim == 4 else array
-
-
-def run_lava_dl(path, inputs: np.ndarray, input_message_bits: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """lava-dl's own loader on Lava fixed_pt: feed ``inputs`` (T, *input_shape) (ours) through a RingBuffer;
-    returns per layer the spikes and v (T, *shape), in our layout."""
-    from lava.lib.dl.netx import hdf5
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import Read
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    steps = inputs.shape[0]
-    net = hdf5.Network(net_config=str(path), input_message_bits=input_message_bits)
-    source = Source(data=lava_layout(inputs).astype(np.int32))
-    source.s_out.connect(net.inp)
-    sinks, readers = [], []
-    for block in net.layers:
-        sink = Sink(shape=block.out.shape, buffer=steps)
-        block.out.connect(sink.a_in)
-        sinks.append(sink)
-        reader = Read(buffer=steps)
-        reader.connect_var(block.neuron.v)
-        readers.append(reader)
-    try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = [our_layout(sink.data.get()).astype(np.int8) for sink in sinks]
-        v = [our_layout(reader.data.get()).astype(np.int64) for reader in readers]
-    finally:
-        net.stop()
-    return spikes, v
-
-
 def assert_same_as_lava_dl(fx_net: FixedPointNetwork, path, inputs: np.ndarray, input_message_bits: int) -> int:
     """Every layer's spikes and v, every step: ``simulate`` == lava-dl on Lava; returns the spikes compared."""
     expected = simulate(fx_net, inputs[:, None], record=True)
-    spikes, v = run_lava_dl(path, inputs, input_message_bits)
+    spikes, v = require("bso_deploy.hardware.lava.netx_runner").run_lavadl_netx(path, inputs, input_message_bits)
     assert len(spikes) == len(fx_net.layers)
     for k in range(len(fx_net.layers)):
         np.testing.assert_array_equal(spikes[k], expected.spikes[k][:, 0], err_msg=f"spikes of layer {k}")
