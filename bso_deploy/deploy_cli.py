@@ -80,8 +80,11 @@ def add_compile_options(parser: argparse.ArgumentParser) -> None:
                              "on --calibrate-on data (default: calibrated when --calibrate-on is given, else "
                              "worst-case)")
     parser.add_argument("--calibrate-on", default=None,
-                        help="calibration data: 'digits' (its test samples) or a .npy of (T, batch, *input_shape) "
+                        help="calibration data: 'digits' (its training samples) or a .npy of (T, batch, *input_shape) "
                              "or (batch, *input_shape) (repeated --time-steps times)")
+    parser.add_argument("--no-bias-correction", action="store_true",
+                        help="with calibration data, do not add the mean current the weight rounding takes away "
+                             "to each neuron's bias (docs/fixed-point.md §10.6)")
     parser.add_argument("--calibration-samples", type=int, default=None,
                         help=f"samples of the calibration data (default: {DEFAULT_DATASET_SAMPLES} for digits, "
                              "all of a file)")
@@ -108,7 +111,7 @@ def calibration_inputs(args: argparse.Namespace, input_shape: tuple[int, ...],
     if source == "digits":
         from .hardware.parity import dataset_samples
 
-        x, _ = dataset_samples("digits", samples or DEFAULT_DATASET_SAMPLES)
+        x, _ = dataset_samples("digits", samples or DEFAULT_DATASET_SAMPLES, split="train")  # not the test data
         if tuple(x.shape[1:]) != tuple(input_shape):
             raise ValueError(f"--calibrate-on digits gives samples of shape {tuple(x.shape[1:])}, but the graph's "
                              f"input is {tuple(input_shape)}; give a .npy of the graph's inputs instead")
@@ -134,7 +137,8 @@ def _compile(args: argparse.Namespace, model: Model, time_steps: int | None, cal
 
     return compile_for_inputs(model.graph, time_steps, profile=args.profile or "bso", dt=args.dt,
                               input_scale=args.input_scale, weight_bits=args.weight_bits, scaling=args.scaling,
-                              calibration=calibration, input_range=args.input_range)
+                              calibration=calibration, input_range=args.input_range,
+                              bias_correction=not args.no_bias_correction)
 
 
 def _described(model: Model) -> str:
@@ -331,7 +335,7 @@ def parity_command(args: argparse.Namespace) -> int:
         report = check_parity(model.graph, backends=backends, inputs=inputs, labels=labels, profile=args.profile,
                               dt=args.dt, time_steps=time_steps, input_scale=args.input_scale,
                               weight_bits=args.weight_bits, scaling=args.scaling, calibration=calibration,
-                              input_range=args.input_range).to_dict()
+                              input_range=args.input_range, bias_correction=not args.no_bias_correction).to_dict()
     report["model_kind"] = model.kind
     warn("parity", report["warnings"])
     if args.json:

@@ -278,15 +278,18 @@ def silent_layer_warnings(result: RunResult, fx_net: FixedPointNetwork | None = 
 
 def compile_for_inputs(graph: nir.NIRGraph, time_steps: int | None, profile: str = "bso", dt: float | None = None,
                        input_scale: float | None = None, weight_bits: int | None = None, scaling: str | None = None,
-                       calibration: np.ndarray | None = None, input_range: float | None = None) -> FixedPointNetwork:
+                       calibration: np.ndarray | None = None, input_range: float | None = None,
+                       bias_correction: bool | None = True) -> FixedPointNetwork:
     """:func:`compile_nir` for inputs of ``time_steps`` steps (None: the graph's or the compiler's default).
     scaling: "calibrated" | "worst-case" | None (calibrated when ``calibration``, float (T, batch,
-    *input_shape), is given, else worst-case); input_range: the largest float input (§10.1)."""
+    *input_shape), is given, else worst-case); input_range: the largest float input (§10.1); bias_correction
+    (§10.6; None: the default, on)."""
     if scaling is not None and scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; valid: {', '.join(SCALINGS)}")
     return compile_nir(graph, profile=profile, input_scale=input_scale, weight_bits=weight_bits, dt=dt,
                        time_steps=None if time_steps is None else int(time_steps), scaling=scaling,
-                       calibration=calibration, input_range=input_range)
+                       calibration=calibration, input_range=input_range,
+                       bias_correction=bias_correction is not False)
 
 
 def run_graph(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike, backend: str, inputs: Any,

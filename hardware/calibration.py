@@ -46,6 +46,7 @@ class LayerActivity:
     input_peak: float
     spikes: int
     drive_rate: np.ndarray | None = None  # fraction of (step, sample) with a nonzero synaptic sum, per neuron
+    input_mean: np.ndarray | None = None  # the layer input averaged over steps and samples, input_shape
 
 
 def _connect(layer: FloatLayer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -86,6 +87,7 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
     voltage = [np.zeros(layer.output_shape) for layer in layers]
     spikes = [0] * len(layers)
     driven = [np.zeros(layer.output_shape) for layer in layers]
+    input_sum = [np.zeros(layer.input_shape) for layer in layers]
     weights = [torch.as_tensor(np.asarray(layer.weight, np.float64)) for layer in layers]
     recurrent = [None if layer.recurrent_weight is None else torch.as_tensor(np.asarray(layer.recurrent_weight,
                                                                                         np.float64))
@@ -104,6 +106,7 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
                 x = x_chunk[t]
                 for k, layer in enumerate(layers):
                     i, v = state[k]
+                    input_sum[k] += x.sum(dim=0).numpy()
                     drive = _connect(layer, x, weights[k])
                     if recurrent[k] is not None:
                         drive = drive + previous[k] @ recurrent[k].T
@@ -128,4 +131,13 @@ def observe_activity(layers: list[FloatLayer], inputs: np.ndarray, batch_size: i
                 voltage[k] = np.maximum(voltage[k], v_peak[k].numpy())
     peak = float(x_all.max())
     return [LayerActivity(current_peak=current[k], voltage_peak=voltage[k], input_peak=peak if k == 0 else 1.0,
-                          spikes=spikes[k], drive_rate=driven[k] / (steps * samples)) for k in range(len(layers))]
+                          spikes=spikes[k], drive_rate=driven[k] / (steps * samples),
+                          input_mean=input_sum[k] / (steps * samples)) for k in range(len(layers))]
+
+
+def weight_error_current(layer: FloatLayer, rounded_weight: np.ndarray, input_mean: np.ndarray) -> np.ndarray:
+    """``(W - W_rounded) pool(mean x)``: the mean synaptic current (float units, output shape) the rounding of
+    the weights takes away on inputs like the calibration ones (the bias correction of §10.6)."""
+    delta = torch.as_tensor(np.asarray(layer.weight, np.float64) - np.asarray(rounded_weight, np.float64))
+    mean = torch.as_tensor(np.asarray(input_mean, np.float64)[None])
+    return _connect(layer, mean, delta)[0].numpy().reshape(layer.output_shape)

@@ -27,7 +27,7 @@ from bso_deploy.export.nir import read_nir_file
 from bso_deploy.export.nir.importer import resolve_dt
 from bso_deploy.export.nir.metadata import ALPHA, BINARY, SIGNS, TAU_STEPS, metadata_float, reset_mode
 
-from .calibration import DEFAULT_CALIBRATION_MARGIN, observe_activity
+from .calibration import DEFAULT_CALIBRATION_MARGIN, observe_activity, weight_error_current
 from .chain import graph_chain
 from .chain import node_error as _node_error
 from .network import FixedPointNetwork
@@ -40,6 +40,7 @@ from .quantize import (
     quantize_inputs,
     quantize_layer,
     readout_in_one_unit,
+    rounded_weight,
 )
 from .spec import SPEC, get_profile
 
@@ -408,7 +409,7 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
                 time_steps: int | None = None, fold_thresholds: bool = False,
                 netx_compatible: bool = False, scaling: str | None = None, calibration: Any = None,
                 calibration_margin: float = DEFAULT_CALIBRATION_MARGIN,
-                input_range: float | None = None) -> FixedPointNetwork:
+                input_range: float | None = None, bias_correction: bool = True) -> FixedPointNetwork:
     """Compile a NIR graph (or file) into a :class:`FixedPointNetwork` for ``profile`` ("bso" or "loihi").
 
     input_scale: float inputs (expected in [0, 1]) become ``round(x * input_scale)`` clipped to
@@ -435,7 +436,9 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     occur; saturation on other inputs is then possible and every fixed-point run counts it (§5.6). Default:
     calibrated when ``calibration`` is given. With calibration data and no ``input_scale``, integer-valued data
     (event counts) keep scale 1 and other data map their largest value to 255; the input range (largest float
-    input, default 1; ``input_range``, or the calibration data's) sets ``input_max`` (§10.1)."""
+    input, default 1; ``input_range``, or the calibration data's) sets ``input_max`` (§10.1). bias_correction:
+    with calibration data, add to each full-precision neuron's bias the mean current its weights' rounding
+    takes away on those data (§10.6)."""
     graph = read_graph(nir_graph)
     profile_ = get_profile(profile)
     if scaling is None:
@@ -471,8 +474,16 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
                         weight_bits=int(bits), readout_steps=steps + len(layers), profile=profile_.name, first=True,
                         first_input_step=1, netx_compatible=bool(netx_compatible), calibration_margin=margin)
     fixed, reports = [], []
+    corrections: list[float | None] = [None] * len(layers)
     for index, layer in enumerate(layers):  # layer k first receives input at step k + 1 (§4.8)
         options = base if index == 0 else replace(base, input_max=1, first=False, first_input_step=index + 1)
+        if activity[index] is not None and bias_correction and not layer.binary and not netx_compatible:
+            correction = weight_error_current(layer, rounded_weight(layer, options.weight_bits),
+                                              activity[index].input_mean)
+            if layer.tau_syn_steps is not None:  # a current's mean reaches v tau_syn times (§10.2, CubaLIF)
+                correction = correction * layer.tau_syn_steps
+            layer = replace(layer, bias=np.asarray(layer.bias) + correction)
+            corrections[index] = float(np.abs(correction).max(initial=0.0))
         if activity[index] is not None:
             options = replace(options, drive_rate=activity[index].drive_rate)
             if scaling == "calibrated":
@@ -481,6 +492,8 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
         fixed_layer, report = quantize_layer(layer, options)
         if activity[index] is not None:
             report["calibration_spikes"] = activity[index].spikes
+        if corrections[index] is not None:
+            report["bias_correction"] = corrections[index]
         if folds[index] is not None:
             report["threshold_fold"] = folds[index]
         if netx_compatible:

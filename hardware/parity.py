@@ -233,9 +233,9 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
                  profile: str | None = None, dt: float | None = None, time_steps: int | None = None,
                  input_scale: float | None = None, weight_bits: int | None = None,
                  scaling: str | None = None, calibration: np.ndarray | None = None,
-                 input_range: float | None = None) -> ParityReport:
+                 input_range: float | None = None, bias_correction: bool = True) -> ParityReport:
     """Compile the graph once (profile default "bso"; input_scale, weight_bits, scaling, calibration,
-    input_range as :func:`compile_for_inputs` takes them), or take a compiled network as it is, run
+    input_range, bias_correction as :func:`compile_for_inputs` takes them), or take a compiled network as it is, run
     ``inputs`` (float, (T, batch, *input_shape), or (batch, *input_shape) with ``time_steps``) through
     every fixed backend in
     ``backends`` with recording, compare them with the first exactly, and compare the first with the
@@ -251,7 +251,7 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
         raise ValueError("check_parity needs inputs (see dataset_samples for a data set's test samples)")
     fx_net, graph, x = _model_and_inputs(model, inputs, profile, dt, time_steps, {
         "input_scale": input_scale, "weight_bits": weight_bits, "scaling": scaling, "calibration": calibration,
-        "input_range": input_range})
+        "input_range": input_range, "bias_correction": None if bias_correction else False})  # None: the default
     truth = None
     if labels is not None:
         truth = np.asarray(labels).reshape(-1)
@@ -297,16 +297,19 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
         saturation_divergence=saturation_first, input_clipped=runs[0].input_clipped, warnings=tuple(warnings))
 
 
-def dataset_samples(name: str, samples: int, seed: int = 0,
-                    root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``samples`` test samples of data set ``name`` (``bso_deploy.data``): (inputs (samples,
-    *input_shape) float32, labels (samples,) int64), for direct encoding (repeat them over time_steps)."""
+def dataset_samples(name: str, samples: int, seed: int = 0, root: str | os.PathLike | None = None,
+                    split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` samples of the ``split`` ("test" or "train", e.g. for calibration) of data set
+    ``name`` (``bso_deploy.data``): (inputs (samples, *input_shape) float32, labels (samples,) int64), for
+    direct encoding (repeat them over time_steps)."""
     from bso_deploy.data import load_dataset
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    split = load_dataset(name, root=root, seed=seed)
-    count = min(samples, len(split.test))
-    pairs = [split.test[index] for index in range(count)]
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    data = getattr(load_dataset(name, root=root, seed=seed), split)
+    count = min(samples, len(data))
+    pairs = [data[index] for index in range(count)]
     return (np.stack([image.numpy() for image, _ in pairs]).astype(np.float32),
             np.array([int(label) for _, label in pairs], dtype=np.int64))

@@ -45,6 +45,7 @@ __all__ = [
     "quantize_layer",
     "readout_in_one_unit",
     "round_half_away",
+    "rounded_weight",
 ]
 
 DEFAULT_INPUT_SCALE = float(SPEC.input_max)  # inputs in [0, 1] -> 0 ... 255 (docs/fixed-point.md §5.3)
@@ -406,6 +407,21 @@ def quantize_layer(layer: FloatLayer, options: LayerOptions,
     return fixed, report
 
 
+def _weight_scale(layer: FloatLayer, q_max: int) -> float:
+    """c of §10.2: full-precision weights become q = round(c W) with max |q| = q_max."""
+    largest = float(np.abs(layer.weight).max(initial=0.0))
+    return q_max / largest if largest > 0 else 1.0
+
+
+def rounded_weight(layer: FloatLayer, weight_bits: int) -> np.ndarray:
+    """The float weights the integer synapses of ``layer`` represent: ``round(c W) / c`` for full precision
+    (§10.2), the weights themselves for binary layers (signs times alpha are exact)."""
+    if layer.binary:
+        return np.asarray(layer.weight, np.float64)
+    c = _weight_scale(layer, (1 << (weight_bits - 1)) - 1)
+    return round_half_away(layer.weight * c) / c
+
+
 def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
                  spec: FixedPointSpec) -> tuple[FixedPointLayer, dict[str, Any]]:
     s_in = options.input_scale if options.first else 1.0
@@ -415,8 +431,7 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         row_factor = np.broadcast_to(1.0 / _rows(layer.alpha, layer.kind, out_shape), out_shape)
         c = 1.0
     else:
-        largest = float(np.abs(layer.weight).max(initial=0.0))
-        c = q_max / largest if largest > 0 else 1.0
+        c = _weight_scale(layer, q_max)
         weights = round_half_away(layer.weight * c)
         row_factor = np.ones(out_shape)
     du, dv = _decays(layer, spec)
