@@ -211,10 +211,10 @@ def _bench_sim(args: argparse.Namespace) -> int:
 
 
 def _add_learn_parser(subparsers) -> None:
-    """``bso-deploy learn``: one flag per AdaptationConfig field (bso_deploy.adaptation), so the two never drift."""
+    """``bso-deploy learn``: one flag per AdaptationConfig field (bso_deploy.experiments.adaptation), so the two never drift."""
     import dataclasses
 
-    from .adaptation import AdaptationConfig
+    from .experiments.adaptation import AdaptationConfig
 
     parser = subparsers.add_parser(
         "learn", help="on-chip adaptation: a deployed digits SNN learns its output layer in fixed point",
@@ -242,7 +242,7 @@ def learn_config_from_args(args: argparse.Namespace):
     """The AdaptationConfig of parsed ``bso-deploy learn`` arguments."""
     import dataclasses
 
-    from .adaptation import AdaptationConfig
+    from .experiments.adaptation import AdaptationConfig
 
     values = {}
     for field in dataclasses.fields(AdaptationConfig):
@@ -254,8 +254,8 @@ def learn_config_from_args(args: argparse.Namespace):
 
 
 def _learn(args: argparse.Namespace) -> int:
-    from .adaptation import run_adaptation
-    from .learn_report import format_learn_summary, jsonable, save_learn_outputs
+    from .experiments.adaptation import run_adaptation
+    from .experiments.learn_report import format_learn_summary, jsonable, save_learn_outputs
 
     result = jsonable(run_adaptation(learn_config_from_args(args), progress=not args.no_progress).to_dict())
     paths = save_learn_outputs(result, args.out)

@@ -1,4 +1,4 @@
-"""What ``bso-deploy learn`` writes and prints for an on-chip adaptation run (bso_deploy.adaptation).
+"""What ``bso-deploy learn`` writes and prints for an on-chip adaptation run (bso_deploy.experiments.adaptation).
 
 - :func:`save_learn_outputs`: ``learn.json`` (the result's ``to_dict()``, made JSON-safe) and ``learn.png``
   (accuracy on the shifted test set along the adaptation stream, fixed-point rule against float T-BSO / BSO),
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .io import atomic_write_json
-from .plots import save_figure
+from ..io import atomic_write_json
+from ..plots import save_figure
 
 __all__ = ["format_learn_summary", "jsonable", "plot_adaptation", "save_learn_outputs"]
 

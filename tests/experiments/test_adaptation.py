@@ -1,4 +1,4 @@
-"""The on-chip adaptation scenario (bso_deploy/adaptation.py): config validation, the shifts, the error
+"""The on-chip adaptation scenario (bso_deploy/experiments/adaptation.py): config validation, the shifts, the error
 mapping, flip agreement, and a short run in which on-chip learning improves the shifted accuracy, identically on
 the simulator and the torch learner."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import require
 
-from bso_deploy import adaptation
-from bso_deploy.adaptation import AdaptationConfig, shift_inputs
+from bso_deploy.experiments import adaptation
+from bso_deploy.experiments.adaptation import AdaptationConfig, shift_inputs
 
 TINY = {"hidden": (32,), "train_epochs": 1, "samples": 120, "curve_points": 2, "eval_samples": 200}
 

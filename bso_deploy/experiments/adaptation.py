@@ -197,12 +197,12 @@ def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
     compares classes in one unit; docs/onchip-learning.md §12). Returns (model in eval mode, data split)."""
     import torch
 
-    from .config import TrainConfig
-    from .data import load_dataset, make_loaders
-    from .encoding import make_encoder
-    from .layers import BinaryLinear
-    from .models import build_mlp
-    from .training import make_optimizers, train_epoch
+    from ..config import TrainConfig
+    from ..data import load_dataset, make_loaders
+    from ..encoding import make_encoder
+    from ..layers import BinaryLinear
+    from ..models import build_mlp
+    from ..training import make_optimizers, train_epoch
 
     train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
                                epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
@@ -286,7 +286,7 @@ class _FloatLearner:
     def __init__(self, model: Any, config: AdaptationConfig, target: float, step_offset: int) -> None:
         import torch
 
-        from .optim import BSO, TBSO
+        from ..optim import BSO, TBSO
 
         self.model, self.target, self.offset, self.config = model, target, step_offset, config
         self.readout = model.layers[-1]
