@@ -211,7 +211,8 @@ def _bench_sim(args: argparse.Namespace) -> int:
 
 
 def _add_learn_parser(subparsers) -> None:
-    """``bso-deploy learn``: one flag per AdaptationConfig field (bso_deploy.experiments.adaptation), so the two never drift."""
+    """``bso-deploy learn``: one flag per AdaptationConfig field (bso_deploy.experiments.adaptation), so the two
+    never drift."""
     import dataclasses
 
     from .experiments.adaptation import AdaptationConfig
