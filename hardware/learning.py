@@ -2,9 +2,10 @@
 
 API contract (names stable; the torch rule and the Lava process implement the same, bit for bit):
 
-- :class:`LearningRule` (frozen, validated integer hyperparameters, ``from_float``), :class:`LearningState`,
-  :class:`LearningRecord`, :class:`Learner`, :data:`LEARNERS` / :func:`get_learner` / :func:`register_learner`
-  live in ``hardware/learning_spec.py`` and are re-exported here.
+- :class:`LearningRule` (frozen, validated integer hyperparameters, ``from_float``; ``hardware/learning_rule.py``),
+  :class:`LearningState`, :class:`LearningRecord`, :class:`Learner`, the input checks
+  (``hardware/learner.py``) are re-exported here; the learners by name, :data:`LEARNERS` /
+  :func:`get_learner`, are in ``hardware/learners.py``.
 - :func:`init_learning_state` ``(layer, rule) -> LearningState``.
 - :func:`learning_step_int` ``(state, pre, v, vth, error, t, rule) -> (new_state, flips)``: one learning
   step of one layer, pure. ``pre`` (n_in,) the layer input delivered this step; ``v`` (n_out,) the voltage
@@ -28,27 +29,20 @@ from dataclasses import replace
 
 import numpy as np
 
-from .learning_spec import (
-    HASH_GOLDEN,
-    HASH_MASK,
-    HASH_MULTIPLIERS,
-    LEARNERS,
+from .learner import (
     Learner,
     LearningRecord,
-    LearningRule,
     LearningState,
     check_learning_inputs,
     check_learning_layer,
-    get_learner,
     learning_window,
-    register_learner,
 )
+from .learning_rule import HASH_GOLDEN, HASH_MASK, HASH_MULTIPLIERS, LearningRule
 from .network import FixedPointLayer, FixedPointNetwork, append_zero_steps
 from .simulator import NeuronState, lif_step_int, neuron_params, simulate, synapse_params, synapse_step_int
 from .spec import SPEC
 
 __all__ = [
-    "LEARNERS",
     "Learner",
     "LearningRecord",
     "LearningRule",
@@ -56,7 +50,6 @@ __all__ = [
     "SimLearner",
     "check_learning_inputs",
     "check_learning_layer",
-    "get_learner",
     "hash32_int",
     "init_learning_state",
     "isqrt_int",
@@ -65,7 +58,6 @@ __all__ = [
     "random_words_int",
     "readout_error_int",
     "refuse_recurrent",
-    "register_learner",
     "round_shift_int",
     "saturate_error_int",
     "surrogate_int",
@@ -377,5 +369,3 @@ def _matrix(weight: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def _zero_state(zeros: np.ndarray) -> NeuronState:
     return NeuronState(u=zeros.copy(), v=zeros.copy())
 
-
-register_learner("sim", SimLearner)

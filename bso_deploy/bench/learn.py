@@ -87,7 +87,7 @@ def build_learn_bench(config: LearnBenchConfig):
 
 
 def _learner(backend: str, fx_net, rule):
-    from bso_deploy.hardware.learning import get_learner
+    from bso_deploy.hardware.learners import get_learner
 
     return get_learner(backend)(fx_net, rule, layer=-1)
 

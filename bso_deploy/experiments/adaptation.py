@@ -10,7 +10,7 @@ learning its output layer on chip, in fixed point (docs/onchip-learning.md §12)
 2. shifts the input distribution (``shift``: ``invert`` = 1 - x, ``shift`` = images moved by two pixels,
    ``none``) and measures the fixed-point test accuracy (``accuracy_before``);
 3. streams ``samples`` shifted training images (``passes`` times) through a :class:`~bso_deploy.hardware.
-   learning_spec.Learner` (``backend``: ``sim``, ``torch`` or ``lava``), the readout learning from its
+   learner.Learner` (``backend``: ``sim``, ``torch`` or ``lava``), the readout learning from its
    on-chip error; ``accuracy_after`` is the fixed-point test accuracy with the learned weights;
 4. runs the float readout on the same stream with the float optimizer (T-BSO or BSO of ``bso_deploy.optim``)
    on the float form of the same three factors, twice: driven by the chip's own hidden spikes, for
@@ -356,7 +356,8 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
 
     from bso_deploy.export.nir import NIRExportWarning, to_nir
     from bso_deploy.hardware.compiler import compile_nir
-    from bso_deploy.hardware.learning import LearningRule, get_learner, learning_window
+    from bso_deploy.hardware.learners import get_learner
+    from bso_deploy.hardware.learning import LearningRule, learning_window
     from bso_deploy.hardware.network import append_zero_steps
     from bso_deploy.hardware.quantize import quantize_inputs
     from bso_deploy.hardware.simulator import simulate

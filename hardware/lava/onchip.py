@@ -37,7 +37,6 @@ from ..learning import (
     init_learning_state,
     learning_window,
     refuse_recurrent,
-    register_learner,
     with_layer_weight,
 )
 from ..network import FixedPointNetwork
@@ -364,5 +363,3 @@ def _step_buffers(engine: _Engine, reports: np.ndarray, before: LearningState) -
         buffers[name] = out
     return buffers
 
-
-register_learner("lava", LavaLearner)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bso_deploy.hardware.learning import LearningRule, SimLearner, get_learner
+from bso_deploy.hardware.learners import get_learner
+from bso_deploy.hardware.learning import LearningRule, SimLearner
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from conftest import require_lava
 

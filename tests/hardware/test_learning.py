@@ -1,10 +1,8 @@
 """The NumPy on-chip learning rule (hardware/learning.py, docs/onchip-learning.md): hand-derived single-synapse
-traces, rounding and the random words, saturation, ties, t_epoch, the float -> integer mapping, rule validation
-and the simulator learner's plumbing."""
+traces, rounding and the random words, saturation, ties, t_epoch and the simulator learner's plumbing. The
+rule's fields: test_learning_rule.py; the float mapping: test_learning_float.py; the table: test_learners.py."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from bso_deploy.hardware.learning import (
     LearningRule,
     LearningState,
     SimLearner,
-    get_learner,
     hash32_int,
     learning_step_int,
     learning_window,
@@ -145,45 +142,6 @@ def test_t_epoch_decides_flips_only_at_epoch_ends():
     assert flipped_at == [2, 5]
 
 
-@pytest.mark.parametrize(("fields", "match"), [
-    ({"variant": "adam"}, "variant"), ({"rounding": "up"}, "rounding"), ({"trace_decay": 4096}, "trace_decay"),
-    ({"trace_increment": 256}, "trace_increment"), ({"surrogate_table": (16,)}, "surrogate_table"),
-    ({"surrogate_table": ()}, "surrogate_table"), ({"error_target": 64, "error_bits": 8}, "error_target"),
-    ({"momentum_bits": 1}, "momentum_bits"), ({"t_epoch": 0}, "t_epoch"), ({"seed": -1}, "seed"),
-    ({"rounding": "stochastic", "product_shift": 33}, "product_shift"), ({"time_steps": 2.0}, "time_steps"),
-    ({"variant": "bso", "flip_threshold": 1 << 15, "momentum_bits": 16}, "flip_threshold"),
-])
-def test_rule_validation_names_the_field(fields, match):
-    with pytest.raises(ValueError, match=match):
-        LearningRule(**fields)
-
-
-def test_rule_round_trips_through_a_dict():
-    rule = LearningRule(variant="bso", surrogate_table=[3, 1], rounding="stochastic", seed=9)
-    assert LearningRule.from_dict(rule.to_dict()) == rule
-    with pytest.raises(ValueError, match="unknown"):
-        LearningRule.from_dict({**rule.to_dict(), "lr": 1})
-    assert rule.bits_per_synapse == 1 + rule.momentum_bits
-
-
-def test_from_float_mapping():
-    bso = LearningRule.from_float("bso", momentum=0.9375, threshold=0.5, trace_scale=64, error_scale=8,
-                                  error_target=16, product_shift=6)
-    assert bso.momentum_shift == 4
-    assert bso.flip_threshold == round(0.5 * 64 * 8 * 2 ** (4 - 6)) == bso.momentum_scale(64, 8) * 0.5
-    tbso = LearningRule.from_float("tbso", momentum=0.999, variance_decay=0.99999, threshold=1e-3, error_target=16)
-    assert (tbso.momentum_shift, tbso.second_moment_shift) == (10, 17)
-    factor = 1e-3 * 2.0 ** (10 - tbso.product_shift + (tbso.second_moment_product_shift - 17) / 2)
-    assert math.isclose(tbso.flip_threshold / 2 ** tbso.threshold_shift, factor, rel_tol=1e-3)
-    # the automatic product shift keeps the worst-case momentum in range; precision_bits trades it for resolution
-    g_max = 2 * 16 * 128  # 2 error_target * trace reach (64 / (1 - 1/2))
-    assert g_max * 2 ** 10 / 2 ** tbso.product_shift <= tbso.momentum_max
-    finer = LearningRule.from_float("tbso", momentum=0.999, threshold=1e-3, error_target=16, precision_bits=3)
-    assert finer.product_shift == tbso.product_shift - 3
-    with pytest.raises(ValueError, match="momentum"):
-        LearningRule.from_float("bso", momentum=1.0)
-
-
 # --- the simulator learner ---
 
 def small_network(seed: int = 0, hidden_spiking: bool = True) -> FixedPointNetwork:
@@ -261,9 +219,3 @@ def test_learner_input_validation():
         SimLearner(FixedPointNetwork(profile="bso", input_shape=(6,), layers=(full_precision,)), rule)
     with pytest.raises(ValueError, match="layer must be"):
         SimLearner(fx_net, rule, layer=2)
-
-
-def test_learner_registry():
-    assert get_learner("sim") is SimLearner
-    with pytest.raises(ValueError, match=r"valid: .*sim"):
-        get_learner("fpga")

@@ -40,7 +40,8 @@ DOCS = {"fixed-point": DOC, "onchip-learning": DOC.parent / "onchip-learning.md"
 # ("§5, §11" after a document name cites both sections in that document)
 SECTION = r"§(?:\d+\.\d+|\d+)"
 CITATION = re.compile(rf"(?:(fixed-point|onchip-learning)\.md |(FP) )?({SECTION}(?:(?:, | - ){SECTION})*)")
-LEARNING_RULE_MODULES = ("learning.py", "learning_spec.py", "torch_learning.py")  # bare § = onchip-learning.md
+LEARNING_RULE_MODULES = ("learning.py", "learning_rule.py", "learning_float.py", "learner.py", "learners.py",
+                         "torch_learning.py")  # bare § = onchip-learning.md
 
 
 def _defined_sections(doc: Path) -> set[str]:

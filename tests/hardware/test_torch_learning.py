@@ -163,6 +163,6 @@ def test_torch_learner_uses_the_requested_device():
 
 
 def test_registry_builds_the_torch_learner():
-    from bso_deploy.hardware.learning_spec import get_learner
+    from bso_deploy.hardware.learners import get_learner
 
     assert get_learner("torch") is TorchLearner
