@@ -1,11 +1,12 @@
 """On-chip learning rule of docs/onchip-learning.md, written again with torch integer tensors (CUDA when
 available): the independent reference the NumPy rule (``hardware/learning.py``) is tested against.
 
-It shares with the NumPy rule only the spec (``hardware/learning_spec.py``: the rule's fields, the hash
-constants, the containers, input checks) and uses the torch integer reference of the network
-(``hardware/torch_reference.py``) for the neurons and synapses. Roundings are spelled with torch's own
-operators (``torch.div`` with ``rounding_mode``, ``torch.remainder``), the integer square root by a float
-estimate corrected in integers, so that a shared mistake is unlikely.
+It shares with the NumPy rule only the spec (``hardware/learning_rule.py``, ``learner.py``: the rule's fields,
+the hash constants, the containers, input checks) and uses the torch integer reference of the network for the
+neurons and synapses: the pure step functions of ``hardware/torch_kernels.py`` and, for the layers in front
+of the learning one, ``hardware/torch_reference.py``. Roundings are spelled with torch's own operators
+(``torch.div`` with ``rounding_mode``, ``torch.remainder``), the integer square root by a float estimate
+corrected in integers, so that a shared mistake is unlikely.
 
 - :func:`torch_learning_step` ``(state, pre, v, vth, error, t, rule) -> (state, flips)``: one step (tensors).
 - :class:`TorchLearner` ``(fx_net, rule, layer=-1, device=None)``: the ``"torch"`` Learner.
@@ -19,22 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .learner import LearningRecord, LearningState, check_learning_inputs, check_learning_layer, learning_window
 from .learning import refuse_recurrent
-from .learning_spec import (
-    HASH_GOLDEN,
-    HASH_MASK,
-    HASH_MULTIPLIERS,
-    LearningRecord,
-    LearningRule,
-    LearningState,
-    check_learning_inputs,
-    check_learning_layer,
-    learning_window,
-    register_learner,
-)
+from .learning_rule import HASH_GOLDEN, HASH_MASK, HASH_MULTIPLIERS, LearningRule
 from .network import FixedPointNetwork, append_zero_steps
 from .spec import SPEC
-from .torch_reference import TorchReference, _prepare, default_device, neuron_step, synaptic_input
+from .torch_kernels import LIFState, SynapseConstants, lif_step, neuron_constants, synapse_constants, synaptic_current
+from .torch_reference import TorchReference, default_device
 
 __all__ = [
     "TorchLearner",
@@ -198,20 +190,26 @@ class TorchLearner:
         else:
             feed = torch.as_tensor(padded, device=device)
         feed = feed.to(torch.int64)
-        prepared = {k: _prepare(layers[k], SPEC.input_max if k == 0 else 1, device, SPEC) for k in range(index, count)}
+        synapses = {k: synapse_constants(layers[k], SPEC.input_max if k == 0 else 1, device, SPEC)
+                    for k in range(index, count)}
+        neurons = {k: neuron_constants(layers[k], device, SPEC) for k in range(index, count)}
         vth = (torch.tensor(np.array(layers[index].vth), dtype=torch.int64, device=device)
                if layers[index].spiking else None)
         window = learning_window(index, rule)
         state = self._state
-        prepared[index] = prepared[index]._replace(weight=state.weight.to(torch.float64))
-        quiet = prepared[index]._replace(spiking=False)
+        learned = synapses[index]  # the learned signs replace its weights, in the dtype proven exact for them
+
+        def with_weights(weight: Tensor) -> SynapseConstants:
+            return learned._replace(weight=weight.to(learned.weight.dtype))
+
+        synapses[index] = with_weights(state.weight)
         predictions = np.zeros(samples, np.int64)
         flip_counts = np.zeros(samples, np.int64)
         events: list[np.ndarray] = []
         trail: dict[str, list[Tensor]] = {}
         for n in range(samples):
             state = state._replace(trace=torch.zeros_like(state.trace))
-            u = {k: torch.zeros((1, *layers[k].output_shape), dtype=torch.int64, device=device) for k in prepared}
+            u = {k: torch.zeros((1, *layers[k].output_shape), dtype=torch.int64, device=device) for k in synapses}
             v = {k: value.clone() for k, value in u.items()}
             delayed = {k: value.clone() for k, value in u.items()}
             last_input = torch.zeros((1, *layers[index].input_shape), dtype=torch.int64, device=device)
@@ -223,12 +221,13 @@ class TorchLearner:
                 v_before = None
                 for k in range(index, count):
                     if k == index:  # input delayed, summed with the latest weights (docs/onchip-learning.md §11)
-                        arriving = synaptic_input(pre, prepared[k])
+                        arriving = synaptic_current(pre, synapses[k])
                     else:
-                        arriving, delayed[k] = delayed[k], synaptic_input(x, prepared[k])
+                        arriving, delayed[k] = delayed[k], synaptic_current(x, synapses[k])
+                    step = lif_step(arriving, LIFState(u[k], v[k]), neurons[k], t >= neurons[k].bias_start)
                     if k == index and vth is not None:
-                        v_before = neuron_step(arriving, u[k], v[k], quiet, t >= quiet.bias_start)[2]
-                    fired, u[k], v[k] = neuron_step(arriving, u[k], v[k], prepared[k], t >= prepared[k].bias_start)
+                        v_before = step.v_before_reset
+                    fired, (u[k], v[k]) = step.spikes, step.state
                     if record:
                         trail.setdefault(f"spikes/{k}", []).append(fired[0].to(torch.int8))
                         trail.setdefault(f"v/{k}", []).append(v[k][0])
@@ -236,8 +235,8 @@ class TorchLearner:
                 spike_sum += x[0]
                 if t in window:
                     if labels is not None:
-                        layer = prepared[index]
-                        current = u[index][0] + (layer.bias if t >= layer.bias_start else 0)
+                        neuron = neurons[index]
+                        current = u[index][0] + (neuron.bias if t >= neuron.bias_start else 0)
                         scaled = torch.div(current, 1 << rule.error_shift, rounding_mode="floor")
                         target = torch.full_like(scaled, -rule.error_target)
                         target[int(labels[n])] = rule.error_target
@@ -249,7 +248,7 @@ class TorchLearner:
                     state, flips = torch_learning_step(state, pre.reshape(-1), voltage, vth, error, t - window.start,
                                                        rule)
                     if bool(flips.any()):
-                        prepared[index] = prepared[index]._replace(weight=state.weight.to(torch.float64))
+                        synapses[index] = with_weights(state.weight)
                         rows, cols = (tensor.cpu().numpy() for tensor in torch.nonzero(flips, as_tuple=True))
                         events.append(np.stack([np.full(rows.size, n), np.full(rows.size, t), rows, cols], axis=1))
                         flip_counts[n] += rows.size
@@ -267,5 +266,3 @@ class TorchLearner:
         return LearningRecord(predictions=predictions, flips=flip_counts, flip_events=flip_events, state=self.state,
                               steps=steps_out)
 
-
-register_learner("torch", TorchLearner)
