@@ -9,10 +9,11 @@ Two kinds of backend (:class:`Backend`):
   the torch integer reference. :func:`run_graph` compiles, quantizes the inputs and appends the
   ``latency`` zero steps that flush the synaptic delays (§5.2).
 
-More backends (Lava) are added with :func:`register_backend`; an unknown name is a ValueError listing the
-valid ones. A fixed run also reports how many input values the input quantization clipped
-(``quantize.clipped_inputs``), the saturation counts of docs/fixed-point.md §5.6 where the backend counts
-them, and the spike count of every spiking layer (:func:`silent_layer_warnings` names the silent ones).
+``lava`` runs a compiled network on Lava's runtime (``hardware/lava/deploy.py``, imported when that backend
+runs). :data:`BACKENDS` is an immutable mapping; an unknown name is a ValueError listing the valid ones. A
+fixed run also reports how many input values the input quantization clipped (``quantize.clipped_inputs``),
+the saturation counts of docs/fixed-point.md §5.6 where the backend counts them, and the spike count of every
+spiking layer (:func:`silent_layer_warnings` names the silent ones).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import nir
@@ -49,7 +51,6 @@ __all__ = [
     "get_backend",
     "input_clip_warning",
     "prepare_inputs",
-    "register_backend",
     "run_fixed",
     "run_float",
     "run_graph",
@@ -117,26 +118,6 @@ class RunResult:
     input_clipped: int = 0
 
 
-BACKENDS: dict[str, Backend] = {}
-
-
-def register_backend(backend: Backend, replace: bool = False) -> None:
-    """Add ``backend`` to :data:`BACKENDS`; ValueError if the name is taken and ``replace`` is False."""
-    if not isinstance(backend, Backend):
-        raise TypeError(f"register_backend takes a Backend, not {type(backend).__name__}")
-    if backend.name in BACKENDS and not replace:
-        raise ValueError(f"backend {backend.name!r} is already registered; pass replace=True to override it")
-    BACKENDS[backend.name] = backend
-
-
-def get_backend(name: str) -> Backend:
-    """The backend called ``name``; ValueError listing the valid names otherwise."""
-    try:
-        return BACKENDS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}") from None
-
-
 def _run_float_module(graph: nir.NIRGraph, inputs: np.ndarray, dt: float | None, record: bool) -> FloatRun:
     module = from_nir(graph, dt=dt, dtype=torch.float64)
     x = torch.as_tensor(inputs, dtype=torch.float64)
@@ -151,21 +132,29 @@ def _run_torch_reference(fx_net: FixedPointNetwork, inputs: np.ndarray, record: 
     return TorchReference(fx_net).run(inputs, record=record)
 
 
-register_backend(Backend("float", "float", _run_float_module, "the NIR importer's float64 module (from_nir)"))
-register_backend(Backend("sim", "fixed", simulate, "the bit-exact NumPy simulator (hardware/simulator.py)"))
-register_backend(Backend("torch", "fixed", _run_torch_reference,
-                         "the torch integer reference, CUDA when available (hardware/torch_reference.py)"))
-
-
 def _run_lava(fx_net: FixedPointNetwork, inputs: np.ndarray, record: bool) -> SimulationResult:
-    from .lava.deploy import deploy  # lazy: importing Lava is slow and only this backend needs it
+    from .lava.deploy import deploy  # Lava is optional and takes seconds to import: only this backend needs it
 
     with deploy(fx_net, sample_steps=int(np.asarray(inputs).shape[0])) as network:
         return network.run(inputs, record=record)
 
 
-register_backend(Backend("lava", "fixed", _run_lava, "Lava's runtime: bso-deploy's processes (profile bso) or "
-                         "Lava's Dense + LIF (profile loihi), compiled once per call (hardware/lava/deploy.py)"))
+BACKENDS: MappingProxyType[str, Backend] = MappingProxyType({backend.name: backend for backend in (
+    Backend("float", "float", _run_float_module, "the NIR importer's float64 module (from_nir)"),
+    Backend("sim", "fixed", simulate, "the bit-exact NumPy simulator (hardware/simulator.py)"),
+    Backend("torch", "fixed", _run_torch_reference,
+            "the torch integer reference, CUDA when available (hardware/torch_reference.py)"),
+    Backend("lava", "fixed", _run_lava, "Lava's runtime: bso-deploy's processes (profile bso) or Lava's Dense + "
+            "LIF (profile loihi), compiled once per call (hardware/lava/deploy.py)"),
+)})
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name`` in :data:`BACKENDS`; ValueError listing the valid names otherwise."""
+    try:
+        return BACKENDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}") from None
 
 
 def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | None = None) -> np.ndarray:
@@ -296,8 +285,8 @@ def run_graph(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike, backe
               profile: str = "bso", dt: float | None = None, time_steps: int | None = None, record: bool = False,
               input_scale: float | None = None, weight_bits: int | None = None, scaling: str | None = None,
               calibration: np.ndarray | None = None, input_range: float | None = None) -> RunResult:
-    """Run a NIR graph (or file), or a compiled network, on ``backend`` ("float", "sim", "torch", or any
-    registered name).
+    """Run a NIR graph (or file), or a compiled network, on ``backend`` (a name in :data:`BACKENDS`: "float",
+    "sim", "torch", "lava").
 
     inputs: float values for the graph's input node, (T, batch, *input_shape), or (batch, *input_shape)
     repeated ``time_steps`` times. Fixed backends compile a graph for ``profile`` (with dt, input_scale,

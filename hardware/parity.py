@@ -40,7 +40,7 @@ from .backends import (
 from .compiler import graph_input_shape, read_graph
 from .network import FixedPointNetwork
 
-__all__ = ["ParityReport", "SpikeMatch", "check_parity", "dataset_samples", "float_fixed_agreement", "spike_match"]
+__all__ = ["ParityReport", "SpikeMatch", "check_parity", "float_fixed_agreement", "spike_match"]
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,8 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
         if get_backend(name).kind != "fixed":
             raise ValueError(f"backend {name!r} is not a fixed-point backend; the float model is always compared")
     if inputs is None:
-        raise ValueError("check_parity needs inputs (see dataset_samples for a data set's test samples)")
+        raise ValueError("check_parity needs inputs (bso_deploy.parity_data.dataset_samples gives a data set's test "
+                         "samples)")
     fx_net, graph, x = _model_and_inputs(model, inputs, profile, dt, time_steps, {
         "input_scale": input_scale, "weight_bits": weight_bits, "scaling": scaling, "calibration": calibration,
         "input_range": input_range, "bias_correction": None if bias_correction else False})  # None: the default
@@ -296,20 +297,3 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
         saturation_backends=tuple(run.backend for run in counting), saturation_mismatches=saturation_mismatches,
         saturation_divergence=saturation_first, input_clipped=runs[0].input_clipped, warnings=tuple(warnings))
 
-
-def dataset_samples(name: str, samples: int, seed: int = 0, root: str | os.PathLike | None = None,
-                    split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """The first ``samples`` samples of the ``split`` ("test" or "train", e.g. for calibration) of data set
-    ``name`` (``bso_deploy.data``): (inputs (samples, *input_shape) float32, labels (samples,) int64), for
-    direct encoding (repeat them over time_steps)."""
-    from bso_deploy.data import load_dataset
-
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    if split not in ("test", "train"):
-        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
-    data = getattr(load_dataset(name, root=root, seed=seed), split)
-    count = min(samples, len(data))
-    pairs = [data[index] for index in range(count)]
-    return (np.stack([image.numpy() for image, _ in pairs]).astype(np.float32),
-            np.array([int(label) for _, label in pairs], dtype=np.int64))

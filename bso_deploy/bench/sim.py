@@ -86,7 +86,7 @@ class SimBenchConfig:
 
 def digits_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images (count, 64) float32 in [0, 1], labels): the digits test set, repeated to ``count`` samples."""
-    from bso_deploy.hardware.parity import dataset_samples
+    from bso_deploy.parity_data import dataset_samples
 
     images, labels = dataset_samples("digits", 10**6, seed=seed)
     index = np.arange(count) % len(images)

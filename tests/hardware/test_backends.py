@@ -1,9 +1,10 @@
-"""hardware/backends.py: run_graph on the float, sim and torch backends, the backend registry, save_run,
+"""hardware/backends.py: run_graph on the float, sim and torch backends, the backend table, save_run,
 and the input checks."""
 
 from __future__ import annotations
 
 import warnings
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -120,11 +121,17 @@ def test_bad_inputs_are_clear_errors(backends, mlp_graph) -> None:
         backends.run_graph(mlp_graph, "sim", good[:0])
 
 
-def test_registry_lists_valid_names_and_takes_new_backends(backends, mlp_graph, monkeypatch) -> None:
+def test_table_lists_valid_names_and_is_immutable(backends, mlp_graph, monkeypatch) -> None:
     with pytest.raises(ValueError, match="unknown backend 'loihi2'; valid backends: float, lava, sim, torch"):
         backends.run_graph(mlp_graph, "loihi2", inputs((12,)))
-    with pytest.raises(ValueError, match="already registered"):
-        backends.register_backend(backends.BACKENDS["sim"])
+    assert sorted(backends.BACKENDS) == ["float", "lava", "sim", "torch"]
+    assert {name: backend.kind for name, backend in backends.BACKENDS.items()} == {
+        "float": "float", "sim": "fixed", "torch": "fixed", "lava": "fixed"}
+    assert all(backend.name == name for name, backend in backends.BACKENDS.items())
+    with pytest.raises(TypeError):
+        backends.BACKENDS["sim2"] = backends.BACKENDS["sim"]
+    with pytest.raises(ValueError, match=r"unknown backend None; valid backends: float, lava, sim, torch"):
+        backends.get_backend(None)
     with pytest.raises(ValueError, match="kind"):
         backends.Backend("x", "analog", lambda: None)
     calls = []
@@ -133,7 +140,8 @@ def test_registry_lists_valid_names_and_takes_new_backends(backends, mlp_graph, 
         calls.append(integers.shape)
         return require("bso_deploy.hardware.simulator").simulate(fx_net, integers, record)
 
-    monkeypatch.setitem(backends.BACKENDS, "counting", backends.Backend("counting", "fixed", counting))
+    monkeypatch.setattr(backends, "BACKENDS", MappingProxyType({  # a new backend: a new table (this one's frozen)
+        **backends.BACKENDS, "counting": backends.Backend("counting", "fixed", counting)}))
     result = backends.run_graph(mlp_graph, "counting", inputs((12,)))
     assert calls == [(STEPS + 3, 6, 12)] and result.backend == "counting"
     with pytest.raises(ValueError, match="is a float backend"):

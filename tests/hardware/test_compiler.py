@@ -452,7 +452,7 @@ def test_digits_fixed_point_predictions_follow_the_float_model(hw, nir_io, tmp_p
     run = run_module.TrainingRun.create(config_module.TrainConfig(epochs=3, hidden=(64, 64)), tmp_path)
     run.fit(progress=False)
     graph = export(nir_io, run.model.eval(), (64,))
-    inputs, labels = parity.dataset_samples("digits", 450)
+    inputs, labels = require("bso_deploy.parity_data").dataset_samples("digits", 450)
     report = parity.check_parity(graph, inputs=inputs, labels=labels, time_steps=4)
     for key in ("prediction_agreement", "float_accuracy", "fixed_accuracy"):
         record_property(key, getattr(report, key))

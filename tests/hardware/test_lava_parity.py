@@ -33,7 +33,7 @@ def test_digits_model_has_no_mismatch_on_lava(parity, nir_io, tmp_path, record_p
     run = run_module.TrainingRun.create(config_module.TrainConfig(epochs=1, hidden=(64, 64)), tmp_path)
     run.fit(progress=False)
     graph = _export(nir_io, run.model.eval(), (64,))
-    inputs, labels = parity.dataset_samples("digits", 150)
+    inputs, labels = require("bso_deploy.parity_data").dataset_samples("digits", 150)
     report = parity.check_parity(graph, backends=("sim", "torch", "lava"), inputs=inputs, labels=labels,
                                  time_steps=4)
     record_property("fixed_accuracy", report.fixed_accuracy)
