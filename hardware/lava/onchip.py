@@ -28,17 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..learning import (
-    LearningRecord,
-    LearningRule,
-    LearningState,
-    check_learning_inputs,
-    check_learning_layer,
-    init_learning_state,
-    learning_window,
-    refuse_recurrent,
-    with_layer_weight,
-)
+from ..learner import LearningRecord, LearningState, check_learning_inputs, check_learning_layer, learning_window
+from ..learning import init_learning_state, refuse_recurrent, with_layer_weight  # containers, no arithmetic
+from ..learning_rule import LearningRule
 from ..network import FixedPointNetwork
 from ..spec import SPEC
 from .compat import ensure_lava_importable

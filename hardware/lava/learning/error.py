@@ -3,8 +3,9 @@
 Every step it receives the readout's current c = u + bias(t) (``current_in``, from
 :class:`~.neuron.LearningNeuron`) and the sample's label (``label_in``, one graded value, streamed from the
 host through an Injector), and sends the error e to the learning synapse's ``error_in``: inside the
-learning window e = :func:`bso_deploy.hardware.learning.readout_error_int` (c, label) (docs/onchip-learning.md
-§5), outside it zeros (the synapse does not learn there). Restarts its step counter every ``sample_steps``.
+learning window e = :func:`bso_deploy.hardware.lava.learning_arithmetic.readout_error` (c, label)
+(docs/onchip-learning.md §5), outside it zeros (the synapse does not learn there). Restarts its step counter
+every ``sample_steps``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
-from bso_deploy.hardware.learning import LearningRule, readout_error_int  # noqa: E402
+from bso_deploy.hardware.lava.learning_arithmetic import readout_error  # noqa: E402
+from bso_deploy.hardware.learning_rule import LearningRule  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
@@ -48,7 +50,7 @@ class ReadoutError(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyReadoutErrorModelFixed(PyLoihiProcessModel):
-    """``readout_error_int`` in the learning window, zeros elsewhere."""
+    """``readout_error`` in the learning window, zeros elsewhere."""
 
     current_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
@@ -66,7 +68,7 @@ class PyReadoutErrorModelFixed(PyLoihiProcessModel):
         step = int(self.step)
         t = step - self.proc_params["window_start"]
         if 0 <= t < self._rule.time_steps:
-            error = readout_error_int(current, label, self._rule)
+            error = readout_error(current, label, self._rule)
         else:
             error = np.zeros(current.shape, dtype=np.int64)
         self.step = (step + 1) % int(self.sample_steps)

@@ -1,7 +1,7 @@
 """The learning layer's neuron as a Lava process: :class:`LearningNeuron` and its ``fixed_pt`` model.
 
-The update is the profile-``bso`` neuron of docs/fixed-point.md §3 through the NumPy simulator's
-:func:`~bso_deploy.hardware.simulator.lif_step_int` (as :class:`bso_deploy.hardware.lava.processes.neuron.
+The update is the profile-``bso`` neuron of docs/fixed-point.md §3 through the Lava side's own
+:func:`~bso_deploy.hardware.lava.arithmetic.neuron_step` (as :class:`bso_deploy.hardware.lava.processes.neuron.
 BsoNeuron` does). What the learning rule needs besides the spikes leaves on two more ports, every step:
 
 - ``v_out``: v before reset (docs/onchip-learning.md §4: the postsynaptic factor reads it; for a readout,
@@ -21,7 +21,6 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
 from bso_deploy.hardware.lava.processes.neuron import FixedPointNeuronModel  # noqa: E402
-from bso_deploy.hardware.simulator import NeuronState, lif_step_int  # noqa: E402
 from bso_deploy.hardware.spec import RESET_MODES  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.ports import PyOutPort  # noqa: E402
@@ -71,27 +70,20 @@ class LearningNeuron(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyLearningNeuronModelFixed(FixedPointNeuronModel):
-    """docs/fixed-point.md §3 through ``lif_step_int``; v before reset is the same update without firing."""
+    """docs/fixed-point.md §3 through ``neuron_step``, which also gives v before reset and u + bias(t)."""
 
     v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
     current_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
 
     def run_spk(self) -> None:
-        a = np.asarray(self.a_in.recv(), dtype=np.int64)[None]
+        a = np.asarray(self.a_in.recv(), dtype=np.int64)
         step = int(self.step)
         if step == 0:  # a sample's first step: the initial state of §3.8
             self.u[:] = 0
             self.v[:] = 0
-        params = self.neuron_params()
-        state = NeuronState(u=self.u.astype(np.int64)[None], v=self.v.astype(np.int64)[None])
-        before_reset = lif_step_int(a, state, params._replace(spiking=False), step)[1].v[0]
-        spikes, state = lif_step_int(a, state, params, step)
-        self.u[:] = state.u[0]
-        self.v[:] = state.v[0]
-        current = state.u[0] + (params.bias if step >= params.bias_delay else 0)
+        update = self.advance(a, step)
         self.step = (step + 1) % int(self.sample_steps)
-        spikes = spikes[0].astype(np.int64)
-        self.s_out.send(spikes)
-        self.v_out.send(before_reset)
-        self.current_out.send(np.asarray(current, dtype=np.int64))
-        self.probe_out.send(np.stack([spikes, self.u.astype(np.int64), self.v.astype(np.int64)]))
+        self.s_out.send(update.spikes)
+        self.v_out.send(update.v_before_reset)
+        self.current_out.send(update.current)
+        self.probe_out.send(np.stack([update.spikes, update.u, update.v]))

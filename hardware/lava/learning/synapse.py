@@ -10,11 +10,13 @@ host). Sending first and receiving the feedback last keeps the loop synapse -> n
 free of deadlock.
 
 Learning phase (Lava's ``run_lrn``, only at the steps of the learning window, ``lrn_guard``;
-docs/onchip-learning.md §5): one call of :func:`bso_deploy.hardware.learning.learning_step_int` on
-(signs, momenta, traces, second moments, counter) with the delivered input, the voltage, the thresholds and
-the error; flipped signs act on the sums computed from the next step on. Then the model reports the step
-to the host on ``report_out`` (an external pipe, as Lava's Extractor uses): the counter, the time-step index
-and the packed flip mask, and with ``record`` the whole learning state (:data:`REPORT_FIELDS`).
+docs/onchip-learning.md §5): one call of the Lava side's own
+:func:`bso_deploy.hardware.lava.learning_arithmetic.learning_update` (written from docs/onchip-learning.md
+§3 - §8, not the NumPy rule's) on (signs, momenta, traces, second moments, counter) with the delivered input,
+the voltage, the thresholds and the error; flipped signs act on the sums computed from the next step on. Then
+the model reports the step to the host on ``report_out`` (an external pipe, as Lava's Extractor uses): the
+counter, the time-step index and the packed flip mask, and with ``record`` the whole learning state
+(:data:`REPORT_FIELDS`).
 
 The signs are stored 1 bit per synapse (``weight_bits`` = ``np.packbits(sign > 0)``, C order). With
 ``sample_steps`` S every process restarts each S steps: delayed input (the delay buffer), traces, error and
@@ -29,14 +31,9 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
-from bso_deploy.hardware.learning import (  # noqa: E402
-    LearningRule,
-    LearningState,
-    learning_step_int,
-    surrogate_int,
-)
-from bso_deploy.hardware.network import FixedPointLayer  # noqa: E402
-from bso_deploy.hardware.simulator import synapse_params, synapse_step_int  # noqa: E402
+from bso_deploy.hardware.lava.arithmetic import SynapseConfig, synapse_config, synapse_step  # noqa: E402
+from bso_deploy.hardware.lava.learning_arithmetic import learning_update  # noqa: E402
+from bso_deploy.hardware.learning_rule import LearningRule  # noqa: E402
 from bso_deploy.hardware.spec import SPEC  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
@@ -125,8 +122,8 @@ class LearningSynapse(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyLearningSynapseModelFixed(PyLoihiProcessModel):
-    """Spiking phase: docs/fixed-point.md §4 through ``synapse_step_int``; learning phase:
-    ``learning_step_int`` (docs/onchip-learning.md §3 - §8). int64 throughout."""
+    """Spiking phase: docs/fixed-point.md §4 through ``synapse_step``; learning phase: ``learning_update``
+    (docs/onchip-learning.md §3 - §8). int64 throughout."""
 
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     post_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
@@ -151,18 +148,21 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
         super().__init__(proc_params)
         self._rule = LearningRule.from_dict(self.proc_params["rule"])
         self._signs: np.ndarray | None = None  # unpacked working copy of weight_bits, made on the first step
-        self._synapse = None
+        self._synapse: SynapseConfig | None = None
         self._learn_step = -1  # time-step index t of this step's learning, -1 outside the window
         self._delivered = self._v = self._error = None
+
+    def _use_signs(self, signs: np.ndarray) -> None:
+        """The working signs and the spiking phase's synapse (§4.6, §4.7) made from them."""
+        self._signs = signs
+        self._synapse = synapse_config(weight=signs, binary=True, weight_mant=int(self.weight_mant),
+                                       weight_exp=int(self.weight_exp), kind="dense", pool=(1, 1), stride=(1, 1),
+                                       padding=(0, 0), shift_rounding=self.proc_params["shift_rounding"])
 
     def _load_signs(self) -> None:
         n_out, n_in = self.proc_params["shape"]
         flat = np.unpackbits(np.asarray(self.weight_bits, dtype=np.uint8), count=n_out * n_in)
-        self._signs = (2 * flat.astype(np.int64) - 1).reshape(n_out, n_in)
-        layer = FixedPointLayer(name="learning", kind="dense", input_shape=(n_in,), weight=self._signs, binary=True,
-                                weight_mant=int(self.weight_mant), weight_exp=int(self.weight_exp),
-                                shift_rounding=self.proc_params["shift_rounding"])
-        self._synapse = synapse_params(layer, self.proc_params["input_max"], SPEC)
+        self._use_signs((2 * flat.astype(np.int64) - 1).reshape(n_out, n_in))
 
     def run_spk(self) -> None:
         if self._signs is None:
@@ -172,7 +172,7 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
             for var in (self.pre_buff, self.trace, self.error, self.surrogate):
                 var[:] = 0
         self._delivered = self.pre_buff.astype(np.int64)
-        self.a_out.send(synapse_step_int(self._delivered[None], self._synapse)[0])
+        self.a_out.send(synapse_step(self._delivered[None], self._synapse)[0])
         self.pre_buff[:] = np.asarray(self.s_in.recv(), dtype=np.int64)
         self._v = np.asarray(self.post_in.recv(), dtype=np.int64)
         self._error = np.asarray(self.error_in.recv(), dtype=np.int64)
@@ -185,24 +185,20 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
         return self._learn_step >= 0
 
     def run_lrn(self) -> None:
-        rule, t = self._rule, self._learn_step
         vth = np.asarray(self.vth, dtype=np.int64) if self.proc_params["spiking"] else None
-        state = LearningState(weight=self._signs.astype(np.int8), momentum=self.momentum.astype(np.int64),
-                              trace=self.trace.astype(np.int64), second_moment=self.second_moment.astype(np.int64),
-                              counter=int(self.counter))
-        state, flips = learning_step_int(state, self._delivered, self._v, vth, self._error, t, rule)
-        self.momentum[:] = state.momentum
-        self.trace[:] = state.trace
-        self.second_moment[:] = state.second_moment
-        self.counter = state.counter
+        update = learning_update(signs=self._signs, momentum=self.momentum, trace=self.trace,
+                                 second_moment=self.second_moment, counter=int(self.counter), pre=self._delivered,
+                                 v=self._v, vth=vth, error=self._error, t=self._learn_step, rule=self._rule)
+        self.momentum[:] = update.momentum
+        self.trace[:] = update.trace
+        self.second_moment[:] = update.second_moment
+        self.counter = update.counter
         self.error[:] = self._error
-        self.surrogate[:] = surrogate_int(self._v, vth, rule)
-        if flips.any():
-            self._signs = state.weight.astype(np.int64)
-            self.weight_bits[:] = np.packbits((self._signs > 0).reshape(-1))
-            self._synapse = self._synapse._replace(
-                matrix=np.ascontiguousarray(self._signs.T, dtype=self._synapse.matrix.dtype))
-        self._report(t, flips)
+        self.surrogate[:] = update.surrogate
+        if update.flips.any():
+            self._use_signs(update.signs)
+            self.weight_bits[:] = np.packbits((update.signs > 0).reshape(-1))
+        self._report(self._learn_step, update.flips)
 
     def _report(self, t: int, flips: np.ndarray) -> None:
         parts = [np.array([int(self.counter), t], dtype=np.int64), np.packbits(flips.reshape(-1)).astype(np.int64)]

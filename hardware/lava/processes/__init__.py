@@ -12,5 +12,7 @@ counter back to their initial values) every S steps, so one Lava run streams man
 
 Lava imports and executes every module of this directory when it searches process models: keep only process
 modules here, with absolute imports, and import this package only after
-``bso_deploy.hardware.lava.compat.ensure_lava_importable()``.
+``bso_deploy.hardware.lava.compat.ensure_lava_importable()``. Their arithmetic is
+``hardware/lava/arithmetic.py``, written from docs/fixed-point.md independently of the simulator and the torch
+reference.
 """

@@ -1,19 +1,22 @@
 """The profile-``bso`` neuron as a Lava process: :class:`BsoNeuron`, with a ``fixed_pt`` and a ``floating_pt`` model.
 
-``fixed_pt`` (:class:`PyBsoNeuronModelFixed`) is a thin wrapper around the NumPy simulator's
-:func:`~bso_deploy.hardware.simulator.lif_step_int`: docs/fixed-point.md §3.1 - §3.7 exactly, per-neuron vth,
-bias_mant, bias_exp, one du, dv and bias_delay per population, reset ``zero`` or ``subtract``, and a
-non-spiking readout (``spiking=False``, §3.7: never fires, v is the output). Lava's runtime runs it end to end.
+``fixed_pt`` (:class:`PyBsoNeuronModelFixed`) computes docs/fixed-point.md §3.1 - §3.7 with the Lava side's
+own arithmetic (:func:`bso_deploy.hardware.lava.arithmetic.neuron_step`, written from the spec, not the
+simulator's): per-neuron vth, bias_mant, bias_exp, one du, dv and bias_delay per population, reset ``zero`` or
+``subtract``, and a non-spiking readout (``spiking=False``, §3.7: never fires, v is the output).
 
 ``floating_pt`` (:class:`PyBsoNeuronModelFloat`) is the float neuron of the graph
 (:class:`~bso_deploy.hardware.quantize.FloatLayer`, the NIR importer's module ``from_nir``)::
 
-    u' = (1 - du) u + a + bias(t)        du = 1: no synaptic current (LIF); 1 - du = the CubaLIF current decay
+    u' = (1 - du) u + a + du bias(t)     du = 1: no synaptic current (LIF); 1 - du = the CubaLIF current decay
     v' = (1 - dv) v + u'                 1 - dv = lambda, the membrane decay
     s  = v' > vth ;  v' <- 0 (zero) or v' - vth (subtract) where s
 
-with floats, bias(t) = bias_mant for t >= bias_delay and 0 before (bias_exp is ignored). The bias enters the
-current, as NIR's CubaLIF filters a synapse's bias; with du = 1 that is ``v' = lambda v + a + b``.
+with floats, bias(t) = bias_mant for t >= bias_delay and 0 before (bias_exp is ignored). bias_mant is the
+float layer's bias (``FloatLayer.bias``): what v gains per step once the current is steady, the value the
+compiler adds to v (docs/fixed-point.md §10.2, times 64 K). The float graph filters a CubaLIF synapse's bias
+through the current, as NIR does, so the model adds du bias(t) to u, whose steady state is then bias(t);
+with du = 1 (LIF, IF) that is ``v' = lambda v + a + b``.
 
 Both models restart every ``sample_steps`` steps (S > 0): before the first step of each sample u and v are
 zeroed and the step counter used by bias_delay (§3.4) restarts at 0, so one Lava run can stream many samples
@@ -34,7 +37,7 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
-from bso_deploy.hardware.simulator import NeuronParams, NeuronState, bias_int, lif_step_events_int  # noqa: E402
+from bso_deploy.hardware.lava.arithmetic import NeuronStep, neuron_config, neuron_step  # noqa: E402
 from bso_deploy.hardware.spec import RESET_MODES, SPEC  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
@@ -140,18 +143,23 @@ class FixedPointNeuronModel(_NeuronModel):
     sample_steps: int = LavaPyType(int, np.int64)
     step: int = LavaPyType(int, np.int64)
 
-    def neuron_params(self) -> NeuronParams:
-        """The population's constants as the simulator's step functions take them."""
-        return NeuronParams(du=int(self.du), dv=int(self.dv), vth_scaled=self.vth.astype(np.int64) << SPEC.state_shift,
-                            bias=bias_int(self.bias_mant, self.bias_exp), reset=self.proc_params["reset"],
-                            spiking=self.proc_params["spiking"], bias_delay=int(self.bias_delay))
+    def advance(self, a: np.ndarray, step: int) -> NeuronStep:
+        """One step of §3 on the Vars u and v (updated in place) with the synaptic input a; the constants are
+        read from the registers at every step (the host may set them between runs)."""
+        config = neuron_config(du=int(self.du), dv=int(self.dv), vth=self.vth, bias_mant=self.bias_mant,
+                               bias_exp=self.bias_exp, bias_delay=int(self.bias_delay),
+                               reset=self.proc_params["reset"], spiking=self.proc_params["spiking"])
+        update = neuron_step(self.u, self.v, a, step, config)
+        self.u[:] = update.u
+        self.v[:] = update.v
+        return update
 
 
 @implements(proc=BsoNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
 class PyBsoNeuronModelFixed(FixedPointNeuronModel):
-    """docs/fixed-point.md §3 through :func:`~bso_deploy.hardware.simulator.lif_step_events_int` (int64 state),
+    """docs/fixed-point.md §3 through :func:`~bso_deploy.hardware.lava.arithmetic.neuron_step` (int64 state),
     counting its events of §5.6."""
 
     saturation_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
@@ -160,14 +168,10 @@ class PyBsoNeuronModelFixed(FixedPointNeuronModel):
     saturation_a: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def _update(self, a: np.ndarray, step: int) -> np.ndarray:
-        params = self.neuron_params()
-        state = NeuronState(u=self.u.astype(np.int64)[None], v=self.v.astype(np.int64)[None])
-        spikes, state, events = lif_step_events_int(np.asarray(a, dtype=np.int64)[None], state, params, step)
-        self.u[:] = state.u[0]
-        self.v[:] = state.v[0]
-        for row, event in zip(SATURATION_ROWS, events):
-            getattr(self, f"saturation_{row}")[:] += event[0]
-        return spikes[0].astype(np.int64)
+        update = self.advance(a, step)
+        for row, event in zip(SATURATION_ROWS, (update.v_clipped, update.u_wrapped, update.a_out_of_range)):
+            getattr(self, f"saturation_{row}")[:] += event
+        return update.spikes
 
 
 @implements(proc=BsoNeuron, protocol=LoihiProtocol)
@@ -195,7 +199,7 @@ class PyBsoNeuronModelFloat(_NeuronModel):
     step: int = LavaPyType(int, np.int64)
 
     def _update(self, a: np.ndarray, step: int) -> np.ndarray:
-        bias = self.bias_mant if step >= int(self.bias_delay) else 0.0
+        bias = self.du * self.bias_mant if step >= int(self.bias_delay) else 0.0  # filtered: u settles at + bias
         u = (1.0 - self.du) * self.u + np.asarray(a, dtype=float) + bias
         v = (1.0 - self.dv) * self.v + u
         if self.proc_params["spiking"]:

@@ -7,9 +7,10 @@ dense or conv connection (§4.4), the weight rule (§4.5 full precision, §4.6 b
 each step it first sends ``a_buff`` (the sum computed on the previous step, 0 on the first step of a sample)
 and then computes the new sum into ``a_buff``, as Lava's Dense does.
 
-The ``fixed_pt`` models are thin wrappers around the NumPy simulator's
-:func:`~bso_deploy.hardware.simulator.synapse_step_int` (with the parameters of
-:func:`~bso_deploy.hardware.simulator.synapse_params`, prepared once, on the first step).
+The ``fixed_pt`` models compute with the Lava side's own arithmetic,
+:func:`bso_deploy.hardware.lava.arithmetic.synapse_step` (written from the spec, not the simulator's), on the
+effective weights of :func:`~bso_deploy.hardware.lava.arithmetic.synapse_config`, prepared once, on the first
+step.
 
 - :class:`BinarySynapse` stores the signs as 1 bit per synapse: ``weight_bits`` is ``np.packbits(sign > 0)``
   of the C-ordered weight array (uint8, ceil(n / 8) bytes), plus one ``weight_mant`` in [1, 127] and one
@@ -33,13 +34,8 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
+from bso_deploy.hardware.lava.arithmetic import SynapseConfig, connect, sum_pool, synapse_config, synapse_step  # noqa: E402
 from bso_deploy.hardware.network import FixedPointLayer  # noqa: E402
-from bso_deploy.hardware.simulator import (  # noqa: E402
-    SynapseParams,
-    sum_pool_int,
-    synapse_params,
-    synapse_step_int,
-)
 from bso_deploy.hardware.spec import SHIFT_ROUNDINGS, SPEC  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
@@ -164,26 +160,23 @@ class _SynapseModel(PyLoihiProcessModel):
         sample_steps = int(self.sample_steps)
         self.step = (step + 1) % sample_steps if sample_steps > 0 else step + 1
 
-    def _layer(self, weight: np.ndarray, binary: bool, weight_mant: int, weight_exp: int) -> SynapseParams:
-        params = self.proc_params
-        layer = FixedPointLayer(name="synapse", kind=params["kind"],
-                                input_shape=params["input_shape"], weight=weight, binary=binary,
-                                weight_mant=weight_mant, weight_exp=weight_exp, pool=params["pool"],
-                                stride=params["stride"], padding=params["padding"],
-                                shift_rounding=params["shift_rounding"])
-        return synapse_params(layer, params["input_max"], SPEC)
-
 
 class _FixedSynapseModel(_SynapseModel):
-    _params: SynapseParams | None = None
+    _synapse_config: SynapseConfig | None = None
 
-    def _synapse(self) -> SynapseParams:
+    def _synapse(self) -> SynapseConfig:
         raise NotImplementedError
 
     def _compute(self, x: np.ndarray) -> np.ndarray:
-        if self._params is None:  # weights are read once, on the first step of the run
-            self._params = self._synapse()
-        return synapse_step_int(x.astype(np.int64), self._params)
+        if self._synapse_config is None:  # weights are read once, on the first step of the run
+            self._synapse_config = self._synapse()
+        return synapse_step(x.astype(np.int64), self._synapse_config)
+
+    def _config(self, weight: np.ndarray, binary: bool, weight_mant: int, weight_exp: int) -> SynapseConfig:
+        params = self.proc_params
+        return synapse_config(weight=weight, binary=binary, weight_mant=weight_mant, weight_exp=weight_exp,
+                              kind=params["kind"], pool=params["pool"], stride=params["stride"],
+                              padding=params["padding"], shift_rounding=params["shift_rounding"])
 
 
 @implements(proc=BinarySynapse, protocol=LoihiProtocol)
@@ -201,9 +194,9 @@ class PyBinarySynapseModelFixed(_FixedSynapseModel):
     sample_steps: int = LavaPyType(int, np.int64)
     step: int = LavaPyType(int, np.int64)
 
-    def _synapse(self) -> SynapseParams:
+    def _synapse(self) -> SynapseConfig:
         signs = unpack_signs(self.weight_bits, self.proc_params["weight_shape"])
-        return self._layer(signs, True, int(self.weight_mant), int(self.weight_exp))
+        return self._config(signs, True, int(self.weight_mant), int(self.weight_exp))
 
 
 @implements(proc=FullPrecisionSynapse, protocol=LoihiProtocol)
@@ -220,8 +213,8 @@ class PyFullPrecisionSynapseModelFixed(_FixedSynapseModel):
     sample_steps: int = LavaPyType(int, np.int64)
     step: int = LavaPyType(int, np.int64)
 
-    def _synapse(self) -> SynapseParams:
-        return self._layer(np.asarray(self.weight, dtype=np.int64), False, 1, int(self.weight_exp))
+    def _synapse(self) -> SynapseConfig:
+        return self._config(np.asarray(self.weight, dtype=np.int64), False, 1, int(self.weight_exp))
 
 
 @implements(proc=FullPrecisionSynapse, protocol=LoihiProtocol)
@@ -240,23 +233,6 @@ class PyFullPrecisionSynapseModelFloat(_SynapseModel):
 
     def _compute(self, x: np.ndarray) -> np.ndarray:
         params = self.proc_params
-        weight = np.asarray(self.weight, dtype=np.float64)
-        matrix = weight.T if params["kind"] == "dense" else weight
-        synapse = SynapseParams(kind=params["kind"], pool=params["pool"], stride=params["stride"],
-                                padding=params["padding"], matrix=matrix, weight_mant=1, weight_exp=0,
-                                output_shape=params["output_shape"])
-        pooled = sum_pool_int(x.astype(np.float64), synapse.pool)
-        return _connect_float(pooled, synapse)
-
-
-def _connect_float(x: np.ndarray, synapse: SynapseParams) -> np.ndarray:
-    """The connection of :func:`~bso_deploy.hardware.simulator.connect_int` kept in float64 (connect_int casts
-    its result to int64)."""
-    if synapse.kind == "dense":
-        return x.reshape(x.shape[0], -1) @ synapse.matrix
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    (pad_h, pad_w), (stride_h, stride_w) = synapse.padding, synapse.stride
-    padded = np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)))
-    windows = sliding_window_view(padded, synapse.matrix.shape[2:], axis=(2, 3))[:, :, ::stride_h, ::stride_w]
-    return np.tensordot(windows, synapse.matrix, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+        pooled = sum_pool(x.astype(np.float64), params["pool"])
+        return connect(pooled, np.asarray(self.weight, dtype=np.float64), params["kind"], params["stride"],
+                       params["padding"])

@@ -1,0 +1,169 @@
+"""The integer arithmetic of the Lava learning processes (``hardware/lava/learning``), written from the spec.
+
+This module is the Lava side's own reading of docs/onchip-learning.md §3 - §8: the presynaptic trace, the
+postsynaptic factor, the error, the momenta and flips of BSO, T-BSO's second moments and the rule's two
+roundings with their counter-based random words. It shares with the NumPy rule (``hardware/learning.py``)
+and the torch rule only the rule's parameters (:class:`LearningRule`, data) and the hash constants of §8;
+``tests/hardware/test_lava_imports.py`` checks that no module of ``hardware/lava`` imports their step
+functions, so the learning parity tests compare independent arithmetic.
+
+One call per learning step and layer, vectorized over the layer's synapses, int64 (the random words as
+uint64 while they are mixed, masked to 32 bits after every product: nothing relies on machine overflow).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from bso_deploy.hardware.learning_rule import HASH_GOLDEN, HASH_MASK, HASH_MULTIPLIERS, LearningRule
+from bso_deploy.hardware.spec import SPEC
+
+__all__ = [
+    "LearningUpdate",
+    "hash32",
+    "learning_update",
+    "random_words",
+    "readout_error",
+    "round_shift",
+    "saturate_error",
+    "surrogate",
+    "trace_update",
+]
+
+_WORDS_PER_SYNAPSE = 4  # streams 0 ... 3 of §8: momentum decay, product, second-moment decay and input
+_MASK = np.uint64(HASH_MASK)
+
+
+def trace_update(trace: np.ndarray, pre: np.ndarray, rule: LearningRule) -> np.ndarray:
+    """The presynaptic trace (§3): ``x' = min(trunc(x (4096 - trace_decay) / 4096) + trace_increment pre,
+    2**trace_bits - 1)``. x and pre (spikes or graded input) are never negative, so the truncation is a floor
+    division."""
+    decayed = np.asarray(trace, dtype=np.int64) * (SPEC.decay_unity - rule.trace_decay) // SPEC.decay_unity
+    return np.minimum(decayed + rule.trace_increment * np.asarray(pre, dtype=np.int64), rule.trace_max)
+
+
+def surrogate(v: np.ndarray, vth: np.ndarray | None, rule: LearningRule) -> np.ndarray:
+    """The postsynaptic factor h (§4) from the voltage before reset: entry ``|v - vth 2**6| >> surrogate_shift``
+    of ``surrogate_table``, 0 for a distance past the table's end; 1 everywhere for a readout (vth None)."""
+    v = np.asarray(v, dtype=np.int64)
+    if vth is None:
+        return np.ones(v.shape, dtype=np.int64)
+    distance = np.abs(v - np.asarray(vth, dtype=np.int64) * (1 << SPEC.state_shift)) >> rule.surrogate_shift
+    table = np.asarray(rule.surrogate_table, dtype=np.int64)
+    inside = distance < table.size
+    return np.where(inside, table[np.where(inside, distance, 0)], 0)
+
+
+def saturate_error(error: np.ndarray, rule: LearningRule) -> np.ndarray:
+    """The error register (§5): signed, saturated at +-(2**(error_bits - 1) - 1)."""
+    return np.clip(np.asarray(error, dtype=np.int64), -rule.error_max, rule.error_max)
+
+
+def readout_error(current: np.ndarray, label: int, rule: LearningRule) -> np.ndarray:
+    """The output layer's on-chip error (§5) from its current c = u + bias(t) (n,) and the label: with
+    A = error_target, ``e_i = clip(floor(c_i / 2**error_shift), -A, A) - (A if i == label else -A)``."""
+    scaled = np.floor_divide(np.asarray(current, dtype=np.int64), 1 << rule.error_shift)
+    target = np.where(np.arange(scaled.shape[-1]) == int(label), rule.error_target, -rule.error_target)
+    return saturate_error(np.clip(scaled, -rule.error_target, rule.error_target) - target, rule)
+
+
+def hash32(x: np.ndarray) -> np.ndarray:
+    """The 32-bit mixing hash of §8 on words in [0, 2**32), as uint64:
+    ``x ^= x >> 16; x = x * 0x7feb352d mod 2**32; x ^= x >> 15; x = x * 0x1b873593 mod 2**32; x ^= x >> 16``
+    (a 32-bit word times a multiplier below 2**31 stays below 2**63)."""
+    x = np.asarray(x, dtype=np.uint64) & _MASK
+    first, second = (np.uint64(m) for m in HASH_MULTIPLIERS)
+    x = x ^ (x >> np.uint64(16))
+    x = (x * first) & _MASK
+    x = x ^ (x >> np.uint64(15))
+    x = (x * second) & _MASK
+    return x ^ (x >> np.uint64(16))
+
+
+def random_words(seed: int, counter: int, size: int, stream: int) -> np.ndarray:
+    """The random words of learning step ``counter`` (the steps taken before it, §2) for indices 0 ... size - 1
+    of ``stream`` (§8): ``key = hash32((seed + counter * 0x9e3779b9) mod 2**32)``, word(i) = ``hash32(key xor
+    (4 i + stream))``; int64 in [0, 2**32)."""
+    key = hash32(np.uint64((int(seed) + int(counter) * HASH_GOLDEN) & HASH_MASK))
+    index = np.arange(size, dtype=np.uint64) * np.uint64(_WORDS_PER_SYNAPSE) + np.uint64(stream)
+    return hash32(key ^ index).astype(np.int64)
+
+
+def round_shift(y: np.ndarray, shift: int, rounding: str, words: np.ndarray | None = None) -> np.ndarray:
+    """R(y, k), the rule's rounding of y / 2**k (§8). k = 0: y. ``"nearest"``: half away from zero, the
+    magnitude rounded half up and the sign put back. ``"stochastic"``: the floor ``y >> k`` plus one where
+    the k dropped bits of y exceed the k low bits of the random word (``words``, y's shape)."""
+    y = np.asarray(y, dtype=np.int64)
+    if shift == 0:
+        return y
+    if rounding == "nearest":
+        magnitude = (np.abs(y) + (1 << (shift - 1))) >> shift
+        return np.where(y < 0, -magnitude, magnitude)
+    low = (1 << shift) - 1
+    return (y >> shift) + ((y & low) > (np.asarray(words, dtype=np.int64) & low))
+
+
+class LearningUpdate(NamedTuple):
+    """A layer's learning state after one step: signs (n_out, n_in) -1/+1, momentum (n_out, n_in), trace
+    (n_in,), second_moment (T,), counter; and what the step saw: flips (n_out, n_in) bool, surrogate h (n_out,)."""
+
+    signs: np.ndarray
+    momentum: np.ndarray
+    trace: np.ndarray
+    second_moment: np.ndarray
+    counter: int
+    flips: np.ndarray
+    surrogate: np.ndarray
+
+
+def learning_update(*, signs: np.ndarray, momentum: np.ndarray, trace: np.ndarray, second_moment: np.ndarray,
+                    counter: int, pre: np.ndarray, v: np.ndarray, vth: np.ndarray | None, error: np.ndarray,
+                    t: int, rule: LearningRule) -> LearningUpdate:
+    """One learning step of a layer (docs/onchip-learning.md §3 - §8) from its delivered input ``pre`` (n_in,),
+    the voltage before reset v (n_out,), the thresholds vth (None: a readout) and the error (n_out,), at
+    time-step index t of the learning window; R is :func:`round_shift` with the words of step ``counter``::
+
+        x' = trace_update(x, pre);  p_i = sat_e(e_i) h_i;  g_ij = p_i x'_j                      §3 - §6
+        m' = sat_m(m - R(m, momentum_shift) + R(g, product_shift))                               §6
+        BSO: theta = flip_threshold
+        T-BSO: s[t] = sat_s(s[t] - R(s[t], s2) + R((sum p^2 sum x'^2) // (n_out n_in), p2));
+               theta = (flip_threshold isqrt(s[t])) >> threshold_shift                          §7
+        flip = W m' > theta where (counter + 1) % t_epoch == 0, else none;  W <- -W where flip;
+        BSO: m' <- 0 where flip;  counter + 1
+
+    Random streams (§8): 0 the momentum decay and 1 the product (word i = the synapse's row-major index),
+    2 and 3 (word 0) the decay and the input of s[t]. Inputs are not modified."""
+    signs = np.asarray(signs, dtype=np.int64)
+    n_out, n_in = signs.shape
+    stochastic = rule.rounding == "stochastic"
+
+    def rounded(y: np.ndarray, shift: int, stream: int) -> np.ndarray:
+        words = random_words(rule.seed, counter, y.size, stream).reshape(y.shape) if stochastic else None
+        return round_shift(y, shift, rule.rounding, words)
+
+    new_trace = trace_update(trace, pre, rule)
+    h = surrogate(v, vth, rule)
+    post = saturate_error(error, rule) * h
+    gradient = post[:, None] * new_trace[None, :]
+    momentum = np.asarray(momentum, dtype=np.int64)
+    momentum = momentum - rounded(momentum, rule.momentum_shift, 0) + rounded(gradient, rule.product_shift, 1)
+    momentum = np.clip(momentum, -rule.momentum_max, rule.momentum_max)
+    second_moment = np.array(second_moment, dtype=np.int64)
+    theta = rule.flip_threshold
+    if rule.variant == "tbso":
+        mean_square = int(np.sum(post * post)) * int(np.sum(new_trace * new_trace)) // (n_out * n_in)
+        moment = np.int64(second_moment[t])
+        moment = moment - rounded(moment, rule.second_moment_shift, 2) + rounded(
+            np.int64(mean_square), rule.second_moment_product_shift, 3)
+        second_moment[t] = min(max(int(moment), 0), rule.second_moment_max)
+        theta = (rule.flip_threshold * math.isqrt(int(second_moment[t]))) >> rule.threshold_shift
+    if (int(counter) + 1) % rule.t_epoch == 0:
+        flips = signs * momentum > theta
+    else:
+        flips = np.zeros(signs.shape, dtype=bool)
+    if rule.variant == "bso":
+        momentum = np.where(flips, 0, momentum)
+    return LearningUpdate(signs=np.where(flips, -signs, signs), momentum=momentum, trace=new_trace,
+                          second_moment=second_moment, counter=int(counter) + 1, flips=flips, surrogate=h)
