@@ -26,7 +26,7 @@ pip_install \
   "numpy>=1.24,<2" scipy "networkx<=2.8.7" "asteval>=0.9.31,<0.10" \
   scikit-learn h5py matplotlib "opencv-python-headless<4.11" \
   "nir==1.0.8" "nirtorch==2.6" onnx onnxruntime \
-  tqdm pytest pytest-timeout hypothesis ruff "setuptools>=70" wheel
+  tqdm pytest pytest-timeout hypothesis ruff "import-linter==2.16" "setuptools>=70" wheel
 
 # Third-party SNN frameworks, for the tests that run graphs written by their own NIR exporters (docs/nir.md).
 # snnTorch and Norse install normally. Sinabs 3.1.3 and Rockpool 3.1.0 pin nir<=1.0.4 and must sit next to

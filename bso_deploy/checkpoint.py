@@ -14,7 +14,8 @@ File layout (a ``torch.save`` dict of tensors, lists, dicts and numbers only, re
     history         per-epoch metrics so far
     rng             {"torch": torch RNG state}
 
-Writes are atomic (:mod:`bso_deploy.io`).
+Writes are atomic (:mod:`bso_deploy.io`). :func:`load_trained_model` rebuilds a checkpoint's model (for
+the exporters, which must not need the training pipeline of :mod:`bso_deploy.run`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import io
 import os
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,21 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from . import __version__
+from .config import TrainConfig
 from .io import atomic_write_bytes
 from .layers import BINARY_LAYER_TYPES
+from .network import SpikingNetwork
+from .training import build_network
 
 FORMAT = "bso-deploy-checkpoint"
 FORMAT_VERSION = 1
+# Per-sample input shape and class count of each data set, for checkpoints that do not record them.
+DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
+    "digits": ((64,), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+}
 
 
 class CheckpointError(ValueError):
@@ -125,3 +137,42 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if absent:
         raise CheckpointError(f"{path} lacks the entries {absent}")
     return document
+
+
+def checkpoint_config(document: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint (read by :func:`load_checkpoint`) was trained with."""
+    return TrainConfig.from_dict(document["config"])
+
+
+def model_shape(document: dict[str, Any], config: TrainConfig) -> tuple[tuple[int, ...], int]:
+    """(input_shape, num_classes): from the checkpoint's ``model_info`` when present, else the data set."""
+    info = document.get("model_info")
+    if isinstance(info, dict) and "input_shape" in info and "num_classes" in info:
+        return tuple(int(size) for size in info["input_shape"]), int(info["num_classes"])
+    if config.dataset not in DATASET_SHAPES:
+        raise ValueError(f"the checkpoint's data set {config.dataset!r} has no known input shape; known: "
+                         f"{', '.join(DATASET_SHAPES)}")
+    return DATASET_SHAPES[config.dataset]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A checkpoint's model with what it was trained with and on."""
+
+    model: SpikingNetwork  # in eval mode (BatchNorm uses its running statistics)
+    config: TrainConfig
+    input_shape: tuple[int, ...]  # one sample, without the batch axis
+    num_classes: int
+    epoch: int  # completed training epochs
+
+
+def load_trained_model(path: str | os.PathLike) -> TrainedModel:
+    """Read a checkpoint (:func:`load_checkpoint`) and rebuild its model, weights loaded, in eval mode."""
+    document = load_checkpoint(path)
+    config = checkpoint_config(document)
+    input_shape, num_classes = model_shape(document, config)
+    model = build_network(config, input_shape, num_classes)
+    load_model_payload(model, document)
+    model.eval()
+    return TrainedModel(model=model, config=config, input_shape=input_shape, num_classes=num_classes,
+                        epoch=int(document["epoch"]))

@@ -23,27 +23,26 @@ from .checkpoint import load_checkpoint, load_model_payload, model_payload, save
 from .config import TrainConfig
 from .data import DatasetSplit, load_dataset, make_loaders
 from .encoding import make_encoder
+from .hardware_aware import HardwareAwareNetwork, evaluate_hardware
+from .hardware_aware_metrics import fixed_point_metrics
 from .io import atomic_write_json
 from .layers import binary_layer_names
-from .models import build_model
 from .network import SpikingNetwork
-from .ste import attach_latent_weights
-from .training import NonFiniteLossError, Optimizers, evaluate, make_optimizers, resolve_device, train_epoch
+from .plots import plot_training
+from .training import (
+    NonFiniteLossError,
+    Optimizers,
+    build_network,
+    evaluate,
+    make_optimizers,
+    resolve_device,
+    train_epoch,
+)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
 PLOT_NAME = "training.png"
 FIXED_POINT_SUMMARY = ("float_accuracy", "fixed_accuracy", "prediction_agreement")  # copied to metrics' top level
-
-
-def build_network(config: TrainConfig, input_shape, num_classes: int) -> SpikingNetwork:
-    """The model of ``config``; for ``bptt-ste`` with latent weights and backpropagation through time."""
-    model = build_model(config.model, input_shape, num_classes, binary=config.binary,
-                        lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden)
-    if not config.online:
-        attach_latent_weights(model)
-        model.set_online(False)
-    return model
 
 
 @dataclass
@@ -112,10 +111,6 @@ class TrainingRun:
         if config.fixed_point_samples == 0:
             return {"skipped": "fixed_point_samples is 0"}
         try:
-            from .hardware_aware import fixed_point_metrics
-        except ImportError as error:
-            return {"skipped": f"the fixed-point evaluation needs the nir extra (pip install -e .[nir]): {error}"}
-        try:
             return fixed_point_metrics(self.model, test_loader, encoder, config.time_steps, device,
                                        tuple(self.split.input_shape), hardware_aware=config.hardware_aware,
                                        max_samples=config.fixed_point_samples)
@@ -138,8 +133,6 @@ class TrainingRun:
 
     def _fit(self, context: distributed.DistributedContext, device: torch.device, progress: bool,
              plot: bool) -> dict:
-        from .plots import plot_training
-
         config = self.config
         train_loader, test_loader = make_loaders(self.split, config.batch_size, seed=config.seed,
                                                  num_workers=config.num_workers)
@@ -161,8 +154,6 @@ class TrainingRun:
         while self.epoch < config.epochs:
             hardware_aware = config.is_hardware_aware_epoch(self.epoch)
             if hardware_aware and hardware is None:
-                from .hardware_aware import HardwareAwareNetwork
-
                 hardware = HardwareAwareNetwork(self.model, config.time_steps, tuple(self.split.input_shape))
             if sampler is not None:
                 sampler.set_epoch(self.epoch)
@@ -184,8 +175,6 @@ class TrainingRun:
             record["seconds"] = time.perf_counter() - start
             record["test_accuracy"] = evaluate(self.model, test_loader, encoder, config.time_steps, device)
             if hardware_aware:  # test_accuracy: the integer forward, which the deployment runs
-                from .hardware_aware import evaluate_hardware
-
                 record["hardware_aware"] = True
                 record["float_test_accuracy"] = record["test_accuracy"]
                 record["test_accuracy"] = evaluate_hardware(hardware, test_loader, encoder, config.time_steps, device)

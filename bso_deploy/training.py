@@ -19,7 +19,7 @@ one Adam step updates the latent weights (:mod:`bso_deploy.ste`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -29,12 +29,25 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .layers import binary_layer_names, is_binary_layer, split_parameters
+from .models import build_model
+from .network import SpikingNetwork
 from .optim import BINARY_OPTIMIZERS, StepDecay
-from .ste import LatentAdam, latent_parameters
+from .ste import LatentAdam, attach_latent_weights, latent_parameters
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or Inf."""
+
+
+def build_network(config: TrainConfig, input_shape: Sequence[int], num_classes: int) -> SpikingNetwork:
+    """The model of ``config`` for samples of ``input_shape`` (without the batch axis) and ``num_classes``
+    outputs; for ``bptt-ste`` with latent weights and backpropagation through time."""
+    model = build_model(config.model, input_shape, num_classes, binary=config.binary,
+                        lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden)
+    if not config.online:
+        attach_latent_weights(model)
+        model.set_online(False)
+    return model
 
 
 def online_loss(output: Tensor, target: Tensor, num_classes: int, time_steps: int, mse_weight: float) -> Tensor:

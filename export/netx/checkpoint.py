@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bso_deploy.hardware.compiler import compile_nir, read_graph
 from bso_deploy.hardware.network import FixedPointNetwork
 from bso_deploy.hardware.spec import SPEC
 
+from bso_deploy.checkpoint import checkpoint_config, load_checkpoint
+
+from ..nir.checkpoint import export_checkpoint_to_nir
+from ..nir.metadata import DEFAULT_DT, NIRExportWarning
 from .writer import write_netx
 
 FEW_WEIGHT_LEVELS = 32  # below this largest integer weight, layer 0's note suggests a smaller input scale
@@ -38,9 +43,6 @@ class NetxExport:
 def checkpoint_graph(checkpoint_path: str | os.PathLike, dt: float | None = None) -> Any:
     """The NIR graph ``bso-deploy export --format nir`` writes for a checkpoint (read back from a temporary
     file, so that it is exactly that graph); NIR export warnings are returned as notes by the callers."""
-    from bso_deploy.export.nir import DEFAULT_DT, NIRExportWarning, export_checkpoint_to_nir
-    from bso_deploy.hardware.compiler import read_graph
-
     with tempfile.TemporaryDirectory(prefix="bso-deploy-") as directory, warnings.catch_warnings():
         warnings.simplefilter("ignore", NIRExportWarning)  # the subtractive reset: checked by the callers
         path = export_checkpoint_to_nir(checkpoint_path, Path(directory) / "model.nir",
@@ -50,18 +52,13 @@ def checkpoint_graph(checkpoint_path: str | os.PathLike, dt: float | None = None
 
 def checkpoint_reset(checkpoint_path: str | os.PathLike) -> str:
     """The LIF reset mode a checkpoint was trained with ("zero" or "subtract")."""
-    from bso_deploy.checkpoint import load_checkpoint
-    from bso_deploy.config import TrainConfig
-
-    return TrainConfig.from_dict(load_checkpoint(checkpoint_path)["config"]).reset
+    return checkpoint_config(load_checkpoint(checkpoint_path)).reset
 
 
 def compile_for_netx(graph: Any, input_scale: float | None = None, weight_bits: int | None = None,
                      dt: float | None = None, time_steps: int | None = None) -> FixedPointNetwork:
     """``compile_nir`` with what netx needs: profile ``loihi``, per-neuron thresholds folded into the
     weights, integer weights without exponent and biases with exponent 6 (docs/fixed-point.md §10.5)."""
-    from bso_deploy.hardware.compiler import compile_nir
-
     return compile_nir(graph, profile="loihi", input_scale=input_scale, weight_bits=weight_bits, dt=dt,
                        time_steps=time_steps, fold_thresholds=True, netx_compatible=True)
 

@@ -34,13 +34,9 @@ from bso_deploy.neuron import LIF
 
 from . import metadata as keys
 from .conversions import lif_tau_r_for_steps
+from .metadata import DEFAULT_DT, NIRExportWarning
 
-DEFAULT_DT = 1e-3  # seconds per time step
 SURROGATE_NAME = "sigmoid"  # bso_deploy.neuron's surrogate; recorded for tools that retrain
-
-
-class NIRExportWarning(UserWarning):
-    """The exported graph relies on metadata for behaviour that NIR itself cannot express."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,13 @@ from typing import Any
 
 import numpy as np
 
+DEFAULT_DT = 1e-3  # seconds per time step that exported graphs record unless told otherwise
+
+
+class NIRExportWarning(UserWarning):
+    """The exported graph relies on metadata for behaviour that NIR itself cannot express."""
+
+
 # graph and node keys
 DT = "dt"  # seconds per time step the graph was exported for (graph and every neuron node)
 RESET = "reset"  # "subtract" | "zero" (neuron nodes; graph: the mode shared by all, the default)

@@ -4,9 +4,13 @@
   :func:`onnx_step_model` for NIR graphs and compiled networks; semantics ``float`` (the trained model's
   step, :mod:`.floating`) or ``fixed`` (docs/fixed-point.md exactly, :mod:`.fixed`);
 - :func:`run_onnx` steps a written model over T steps with onnxruntime.
+
+The runner imports with the package; the exporters (layer L4 of docs/architecture.md: the checkpoint export
+needs the training package) load on first use (:mod:`bso_deploy.lazy`).
 """
 
-from .export import SEMANTICS, OnnxExport, export_checkpoint_to_onnx, export_onnx, onnx_step_model
+from bso_deploy.lazy import lazy_exports
+
 from .runner import OnnxRun, run_onnx
 
 __all__ = [
@@ -18,3 +22,5 @@ __all__ = [
     "onnx_step_model",
     "run_onnx",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(
+    ("SEMANTICS", "OnnxExport", "export_checkpoint_to_onnx", "export_onnx", "onnx_step_model"), ".export"), __all__)

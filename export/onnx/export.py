@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bso_deploy.hardware.compiler import compile_nir, float_layers, graph_input_shape, read_graph
 from bso_deploy.hardware.network import FixedPointNetwork
 
 from bso_deploy.io import atomic_write_bytes
+
+from ..netx.checkpoint import checkpoint_graph, quantization_notes
+from .fixed import fixed_step_model
+from .floating import float_step_model
 
 __all__ = ["SEMANTICS", "OnnxExport", "export_checkpoint_to_onnx", "export_onnx", "onnx_step_model"]
 
@@ -46,11 +51,6 @@ def onnx_step_model(source: Any, semantics: str = "float", profile: str = "bso",
     a :class:`FixedPointNetwork` (used as it is). ``profile``, ``input_scale``, ``weight_bits``,
     ``time_steps`` are the compiler's options (fixed only); ``dt`` the graph's time step if it records none."""
     _check_semantics(semantics)
-    from bso_deploy.hardware.compiler import compile_nir, float_layers, graph_input_shape, read_graph
-
-    from .fixed import fixed_step_model
-    from .floating import float_step_model
-
     if isinstance(source, FixedPointNetwork):
         if semantics != "fixed":
             raise ValueError("a FixedPointNetwork has fixed-point semantics only; export its NIR graph for float")
@@ -77,9 +77,6 @@ def export_checkpoint_to_onnx(checkpoint_path: str | os.PathLike, out_path: str 
     """A checkpoint's step model, through the same NIR graph as ``--format nir``; fixed semantics compile
     it for ``profile`` (a profile's refusals, e.g. the subtractive reset in ``loihi``, raise ValueError)."""
     _check_semantics(semantics)
-    from bso_deploy.export.netx.checkpoint import checkpoint_graph, quantization_notes
-    from bso_deploy.hardware.compiler import compile_nir
-
     graph = checkpoint_graph(checkpoint_path, dt)
     metadata = {"checkpoint": os.path.basename(os.fspath(checkpoint_path))}
     if semantics == "float":

@@ -80,7 +80,7 @@ def test_random_networks_run_exactly_in_lava_dl(netx_loader, netx_export, seed, 
 
 def make_checkpoint(tmp_path, reset: str, seed: int = 3):
     """A digits MLP checkpoint (hidden 16, 12; binary hidden layer; BatchNorm with per-neuron statistics)."""
-    from bso_deploy.run import build_network
+    from bso_deploy.training import build_network
 
     config = TrainConfig(dataset="digits", hidden=(16, 12), reset=reset, method="bso")
     model = randomise_batchnorm(build_network(config, (64,), 10), seed)

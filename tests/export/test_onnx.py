@@ -143,7 +143,7 @@ def test_fixed_compiled_conv_pool_batchnorm_graph(onnx_export, nir_io):
 
 
 def make_checkpoint(tmp_path, reset: str, seed: int = 3):
-    from bso_deploy.run import build_network
+    from bso_deploy.training import build_network
 
     config = TrainConfig(dataset="digits", hidden=(16, 12), reset=reset, method="bso")
     model = randomise_batchnorm(build_network(config, (64,), 10), seed)

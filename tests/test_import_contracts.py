@@ -1,0 +1,54 @@
+"""The ``acyclic_modules`` contract of .ci/import_contracts.py on hand-made import graphs."""
+
+import importlib.util
+from pathlib import Path
+
+import grimp
+
+SPEC = importlib.util.spec_from_file_location(
+    "import_contracts", Path(__file__).resolve().parents[1] / ".ci" / "import_contracts.py")
+contracts = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(contracts)
+
+
+def graph_of(*imports: str) -> grimp.ImportGraph:
+    graph = grimp.ImportGraph()
+    for module in ("pkg", "pkg.a", "pkg.b", "pkg.c", "pkg.sub", "pkg.sub.d", "other"):
+        graph.add_module(module)
+    for line, text in enumerate(imports, start=1):
+        importer, imported = text.split(" -> ")
+        graph.add_import(importer=importer, imported=imported, line_number=line, line_contents=text)
+    return graph
+
+
+def check(graph: grimp.ImportGraph):
+    contract = contracts.AcyclicModulesContract(name="acyclic", session_options={},
+                                                contract_options={"package": "pkg"})
+    return contract.check(graph, verbose=False)
+
+
+def test_a_chain_and_packages_importing_each_other_through_acyclic_modules_are_kept():
+    # pkg.sub imports pkg.a, pkg.b imports pkg.sub.d: the packages depend on each other, the modules do not.
+    result = check(graph_of("pkg.a -> pkg.b", "pkg.b -> pkg.c", "pkg.sub -> pkg.a", "pkg.b -> pkg.sub.d"))
+    assert result.kept and result.metadata["cycles"] == []
+
+
+def test_a_cycle_is_found_with_its_shortest_path_and_lines():
+    result = check(graph_of("pkg.a -> pkg.b", "pkg.b -> pkg.sub.d", "pkg.sub.d -> pkg.a", "pkg.b -> pkg.c",
+                            "pkg.c -> pkg.a"))
+    assert not result.kept
+    (found,) = result.metadata["cycles"]
+    assert found["modules"] == ["pkg.a", "pkg.b", "pkg.c", "pkg.sub.d"]
+    assert found["cycle"] == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]  # breadth first: c before sub.d
+    assert found["lines"] == [[1], [4], [5]]
+
+
+def test_two_separate_cycles_and_a_self_import_are_each_reported():
+    result = check(graph_of("pkg.a -> pkg.b", "pkg.b -> pkg.a", "pkg.c -> pkg.sub", "pkg.sub -> pkg.c",
+                            "pkg.sub.d -> pkg.sub.d"))
+    assert [found["cycle"] for found in result.metadata["cycles"]] == [
+        ["pkg.a", "pkg.b", "pkg.a"], ["pkg.c", "pkg.sub", "pkg.c"], ["pkg.sub.d", "pkg.sub.d"]]
+
+
+def test_modules_outside_the_package_are_not_checked():
+    assert check(graph_of("other -> pkg.a", "pkg.a -> other")).kept
