@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from . import __version__
+from ._version import __version__
 from .config import TrainConfig
 from .io import atomic_write_bytes
 from .layers import BINARY_LAYER_TYPES

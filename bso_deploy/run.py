@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from . import __version__, distributed
+from . import distributed
+from ._version import __version__
 from .checkpoint import load_checkpoint, load_model_payload, model_payload, save_checkpoint
 from .config import TrainConfig
 from .data import DatasetSplit, load_dataset, make_loaders

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bso_deploy import __version__
+from bso_deploy._version import __version__
 from bso_deploy.layers import SYNAPSE_TYPES, is_binary_layer
 from bso_deploy.network import SpikingNetwork
 from bso_deploy.neuron import LIF
