@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bso_deploy.hardware import simulator
+from bso_deploy.hardware import fused
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.simulator import shift_int, simulate_stepwise, synapse_params, synapse_step_int
 from bso_deploy.hardware.spec import SPEC
@@ -113,7 +113,7 @@ def _loud(fx_net: FixedPointNetwork, data: st.DataObject) -> FixedPointNetwork:
 def test_random_loud_networks_agree_on_the_counts(data: st.DataObject) -> None:
     fx_net = _loud(data.draw(networks(profile="bso")), data)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(simulator, "_CHUNK_ROWS", data.draw(st.sampled_from([1, 3, 4096])))
+        patch.setattr(fused, "CHUNK_ROWS", data.draw(st.sampled_from([1, 3, 4096])))
         run_all(fx_net, np.full((6, 2, *fx_net.input_shape), SPEC.input_max, dtype=np.int64))
 
 
@@ -159,7 +159,7 @@ def test_quiet_network_counts_zeros_without_per_step_work() -> None:
     layer = FixedPointLayer(name="q", kind="dense", input_shape=(4,), weight=np.full((3, 4), 2), weight_exp=-2,
                             du=SPEC.decay_max, dv=SPEC.decay_unity // 2, vth=5, shift_rounding="nearest")
     fx_net = FixedPointNetwork("bso", (4,), (layer,))
-    plan = simulator._fused_layer(layer, synapse_params(layer, SPEC.input_max), SPEC.input_max, 8, SPEC)
+    plan = fused.fused_layer(layer, synapse_params(layer, SPEC.input_max), SPEC.input_max, 8, SPEC)
     assert plan.nearest and not (plan.wrap or plan.saturate or plan.count_a)
     inputs = np.random.default_rng(0).integers(0, SPEC.input_max + 1, size=(8, 2, 4))
     result = run_all(fx_net, inputs)
