@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .models import BINARY_CHOICES, MODELS
-from .neuron import RESET_MODES, LIFParameters
+from .neuron import LIFParameters
+from .options import (
+    BINARY_CHOICES,
+    DATASET_NAMES,
+    DEVICES,
+    ENCODER_NAMES,
+    FP_OPTIMIZERS,
+    METHODS,
+    MODELS,
+    ONLINE_METHODS,
+    RESET_MODES,
+)
 
 CONFIG_VERSION = 1
-METHODS = ("tbso", "bso", "bop", "bptt-ste")
-ONLINE_METHODS = ("tbso", "bso", "bop")
-DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
-ENCODER_NAMES = ("direct", "rate")
-FP_OPTIMIZERS = ("sgd", "adam")
-DEVICES = ("cpu", "cuda", "auto")
 
 # Flip thresholds per method when none is given. T-BSO compares m / sqrt(v[t]) (a normalized quantity);
 # BSO and Bop compare the raw momentum, so their threshold lives on the gradient's scale.

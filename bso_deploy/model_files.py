@@ -20,6 +20,13 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
+import h5py
+
+from .export.netx import from_netx
+from .export.nir import export_checkpoint_to_nir
+from .hardware.compiler import read_graph
+from .hardware.network import FixedPointNetwork
+
 MODEL_KINDS = ("nir", "compiled", "netx", "checkpoint")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # the superblock may follow a user block of 512 * 2^k bytes
@@ -35,7 +42,7 @@ class Model(NamedTuple):
     kind: str
     path: Path
     graph: object | None
-    network: object | None
+    network: FixedPointNetwork | None
 
 
 def unknown_model_error(path: str | os.PathLike) -> ValueError:
@@ -43,7 +50,6 @@ def unknown_model_error(path: str | os.PathLike) -> ValueError:
 
 
 def _hdf5_kind(path: Path) -> str:
-    import h5py
 
     try:
         with h5py.File(path, "r") as file:
@@ -85,20 +91,7 @@ def model_kind(path: str | os.PathLike) -> str:
     raise unknown_model_error(path)
 
 
-def _read_netx(path: Path):
-    try:
-        from bso_deploy.export.netx import from_netx  # lazy: its reader needs h5py only when a netx file comes
-    except ImportError as error:
-        raise ValueError(f"{path} is a lava-dl netx file, but this installation cannot read netx files "
-                         f"(bso_deploy.export.netx.from_netx: {error})") from error
-    return from_netx(path)
-
-
 def _checkpoint_graph(path: Path, dt: float | None):
-    from bso_deploy.export.nir import export_checkpoint_to_nir
-
-    from .hardware.compiler import read_graph
-
     with tempfile.TemporaryDirectory() as directory:
         target = Path(directory) / "model.nir"
         if dt is None:
@@ -115,15 +108,11 @@ def load_model(path: str | os.PathLike, checkpoints: bool = False, dt: float | N
     path = Path(path)
     kind = model_kind(path)
     if kind == "nir":
-        from .hardware.compiler import read_graph
-
         return Model(kind, path, read_graph(path), None)
     if kind == "compiled":
-        from .hardware.network import FixedPointNetwork
-
         return Model(kind, path, None, FixedPointNetwork.load(path))
     if kind == "netx":
-        return Model(kind, path, None, _read_netx(path))
+        return Model(kind, path, None, from_netx(path))
     if not checkpoints:
         raise ValueError(f"{path} is a training checkpoint; export it first (`bso-deploy export {path} --out "
                          "model.nir`) or compile it (`bso-deploy compile`)")

@@ -19,8 +19,8 @@ from torch import nn
 from .layers import BinaryConv2d, BinaryLinear
 from .network import SpikingNetwork
 from .neuron import LIF, LIFParameters
+from .options import BINARY_CHOICES, MODELS
 
-BINARY_CHOICES = ("hidden", "all", "none")
 DEFAULT_VGG_CHANNELS: tuple[int | str, ...] = (64, 128, "A", 256, 256, "A", 512, "A")
 
 
@@ -117,6 +117,3 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, binary:
     if name == "vgg":
         return build_vgg(input_shape, num_classes, binary=binary, lif=lif, seed=seed)
     raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
-
-
-MODELS = ("mlp", "vgg")

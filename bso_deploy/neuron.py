@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-RESET_MODES = ("subtract", "zero")
+from .options import RESET_MODES
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import torch
 from bso_deploy.export.nir import from_nir
 
 from bso_deploy.io import atomic_write
+from bso_deploy.options import SCALINGS  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
 
 from .compiler import compile_nir, graph_input_shape, read_graph
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult, append_zero_steps
@@ -59,7 +60,6 @@ __all__ = [
 ]
 
 BACKEND_KINDS = ("float", "fixed")
-SCALINGS = ("calibrated", "worst-case")  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
 DT_HINT = "check --dt (Sinabs/IAF graphs use dt = 1, snnTorch 1e-4, Norse 1.1.0 1e-6, Rockpool 1e-3)"
 SPIKING_NODE_TYPES = ("LIF", "CubaLIF", "IF")  # float nodes whose outputs are spikes (recorded per layer)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bso_deploy.options import SCALINGS  # docs/fixed-point.md §10.3 (worst-case), §10.6 (calibrated)
+
 from .quantize import DEFAULT_INPUT_SCALE, LayerOptions
 from .spec import SPEC
 
@@ -23,7 +25,6 @@ if TYPE_CHECKING:  # annotation only: calibration runs the float layers in torch
 __all__ = ["DEFAULT_TIME_STEPS", "SCALINGS", "calibrated_input_scale", "calibration_samples", "layer_options",
            "resolve_scaling"]
 
-SCALINGS = ("calibrated", "worst-case")  # docs/fixed-point.md §10.3 (worst-case), §10.6 (calibrated)
 DEFAULT_TIME_STEPS = 32  # readout saturation bound when neither the caller nor the graph says T (§10.3)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from bso_deploy.cli import build_parser, train_from_args
+from bso_deploy.cli import build_parser
+from bso_deploy.commands.train import train_from_args
 
 
 def main() -> None:

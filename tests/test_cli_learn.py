@@ -9,7 +9,8 @@ import json
 import pytest
 from conftest import require_lava
 
-from bso_deploy.cli import build_parser, learn_config_from_args, main
+from bso_deploy.cli import build_parser, main
+from bso_deploy.commands.learn import learn_config_from_args
 from bso_deploy.experiments.adaptation import AdaptationConfig
 
 KEYS = {"accuracy_before", "accuracy_after", "float_accuracy_after", "flip_agreement", "bits_per_synapse", "backend"}

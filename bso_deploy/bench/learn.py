@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write_json
+from ..options import LEARNER_NAMES as BACKENDS
 from ..plots import save_figure
 
 __all__ = ["LearnBenchConfig", "build_learn_bench", "format_learn_table", "run_learn_bench"]
 
-BACKENDS = ("sim", "torch", "lava")
 N_IN, N_OUT = 64, 10
 
 

@@ -34,11 +34,11 @@ import torch
 from torch import nn
 
 from ..io import atomic_write_json
+from ..options import DEPLOY_BENCH_NETWORKS as NETWORKS
 
 __all__ = ["NETWORKS", "NetworkSizes", "ThirdPartyNetwork", "bernoulli_spikes", "build_network", "digits_arrays",
            "event_counts", "run_lavadl_netx"]
 
-NETWORKS = ("snntorch-mlp", "snntorch-rnn", "sinabs-cnn", "lavadl-mlp")
 SNNTORCH_DT = 1e-4  # snnTorch's exporter writes tau = dt / (1 - beta) with this dt
 SINABS_DT = 1.0  # Sinabs' IAF integrates once per bin: r = 1, dt = 1
 MODELS_VERSION = 2  # part of the cache key: raise it when a model or its training changes

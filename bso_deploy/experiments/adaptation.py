@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from ..options import ADAPTATION_DATASETS as DATASETS
+from ..options import ADAPTATION_SHIFTS as SHIFTS
+from ..options import LEARNING_ROUNDINGS as ROUNDINGS
+from ..options import LEARNING_VARIANTS as VARIANTS
+
 ADAPTATION_VERSION = 1
-DATASETS = ("digits",)
-SHIFTS = ("invert", "shift", "none")
-VARIANTS = ("tbso", "bso")
-ROUNDINGS = ("nearest", "stochastic")
 
 __all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "run_adaptation", "shift_inputs"]
 

@@ -1,0 +1,104 @@
+"""The options of ``bso-deploy bench train|sim|learn|deploy`` (argparse only, no torch: ``--help`` is fast).
+The defaults are those of the benchmarks' configs (``bso_deploy.bench.*``), which import torch; the test
+``tests/test_cli.py`` checks that they agree."""
+
+from __future__ import annotations
+
+from .cli_args import add_choice, add_choice_list
+from .options import DEPLOY_BENCH_NETWORKS, LEARNER_NAMES, LEARNING_VARIANTS, METHODS, MODELS
+
+BENCH_DESCRIPTION = """\
+Benchmarks that print a table and write their measurements as JSON (and a figure) under --out (default
+bench/): train (memory, speed and accuracy of the training methods), sim (samples per second of the
+fixed-point backends), learn (learning steps per second of the on-chip rule), deploy (networks made with
+snnTorch, Sinabs and lava-dl, deployed: accuracy and parity)."""
+
+DEPLOY_QUICK_TEST_SAMPLES = 60  # bench.deploy.QUICK_TEST_SAMPLES (tests/test_cli.py checks)
+
+
+def _add_train(kinds) -> None:
+    train = kinds.add_parser("train", help="memory, state, checkpoint size, speed and accuracy per method and T",
+                             description="Trains every method at every T (digits MLP, or a VGG on random 32x32 "
+                                         "inputs for memory only); writes OUT/train.json (vgg: "
+                                         "OUT/train_vgg_memory.json) and figures.")
+    add_choice_list(train, "--methods", METHODS, "method", default=",".join(METHODS), help="training methods")
+    train.add_argument("--time-steps", default="2,4,8,16,32", help="values of T, comma separated (default "
+                       "%(default)s)")
+    train.add_argument("--epochs", type=int, default=12, help="training budget per case (accuracy; default "
+                       "%(default)s)")
+    add_choice(train, "--model", MODELS, "model", default="mlp",
+               help="mlp (digits, full benchmark) or vgg (random 32x32, memory only; default %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="seed of every run (default %(default)s)")
+    train.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default %(default)s)")
+    train.add_argument("--out", default="bench", help="output directory (default %(default)s)")
+    train.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_sim(kinds) -> None:
+    sim = kinds.add_parser("sim", help="samples per second: simulator, torch reference, Lava built-ins",
+                           description="Trains a small digits network, compiles it and times every fixed-point "
+                                       "backend on the same inputs; writes OUT/sim.json, OUT/sim_summary.json and "
+                                       "OUT/sim.png.")
+    sim.add_argument("--time-steps", type=int, default=8, help="time steps per sample (default %(default)s)")
+    sim.add_argument("--batch", type=int, default=256, help="samples per timed call (default %(default)s)")
+    sim.add_argument("--repeats", type=int, default=9, help="timed calls per in-process row; the fastest counts")
+    sim.add_argument("--lava-samples", type=int, default=20, help="samples streamed through one Lava network")
+    sim.add_argument("--lava-fresh-runs", type=int, default=3, help="samples run with a fresh Lava build each")
+    sim.add_argument("--epochs", type=int, default=3, help="T-BSO training epochs of the benchmarked bso network")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the training and inputs (default %(default)s)")
+    sim.add_argument("--threads", type=int, default=1, help="torch and NumPy BLAS threads for every row")
+    sim.add_argument("--out", default="bench", help="output directory (default %(default)s)")
+    sim.add_argument("--lava-copies", type=int, default=16,
+                     help="also time our Lava processes with this many network copies per Lava step (1: skip)")
+    sim.add_argument("--no-lava-deploy", action="store_true",
+                     help="skip the row of our own Lava processes (hardware/lava/deploy.py) on the bso network")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_learn(kinds) -> None:
+    learn = kinds.add_parser("learn", help="learning steps per second: simulator, torch reference, Lava process",
+                             description="Times the on-chip learning rule on a stream of digits samples on each "
+                                         "backend; writes OUT/learn.json and OUT/learn.png.")
+    add_choice_list(learn, "--backends", LEARNER_NAMES, "learner backend", default=",".join(LEARNER_NAMES),
+                    help="backends to time")
+    learn.add_argument("--samples", type=int, default=200, help="samples of the learning stream (default "
+                       "%(default)s)")
+    learn.add_argument("--time-steps", type=int, default=4, help="time steps per sample (default %(default)s)")
+    learn.add_argument("--hidden", type=int, default=128, help="inputs of the learning layer (default %(default)s)")
+    add_choice(learn, "--variant", LEARNING_VARIANTS, "variant", default="tbso",
+               help="learning rule (default %(default)s)")
+    learn.add_argument("--seed", type=int, default=0, help="seed of the stream and weights (default %(default)s)")
+    learn.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
+    learn.add_argument("--out", default="bench", help="output directory (default %(default)s)")
+    learn.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_deploy(kinds) -> None:
+    deploy = kinds.add_parser(
+        "deploy", help="networks made by snnTorch, Sinabs, lava-dl: accuracy and parity deployed",
+        description="Trains (or loads from --cache) networks with snnTorch, Sinabs and lava-dl, exports them "
+                    "with those tools' own NIR/netx exporters, deploys them to fixed point and compares float "
+                    "and fixed accuracy and spikes; writes OUT/deploy.json and OUT/deploy.png.")
+    add_choice_list(deploy, "--networks", DEPLOY_BENCH_NETWORKS, "network", default=",".join(DEPLOY_BENCH_NETWORKS),
+                    help="networks to deploy", valid="valid networks")
+    deploy.add_argument("--seed", type=int, default=0, help="training, data split and event streams")
+    deploy.add_argument("--lava-samples", type=int, default=20, help="test samples also run on Lava (0: none)")
+    deploy.add_argument("--calibration-samples", type=int, default=64,
+                        help="training samples the compiler calibrates on (both scalings take the input range there)")
+    deploy.add_argument("--test-samples", type=int, default=None, help="evaluate the first N test samples "
+                        f"(default: all; --quick: {DEPLOY_QUICK_TEST_SAMPLES})")
+    deploy.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    deploy.add_argument("--out", default="bench", help="output directory (deploy.json, deploy.png)")
+    deploy.add_argument("--cache", default="runs/bench-deploy-cache",
+                        help="trained models, keyed by network, seed, sizes")
+    deploy.add_argument("--quick", action="store_true", help="tiny networks and few samples (a test, not figures)")
+    deploy.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_bench_parser(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks that print a table and write JSON under bench/",
+                                   description=BENCH_DESCRIPTION)
+    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy}")
+    for add in (_add_train, _add_sim, _add_learn, _add_deploy):
+        add(kinds)

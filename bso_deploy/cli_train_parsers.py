@@ -1,0 +1,174 @@
+"""The options of ``bso-deploy train``, ``export`` and ``learn`` (argparse only, no torch: ``--help`` is
+fast). The defaults are those of ``TrainConfig`` and ``AdaptationConfig``, which import torch; the test
+``tests/test_cli.py`` checks that they agree. ``cli.py`` maps each command to its implementation."""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli_args import add_choice
+from .hardware.spec import PROFILES
+from .options import (
+    ADAPTATION_DATASETS,
+    ADAPTATION_SHIFTS,
+    BINARY_CHOICES,
+    DATASET_NAMES,
+    DEVICES,
+    ENCODER_NAMES,
+    EXPORT_FORMATS,
+    FP_OPTIMIZERS,
+    LEARNER_NAMES,
+    LEARNING_ROUNDINGS,
+    LEARNING_VARIANTS,
+    METHODS,
+    MODELS,
+    ONNX_SEMANTICS,
+    RESET_MODES,
+)
+
+TRAIN_DESCRIPTION = """\
+Trains a binary spiking network online (OTTT-style, one update per time step) with T-BSO, BSO or Bop, or
+offline with the BPTT + straight-through baseline. Reads the data set (downloaded or --data-root); writes
+OUT/checkpoint.pt (after every epoch: --resume continues from it), OUT/metrics.json and OUT/training.png,
+and prints one JSON line (accuracy in float and, after deployment to fixed point, on the integer network)."""
+
+EXPORT_DESCRIPTION = """\
+Exports a training checkpoint to a file other tools read: a NIR graph (nir), a lava-dl netx network for
+Loihi (netx, compiled to fixed point first) or an ONNX model of one time step (onnx, float or fixed-point
+arithmetic). Writes --out and prints one JSON line; rounding notes go to stderr (docs/export.md)."""
+
+LEARN_DESCRIPTION = """\
+On-chip adaptation (docs/onchip-learning.md §12): trains a digits SNN, deploys it to fixed point, shifts the
+inputs, then lets the deployed network learn its output layer with the integer learning rule on the chosen
+backend. With no options this is the documented reference scenario on the simulator. Prints the accuracy
+before/after (fixed point and float), the flip agreement with the float rule and the bits per synapse;
+writes OUT/learn.json and OUT/learn.png."""
+
+
+def add_train_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a binary SNN online with T-BSO, BSO or Bop",
+                                   description=TRAIN_DESCRIPTION)
+    add_choice(parser, "--dataset", DATASET_NAMES, "dataset", default="digits", help="data set (default %(default)s)")
+    add_choice(parser, "--method", METHODS, "method", default="tbso",
+               help="training method: tbso, bso, bop (online) or bptt-ste (offline baseline; default %(default)s)")
+    add_choice(parser, "--model", MODELS, "model", default="mlp",
+               help="network: mlp (fully connected) or vgg (convolutional; default %(default)s)")
+    parser.add_argument("--time-steps", type=int, default=4, help="time steps T per sample (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per batch (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights, data order and rate encoding (default %(default)s)")
+    parser.add_argument("--device", default="cpu",
+                        help=f"torch device: {', '.join(DEVICES)} or cuda:N (default %(default)s)")
+    add_choice(parser, "--binary", BINARY_CHOICES, "binary layer choice", default="hidden",
+               help="which layers have 1-bit weights: hidden (all but the first and the readout), all, none "
+                    "(default %(default)s)")
+    parser.add_argument("--hidden", default="256,256", help="MLP hidden sizes, comma separated (default %(default)s)")
+    add_choice(parser, "--encoder", ENCODER_NAMES, "encoder", default="direct",
+               help="input encoding: direct (the same analog input every step) or rate (Bernoulli spikes; "
+                    "default %(default)s)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="flip threshold of the binary optimizer (default: the method's own)")
+    parser.add_argument("--momentum", type=float, default=0.999,
+                        help="momentum of the binary optimizer's flip statistic (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=0.1,
+                        help="learning rate of the full-precision parameters (default %(default)s)")
+    parser.add_argument("--ste-lr", type=float, default=1e-3,
+                        help="Adam learning rate of the latent weights of bptt-ste (default %(default)s)")
+    add_choice(parser, "--fp-optimizer", FP_OPTIMIZERS, "full-precision optimizer", default="sgd",
+               help="optimizer of the full-precision parameters (default %(default)s)")
+    parser.add_argument("--decay-every", type=int, default=0,
+                        help="multiply threshold and 1-momentum by --decay-factor every N epochs (0: never)")
+    parser.add_argument("--decay-factor", type=float, default=0.1,
+                        help="factor of --decay-every (default %(default)s)")
+    add_choice(parser, "--reset", RESET_MODES, "reset mode", default="subtract",
+               help="LIF reset after a spike: subtract the threshold or set v to zero (default %(default)s)")
+    parser.add_argument("--data-root", default=None, help="directory of local MNIST/CIFAR files (default: download)")
+    parser.add_argument("--num-workers", type=int, default=0, help="data loader worker processes (default 0)")
+    parser.add_argument("--hardware-aware", action="store_true",
+                        help="run the last epochs' forward pass on the deployed integer network (profile bso)")
+    parser.add_argument("--hardware-aware-epochs", type=int, default=5,
+                        help="how many final epochs are hardware-aware (with --hardware-aware; default %(default)s)")
+    parser.add_argument("--fixed-point-samples", type=int, default=10000,
+                        help="test samples for the fixed-point evaluation after training (0: none; default "
+                             "%(default)s)")
+    parser.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.json, training.png)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_export_parser(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="export a trained checkpoint (NIR, lava-dl netx, ONNX)",
+                                   description=EXPORT_DESCRIPTION)
+    parser.add_argument("checkpoint", help="checkpoint.pt written by `bso-deploy train`")
+    add_choice(parser, "--format", EXPORT_FORMATS, "export format", default="nir",
+               help="file format (docs/export.md; default %(default)s)")
+    parser.add_argument("--out", required=True, help="output file (written atomically)")
+    parser.add_argument("--dt", type=float, default=1e-3,
+                        help="time step in seconds recorded in the NIR graph (default %(default)s)")
+    add_choice(parser, "--semantics", ONNX_SEMANTICS, "ONNX semantics", default="float",
+               help="onnx: float (the trained model's step) or fixed (the integer network of "
+                    "docs/fixed-point.md; default %(default)s)")
+    add_choice(parser, "--profile", tuple(PROFILES), "profile", default="bso",
+               help="onnx --semantics fixed: fixed-point profile (default %(default)s)")
+    parser.add_argument("--input-scale", type=float, default=None,
+                        help="netx, onnx fixed: inputs x in [0, 1] enter as round(scale x) (default 255)")
+    parser.add_argument("--time-steps", type=int, default=None,
+                        help="netx, onnx fixed: steps the readout must sum without saturating (default: training T)")
+
+
+def comma_separated_ints(text: str) -> tuple[int, ...]:
+    """``"256,128"`` -> ``(256, 128)``; empty items are skipped."""
+    return tuple(int(item) for item in str(text).split(",") if item.strip())
+
+
+# bso-deploy learn: (AdaptationConfig field, type, default, help); tuple fields are comma-separated ints.
+# tests/test_cli.py checks that the fields and defaults are AdaptationConfig's.
+LEARN_NUMBERS = (
+    ("samples", int, 1000, "length of the adaptation stream (shifted training images)"),
+    ("passes", int, 1, "times the stream is repeated"),
+    ("time_steps", int, 4, "time steps T per sample"),
+    ("seed", int, 0, "seed of everything: training, stream order, stochastic rounding"),
+    ("train_epochs", int, 5, "epochs of the pretraining (T-BSO on digits)"),
+    ("hidden", tuple, "256", "hidden sizes of the pretrained MLP, comma separated"),
+    ("momentum", float, 0.984375, "float momentum of the rule, mapped to integers (docs/onchip-learning.md §9)"),
+    ("threshold", float, 1.0, "float flip threshold of the rule"),
+    ("variance_decay", float, 0.99609375, "float decay of T-BSO's variance estimate"),
+    ("error_target", float, 8.0, "float margin A of the readout error (docs/onchip-learning.md §5)"),
+    ("momentum_bits", int, 16, "bits of the on-chip momentum (signed, saturating)"),
+    ("precision_bits", int, 4, "extra momentum resolution: the product shift is this many bits smaller than the "
+     "worst case needs"),
+    ("t_epoch", int, 1, "flips are decided at every T_EPOCH-th learning step only (momenta update every step)"),
+    ("eval_samples", int, 0, "shifted test images for the accuracies (0: all 450)"),
+    ("curve_points", int, 5, "accuracy checkpoints along the stream (for the plot)"),
+)
+
+
+def add_learn_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "learn", help="on-chip adaptation: a deployed digits SNN learns its output layer in fixed point",
+        description=LEARN_DESCRIPTION)
+    add_choice(parser, "--dataset", ADAPTATION_DATASETS, "dataset", default="digits",
+               help="data set of the pretraining and the stream (default %(default)s)")
+    add_choice(parser, "--shift", ADAPTATION_SHIFTS, "shift", default="invert",
+               help="input shift: invert (1 - x), shift (images moved by two pixels) or none (default %(default)s)")
+    add_choice(parser, "--variant", LEARNING_VARIANTS, "variant", default="tbso",
+               help="learning rule: T-BSO (per-time-step second moment) or BSO (momentum reset on flip; default "
+                    "%(default)s)")
+    add_choice(parser, "--backend", LEARNER_NAMES, "learner backend", default="sim",
+               help="where the rule runs: the NumPy simulator, the torch reference or Lava (default %(default)s)")
+    add_choice(parser, "--rounding", LEARNING_ROUNDINGS, "rounding", default="nearest",
+               help="rounding R() of the rule's shifts: round half away from zero or seeded stochastic "
+                    "(docs/onchip-learning.md §8; default %(default)s)")
+    for name, kind, default, text in LEARN_NUMBERS:
+        parser.add_argument("--" + name.replace("_", "-"), type=comma_separated_ints if kind is tuple else kind,
+                            default=default, help=f"{text} (default %(default)s)")
+    parser.add_argument("--out", default="runs/learn", help="output directory (learn.json, learn.png)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def learn_config_values(args: argparse.Namespace) -> dict:
+    """The AdaptationConfig keyword arguments of parsed ``bso-deploy learn`` arguments."""
+    names = ["dataset", "shift", "variant", "backend", "rounding"] + [name for name, *_ in LEARN_NUMBERS]
+    return {name: getattr(args, name) for name in names}
