@@ -9,12 +9,12 @@ With ``bias_delay = k + 1`` and the latency flush steps, the deployed network is
 by k + 1 steps in layer k (docs/fixed-point.md §5.2, §10.4), so its spikes and readout are exactly the
 simulator's, and its predictions the deployed predictions.
 
-Per time step t and layer k (integer part; x_0 = clip(round(255 x), 0, 255), x_k = s_{k-1} for k > 0)::
-
-    a   = shift(weight_mant * sum_j w_ij x_j, weight_exp)   (sum pool, flatten, shift_rounding: §4.2 - §4.7)
-    u   = wrap_u(trunc(u * (4096 - (du + 1)) / 4096) + (a << 6))            (§3.1, §3.2; du = 4095: u = a << 6)
-    v'  = clip(trunc(v * (4096 - dv) / 4096) + u + B, +-(2^23 - 1))         (§3.3, §3.4; B from step 0)
-    s   = v' > (vth << 6);  v = v' - s (vth << 6) (subtract) or v' (1 - s) (zero)        (§3.5, §3.6)
+Per time step t and layer k the integer part is the torch reference's own arithmetic, called, not copied
+(:mod:`bso_deploy.hardware.torch_kernels`; x_0 = clip(round(255 x), 0, 255), x_k = s_{k-1} for k > 0): the
+synaptic current a = :func:`~bso_deploy.hardware.torch_kernels.synaptic_current` of x_k (§4.2 - §4.7),
+delivered at once, then one :func:`~bso_deploy.hardware.torch_kernels.lif_step` (§3.1 - §3.6, its docstring
+has the equations) with the bias on from step 0. It gives the spikes s, the clipped v' before reset and the
+new state (u, v).
 
 The float path is the ordinary online step of the same layer (``I = BN(W s_{k-1} + b)``, OTTT trace gradient,
 :mod:`bso_deploy.layers`; BatchNorm with the batch's statistics in training, as ordinary training has it, while
@@ -32,16 +32,16 @@ current; ``quantization[k]["scale"]`` divided by the binary row scale alpha_i, �
 the flips are driven by the hardware values. Predictions are the argmax of the readout's integer v after
 the last step, as :func:`bso_deploy.hardware.backends.run_fixed` takes them. During online training the
 parameters (and so the compilation) change after every step, inside a sample, as they do for the float
-model; the integer state carries over from one step's compilation to the next unchanged.
+model; the integer state carries over from one step's compilation to the next unchanged. How far the float
+model, this forward and the simulator agree on test data: :mod:`bso_deploy.hardware_aware_metrics`.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,127 +50,52 @@ from torch import Tensor, nn
 
 from bso_deploy.export.nir import to_nir
 from bso_deploy.export.nir.export import DEFAULT_DT, NIRExportWarning
-from bso_deploy.hardware.backends import run_fixed
 from bso_deploy.hardware.compiler import compile_nir, float_layers
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.quantize import quantize_inputs
 from bso_deploy.hardware.spec import SPEC
+from bso_deploy.hardware.torch_kernels import (
+    LIFState,
+    NeuronConstants,
+    SynapseConstants,
+    initial_state,
+    lif_step,
+    neuron_constants,
+    synapse_constants,
+    synaptic_current,
+)
 
+from .encoding import Encoder
 from .layers import SYNAPSE_TYPES, synapse_forward
 from .network import CURRENT_OPS, LINEAR_SPIKE_OPS, SpikingNetwork
 from .neuron import LIF, spike_function
 
-__all__ = ["HardwareAwareNetwork", "IntegerLayer", "IntegerState", "compile_model", "evaluate_hardware",
-           "fixed_point_metrics", "integer_layer", "neuron_step_int", "synapse_int"]
+__all__ = ["PROFILE", "HardwareAwareNetwork", "IntegerLayer", "compile_model", "evaluate_hardware", "integer_layer"]
 
 PROFILE = "bso"  # the profile whose semantics hardware-aware training uses (docs/fixed-point.md §6.2)
 
 
 class IntegerLayer(NamedTuple):
-    """One compiled layer's constants as tensors, for the undelayed integer forward (docs/fixed-point.md §3, §4).
+    """One compiled layer for the undelayed integer forward: its synapse and neuron constants (the torch
+    reference's, :mod:`bso_deploy.hardware.torch_kernels`) and unit = 64 K_i (v units per unit of float v,
+    the layer's output shape, float64), which maps the hardware's values to the float path's."""
 
-    weight: effective weights (§4.5) or signs (§4.6) as float64 (exact: every partial sum is an integer below
-    2**53, which the compiler checks, §1.1), dense (n_out, n_in), conv (C_out, C_in, kh, kw). vth_scaled =
-    vth << 6, bias = bias_mant shifted by bias_exp, unit = 64 K_i (v units per unit of float v), all with the
-    layer's output shape."""
-
-    kind: str
-    pool: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    weight: Tensor
-    weight_mant: int
-    weight_exp: int
-    nearest: bool  # shift_rounding "nearest": a negative weight_exp rounds to nearest, halves up (§4.7)
-    u_factor: int
-    v_factor: int
-    vth_scaled: Tensor
-    bias: Tensor
-    subtract: bool
-    spiking: bool
+    synapse: SynapseConstants
+    neuron: NeuronConstants
     unit: Tensor
 
 
-class IntegerState(NamedTuple):
-    """u and v of one layer, int64 (batch, *shape), after reset."""
-
-    u: Tensor
-    v: Tensor
-
-
-def _shift(x: Tensor, exponent: Tensor | int) -> Tensor:
-    """x << e for e >= 0, arithmetic x >> -e (floor) for e < 0 (docs/fixed-point.md §1.2)."""
-    exponent = torch.as_tensor(exponent, dtype=torch.int64, device=x.device)
-    return torch.where(exponent >= 0, x << exponent.clamp(min=0), x >> (-exponent).clamp(min=0))
-
-
-def _effective_weight(weight: np.ndarray) -> np.ndarray:
-    """Lava Dense's sign-mode clip and mixed-mode truncation of 8-bit weights (docs/fixed-point.md §4.5)."""
-    if weight.size == 0 or weight.min() >= 0:
-        return np.clip(weight, 0, SPEC.weight_max)
-    if weight.max() <= 0:
-        return np.clip(weight, -SPEC.weight_max, 0)
-    dropped = SPEC.mixed_dropped_bits
-    return (np.clip(weight, SPEC.weight_min, SPEC.weight_max) >> dropped) << dropped
-
-
-def integer_layer(layer: FixedPointLayer, scale: np.ndarray, device: torch.device) -> IntegerLayer:
-    """Tensors of ``layer``; ``scale`` is K_i per neuron (output shape). ValueError for a layer whose bias does
-    not start with its first input (profile loihi), since the undelayed forward would then differ (§5.2), and
-    for a recurrent layer (§4.9), which this forward does not run."""
+def integer_layer(layer: FixedPointLayer, scale: np.ndarray, device: torch.device,
+                  input_max: int = SPEC.input_max) -> IntegerLayer:
+    """The constants of ``layer`` on ``device``; ``scale`` is K_i per neuron (output shape), ``input_max``
+    bounds the layer's input values (255 for the network input, 1 for spikes; the larger is always safe).
+    ValueError for a recurrent layer (§4.9), which this forward does not run."""
     if layer.recurrent:
         raise ValueError(f"layer {layer.name!r}: hardware-aware training has no recurrent layers (docs/fixed-point.md "
                          "§4.9); train the model without recurrent connections")
-    weight = np.asarray(layer.weight, dtype=np.int64)
-    weight = weight if layer.binary else _effective_weight(weight)
-
-    def tensor(values: Any, dtype: torch.dtype = torch.int64) -> Tensor:
-        return torch.tensor(np.array(values), dtype=dtype, device=device)
-
-    bias = _shift(tensor(layer.bias_mant), tensor(layer.bias_exp))
-    return IntegerLayer(
-        kind=layer.kind, pool=layer.pool, stride=layer.stride, padding=layer.padding,
-        weight=tensor(weight, torch.float64), weight_mant=layer.weight_mant, weight_exp=layer.weight_exp,
-        nearest=layer.shift_rounding == "nearest",
-        u_factor=SPEC.decay_unity - (layer.du + 1), v_factor=SPEC.decay_unity - layer.dv,
-        vth_scaled=tensor(layer.vth) << SPEC.state_shift, bias=bias, subtract=layer.reset == "subtract",
-        spiking=layer.spiking, unit=tensor(np.broadcast_to(scale, layer.output_shape) * (1 << SPEC.state_shift),
-                                           torch.float64))
-
-
-def synapse_int(x: Tensor, layer: IntegerLayer) -> Tensor:
-    """a = shift(weight_mant * sum_j w_ij x_j, weight_exp) for integer x (batch, *input_shape): sum pool,
-    flatten, dense or conv connection, magnitude and exponent (docs/fixed-point.md §4.2 - §4.7), no delay."""
-    values = x.to(torch.float64)
-    if layer.pool != (1, 1):
-        values = F.avg_pool2d(values, layer.pool, stride=layer.pool, divisor_override=1)  # a sum pool (§4.2)
-    if layer.kind == "dense":
-        acc = torch.flatten(values, start_dim=1) @ layer.weight.t()
-    else:
-        acc = F.conv2d(values, layer.weight, stride=layer.stride, padding=layer.padding)
-    acc = acc.to(torch.int64) * layer.weight_mant
-    if layer.nearest and layer.weight_exp < 0:  # (acc + 2**(k-1)) >> k (§4.7)
-        acc = acc + (1 << (-layer.weight_exp - 1))
-    return _shift(acc, layer.weight_exp)
-
-
-def _trunc_decay(x: Tensor, factor: int) -> Tensor:
-    """trunc(x * factor / 4096), toward zero (docs/fixed-point.md §1.2)."""
-    product = x * factor
-    return torch.sign(product) * (product.abs() >> SPEC.decay_bits)
-
-
-def neuron_step_int(a: Tensor, state: IntegerState, layer: IntegerLayer) -> tuple[Tensor, Tensor, IntegerState]:
-    """One LIF update with the bias on (docs/fixed-point.md §3.1 - §3.7; equations in the module docstring).
-    Returns (spikes bool, v before reset, new state); nothing is mutated."""
-    u = _trunc_decay(state.u, layer.u_factor) + (a << SPEC.state_shift)
-    u = torch.remainder(u - SPEC.u_min, SPEC.u_modulus) + SPEC.u_min  # wrap into (-2^23, 2^23] (§3.2)
-    v = (_trunc_decay(state.v, layer.v_factor) + u + layer.bias).clamp(SPEC.v_min, SPEC.v_max)
-    if not layer.spiking:
-        return torch.zeros_like(v, dtype=torch.bool), v, IntegerState(u, v)
-    fired = v > layer.vth_scaled
-    after = v - layer.vth_scaled if layer.subtract else torch.zeros_like(v)
-    return fired, v, IntegerState(u, torch.where(fired, after, v))
+    unit = np.broadcast_to(scale, layer.output_shape) * (1 << SPEC.state_shift)
+    return IntegerLayer(synapse=synapse_constants(layer, input_max, device), neuron=neuron_constants(layer, device),
+                        unit=torch.tensor(np.array(unit), dtype=torch.float64, device=device))
 
 
 def _normalize(batchnorm: nn.Module, current: Tensor, batch_statistics: bool) -> Tensor:
@@ -270,7 +195,7 @@ class HardwareAwareNetwork(nn.Module):
         self.compilations = 0
         self._layers: list[IntegerLayer] = []
         self._fingerprint: tuple | None = None
-        self._state: list[tuple[IntegerState, Tensor] | None] = []
+        self._state: list[tuple[LIFState, Tensor] | None] = []
         self.readout_v: Tensor | None = None  # the readout's integer v after the last step (predictions)
         self.spikes: list[Tensor] = []  # each spiking layer's integer spikes (bool) of the last step
 
@@ -298,7 +223,9 @@ class HardwareAwareNetwork(nn.Module):
                 raise ValueError(f"layer {layer.name!r} starts its bias at step {layer.bias_delay}, not with its "
                                  f"first input ({index + 1}); the undelayed forward needs profile bso (§5.2)")
         device = next(self.model.parameters()).device
-        self._layers = [integer_layer(layer, scale, device) for layer, scale in zip(fx_net.layers, scales)]
+        bounds = [SPEC.input_max] + [1] * (len(fx_net.layers) - 1)  # the quantized input (§5.3), then spikes
+        self._layers = [integer_layer(layer, scale, device, bound)
+                        for layer, scale, bound in zip(fx_net.layers, scales, bounds)]
         self.fx_net, self._fingerprint = fx_net, fingerprint
         self.compilations += 1
         return fx_net
@@ -330,16 +257,18 @@ class HardwareAwareNetwork(nn.Module):
             current = synapse_forward(segment.synapse, spikes, trace)
             if segment.batchnorm is not None:
                 current = _normalize(segment.batchnorm, current, self.training and torch.is_grad_enabled())
-            a = synapse_int(hardware_input, layer)
+            a = synaptic_current(hardware_input, layer.synapse)  # delivered at once: no delay (module docstring)
             previous = self._state[index]
             if previous is None:
-                zeros = torch.zeros_like(a)
-                previous = (IntegerState(zeros, zeros), torch.zeros(a.shape, dtype=current.dtype, device=a.device))
+                zeros = torch.zeros(a.shape, dtype=current.dtype, device=a.device)
+                previous = (initial_state(layer.neuron, a.shape[0]), zeros)
             state, previous_trace = previous
-            fired, v_before_reset, new_state = neuron_step_int(a, state, layer)
+            integer = lif_step(a, state, layer.neuron, bias_on=True)  # the bias starts with the first input
+            fired, new_state = integer.spikes, integer.state
             if segment.lif is not None:
                 params = segment.lif.params
-                margin = ((v_before_reset - layer.vth_scaled).to(torch.float64) / layer.unit).to(current.dtype)
+                distance = (integer.v_before_reset - layer.neuron.threshold).to(torch.float64)
+                margin = (distance / layer.unit).to(current.dtype)
                 surrogate = spike_function(current + (margin - current).detach(), params.alpha)
                 hardware_spikes = fired.to(current.dtype)
                 spikes = _StraightThrough.apply(hardware_spikes, surrogate)
@@ -354,17 +283,18 @@ class HardwareAwareNetwork(nn.Module):
                 self.readout_v = new_state.v
         return output
 
-
-def _predict(network: HardwareAwareNetwork, x: Tensor, encoder, key: int, time_steps: int) -> Tensor:
-    network.reset_state()
-    for t in range(time_steps):
-        network.step(encoder(x, t, key))
-    assert network.readout_v is not None
-    return network.readout_v.reshape(x.shape[0], -1).argmax(1)
+    def predict(self, x: Tensor, encoder: Encoder, key: int, time_steps: int) -> Tensor:
+        """Classes of one batch x (batch, *input_shape): ``time_steps`` steps of ``encoder(x, t, key)`` from a
+        fresh state, then the argmax of the readout's integer v, as the deployment predicts (batch,)."""
+        self.reset_state()
+        for t in range(time_steps):
+            self.step(encoder(x, t, key))
+        assert self.readout_v is not None  # the readout ran at every step
+        return self.readout_v.reshape(x.shape[0], -1).argmax(1)
 
 
 @torch.no_grad()
-def evaluate_hardware(network: HardwareAwareNetwork, batches: Iterable[tuple[Tensor, Tensor]], encoder,
+def evaluate_hardware(network: HardwareAwareNetwork, batches: Iterable[tuple[Tensor, Tensor]], encoder: Encoder,
                       time_steps: int, device: torch.device, key_offset: int = 1 << 40) -> float:
     """Accuracy of the integer forward (argmax of the readout's integer v after T steps), with the same batches
     and encoder keys as :func:`bso_deploy.training.evaluate`; restores the train/eval mode."""
@@ -373,56 +303,7 @@ def evaluate_hardware(network: HardwareAwareNetwork, batches: Iterable[tuple[Ten
     correct = total = 0
     for index, (x, y) in enumerate(batches):
         x, y = x.to(device), y.to(device)
-        correct += int((_predict(network, x, encoder, key_offset + index, time_steps) == y).sum())
+        correct += int((network.predict(x, encoder, key_offset + index, time_steps) == y).sum())
         total += int(y.numel())
     network.train(was_training)
     return correct / max(total, 1)
-
-
-@torch.no_grad()
-def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, Tensor]], encoder, time_steps: int,
-                        device: torch.device, input_shape: tuple[int, ...] | None = None,
-                        hardware_aware: bool = False, max_samples: int | None = None,
-                        key_offset: int = 1 << 40) -> dict[str, Any]:
-    """Deploy ``model`` (compile in profile bso for ``time_steps``) and compare on the test batches:
-
-    float_accuracy (the float model, BatchNorm on running statistics), fixed_accuracy (the compiled network on
-    the NumPy simulator, backend ``sim``, T input steps plus the latency flush), integer_forward_accuracy (this
-    module's undelayed integer forward), float_fixed_agreement and integer_forward_agreement (fractions of equal
-    predictions with the simulator), and prediction_agreement: the latter with ``hardware_aware`` (the trained
-    network is the integer one), the former otherwise. Inputs are the encoder's, keyed as in ``evaluate``."""
-    start = time.perf_counter()
-    was_training = model.training
-    model.eval()
-    network = HardwareAwareNetwork(model, time_steps, input_shape).eval()
-    fx_net = network.refresh()
-    labels, float_pred, integer_pred, fixed_pred = [], [], [], []
-    seen = 0
-    for index, (x, y) in enumerate(batches):
-        if max_samples is not None and seen >= max_samples:
-            break
-        if max_samples is not None:
-            x, y = x[:max_samples - seen], y[:max_samples - seen]
-        x = x.to(device)
-        inputs = [encoder(x, t, key_offset + index) for t in range(time_steps)]
-        model.reset_state()
-        float_pred.append(sum(model.step(x_t) for x_t in inputs).argmax(1).cpu())
-        integer_pred.append(_predict(network, x, encoder, key_offset + index, time_steps).cpu())
-        fixed_pred.append(run_fixed(fx_net, "sim", torch.stack(inputs).cpu().numpy()).predictions)
-        labels.append(y.reshape(-1).cpu())
-        seen += len(y)
-    model.train(was_training)
-    truth = torch.cat(labels).numpy()
-    fixed = np.concatenate(fixed_pred)
-    float_predictions, integer_predictions = torch.cat(float_pred).numpy(), torch.cat(integer_pred).numpy()
-    float_fixed = float(np.mean(float_predictions == fixed))
-    integer_fixed = float(np.mean(integer_predictions == fixed))
-    return {
-        "profile": fx_net.profile, "backend": "sim", "samples": int(truth.size), "time_steps": int(time_steps),
-        "float_accuracy": float(np.mean(float_predictions == truth)), "fixed_accuracy": float(np.mean(fixed == truth)),
-        "integer_forward_accuracy": float(np.mean(integer_predictions == truth)),
-        "float_fixed_agreement": float_fixed, "integer_forward_agreement": integer_fixed,
-        "prediction_agreement": integer_fixed if hardware_aware else float_fixed,
-        "scales": [float(report["scale"]) for report in fx_net.quantization],
-        "seconds": time.perf_counter() - start,
-    }

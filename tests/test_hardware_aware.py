@@ -10,16 +10,17 @@ from bso_deploy.export.nir import NIRExportWarning, export_checkpoint_to_nir
 from bso_deploy.hardware.backends import run_fixed
 from bso_deploy.hardware.compiler import compile_nir
 from bso_deploy.hardware.network import FixedPointLayer
-from bso_deploy.hardware.parity import dataset_samples
 from bso_deploy.hardware.simulator import synapse_params, synapse_step_int
+from bso_deploy.hardware.torch_kernels import synaptic_current
 from helpers import randomise_batchnorm
 
 from bso_deploy.checkpoint import load_checkpoint
 from bso_deploy.cli import main
 from bso_deploy.config import TrainConfig
-from bso_deploy.hardware_aware import HardwareAwareNetwork, integer_layer, synapse_int
+from bso_deploy.hardware_aware import HardwareAwareNetwork, integer_layer
 from bso_deploy.models import build_mlp, build_vgg
 from bso_deploy.neuron import LIFParameters
+from bso_deploy.parity_data import dataset_samples
 from bso_deploy.run import TrainingRun
 from bso_deploy.training import make_optimizers, online_loss
 
@@ -71,7 +72,7 @@ def test_integer_synapse_rounds_as_the_simulator(rounding: str, binary: bool, we
                             weight_mant=37 if binary else 1, weight_exp=weight_exp, shift_rounding=rounding)
     x = rng.integers(0, 256, (40, 9))
     expected = synapse_step_int(x, synapse_params(layer, 255))
-    actual = synapse_int(torch.as_tensor(x), integer_layer(layer, np.ones(6), torch.device("cpu"))).numpy()
+    actual = synaptic_current(torch.as_tensor(x), integer_layer(layer, np.ones(6), torch.device("cpu")).synapse).numpy()
     np.testing.assert_array_equal(actual, expected)
     floor = synapse_step_int(x, synapse_params(FixedPointLayer.from_dict({**layer.to_dict(),
                                                                           "shift_rounding": "floor"}), 255))
