@@ -21,6 +21,7 @@ fi
 echo "[bootstrap] torch and torchvision (torchvision decides the torch version)"
 pip_install "torch==2.14.1" "torchvision==0.29.1"
 
+# scikit-learn and matplotlib are optional extras of the package (digits, plots); make test and make demo use them.
 echo "[bootstrap] numerical, NIR, ONNX and tooling packages"
 pip_install \
   "numpy>=1.24,<2" scipy "networkx<=2.8.7" "asteval>=0.9.31,<0.10" \

@@ -14,7 +14,8 @@ normalized per channel with `CIFAR10_MEAN` / `CIFAR10_STD`, so its values are no
 clamps them; see `bso_deploy.encoding`).
 
 torchvision and scikit-learn are imported inside the loaders only, so the training core imports without
-them.
+them; without scikit-learn (the ``digits`` extra) the digits loaders raise
+:class:`~bso_deploy.extras.MissingExtraError`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from types import MappingProxyType
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .extras import MissingExtraError
 
 ROOT_ENV_VAR = "BSO_DATA"
 DEFAULT_ROOT = "data"
@@ -156,18 +159,33 @@ def _check_labels(labels: torch.Tensor, num_classes: int, where: Path) -> None:
                          "the files are corrupt or hold another data set")
 
 
+def _digits_tools() -> tuple[Callable, Callable]:
+    """scikit-learn's ``load_digits`` and ``train_test_split``; MissingExtraError without scikit-learn."""
+    try:  # optional (extra "digits"): only the digits data set needs scikit-learn
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as error:
+        raise MissingExtraError("the digits data set", "scikit-learn", "digits") from error
+    return load_digits, train_test_split
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 8x8 digits as they ship: (pixel counts (1797, 64) float64 in 0..16, labels (1797,)
+    int64)."""
+    load_digits, _ = _digits_tools()
+    features, labels = load_digits(return_X_y=True)
+    return features, labels.astype(np.int64)
+
+
 def load_digits_split(root: Path, seed: int) -> DatasetSplit:
     """scikit-learn's 8x8 digits, flattened to (64,) in [0, 1], split 75/25 stratified by class.
 
     `root` is unused (the data ship with scikit-learn). `seed` is `random_state` of `train_test_split`: the
     same seed gives the same split.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    features, labels = load_digits(return_X_y=True)
+    _, train_test_split = _digits_tools()
+    features, labels = load_digits_arrays()
     features = (features / DIGITS_MAX_VALUE).astype(np.float32)
-    labels = labels.astype(np.int64)
     train_x, test_x, train_y, test_y = train_test_split(
         features, labels, test_size=DIGITS_TEST_FRACTION, stratify=labels, random_state=seed
     )
@@ -183,7 +201,7 @@ def load_digits_split(root: Path, seed: int) -> DatasetSplit:
 def _load_mnist_layout(root: Path, class_name: str, name: str, source: str) -> DatasetSplit:
     """Read torchvision's `<root>/<class_name>/raw/` idx files through `torchvision.datasets.<class_name>`."""
     _require_files(root / class_name / "raw", MNIST_FILES, source)
-    import torchvision.datasets
+    import torchvision.datasets  # optional, slow to import: only the MNIST-layout loaders need it
 
     dataset_class = getattr(torchvision.datasets, class_name)
     parts = []

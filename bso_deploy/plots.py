@@ -1,12 +1,31 @@
-"""Plots people would rather see than read (PNG, written atomically)."""
+"""Plots people would rather see than read (PNG, written atomically).
+
+matplotlib is optional (the ``plots`` extra): :func:`pyplot` imports it when a figure is drawn and raises
+:class:`~bso_deploy.extras.MissingExtraError` without it. Every module that draws gets pyplot from here.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
+from types import ModuleType
 
+from .extras import MissingExtraError
 from .io import atomic_write_bytes
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display); MissingExtraError without
+    matplotlib."""
+    try:
+        import matplotlib  # optional (extra "plots"): imported only when a figure is drawn
+    except ImportError as error:
+        raise MissingExtraError("drawing figures", "matplotlib", "plots") from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _figure_bytes(fig) -> bytes:
@@ -17,20 +36,14 @@ def _figure_bytes(fig) -> bytes:
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
     """Write a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
     data = _figure_bytes(fig)
-    plt.close(fig)
+    pyplot().close(fig)
     return atomic_write_bytes(path, data)
 
 
 def plot_training(history: list[dict], path: str | os.PathLike, title: str = "training") -> Path:
     """Loss, train/test accuracy and per-layer flip rate against epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [record["epoch"] for record in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [r["loss"] for r in history], marker="o")

@@ -29,7 +29,7 @@ from .hardware_aware_metrics import fixed_point_metrics
 from .io import atomic_write_json
 from .layers import binary_layer_names
 from .network import SpikingNetwork
-from .plots import plot_training
+from .plots import plot_training, pyplot
 from .training import (
     NonFiniteLossError,
     Optimizers,
@@ -148,6 +148,8 @@ class TrainingRun:
         encoder = make_encoder(config.encoder, seed=config.seed)
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if plot:
+                pyplot()  # without matplotlib (the plots extra), fail before training, not after an epoch
         num_classes = self.split.num_classes
         if config.hardware_aware and context.enabled:
             raise ValueError("--hardware-aware does not run under torchrun yet; train it in one process")

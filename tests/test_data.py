@@ -6,6 +6,7 @@ import ast
 import collections
 import itertools
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from bso_deploy.data import (
     load_dataset,
     make_loaders,
 )
+from bso_deploy.extras import MissingExtraError
 
 DIGITS_COUNT = 1797
 
@@ -321,3 +323,20 @@ def test_train_loader_drops_incomplete_last_batch(digits):
     train, _ = make_loaders(digits, batch_size=100, seed=0)
     sizes = [len(labels) for _, labels in train]
     assert sizes == [100] * (len(digits.train) // 100)
+
+
+def test_digits_arrays_are_the_counts_scikit_learn_ships():
+    features, labels = data.load_digits_arrays()
+    assert features.shape == (DIGITS_COUNT, 64) and labels.shape == (DIGITS_COUNT,) and labels.dtype == np.int64
+    assert features.min() == 0 and features.max() == data.DIGITS_MAX_VALUE
+    np.testing.assert_array_equal(np.bincount(labels)[[0, 9]], [178, 180])
+
+
+def test_digits_without_scikit_learn_name_the_extra(monkeypatch):
+    for name in ["sklearn", *(name for name in sys.modules if name.startswith("sklearn."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # scikit-learn absent: importing it or its parts fails
+    with pytest.raises(MissingExtraError) as caught:
+        load_dataset("digits", seed=0)
+    assert str(caught.value) == "the digits data set needs scikit-learn: pip install 'bso-deploy[digits]'"
+    assert isinstance(caught.value, ImportError) and caught.value.extra == "digits"
+    assert caught.value.name == "scikit-learn"

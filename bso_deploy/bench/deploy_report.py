@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..plots import save_figure
+from ..plots import pyplot, save_figure
 
 __all__ = ["TARGETS", "format_deploy_table", "plot_deploy_bench"]
 
@@ -72,11 +72,7 @@ def format_deploy_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_deploy_bench(rows: list[dict[str, Any]], path: Path) -> None:
     """Left: spike ratio per layer and row, with the target band; right: spike precision and recall."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     low, high = TARGETS["spike_ratio"]
     colors = {"worst-case": "tab:red", "calibrated": "tab:blue", "netx": "tab:green"}
     bars = [(f"{r['network']} {name}\n{r['scaling']}", r, name) for r in rows for name in r["spike_ratio"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..plots import save_figure
+from ..plots import pyplot, save_figure
 
 
 def format_table(records: list[dict]) -> str:
@@ -21,11 +21,7 @@ def format_table(records: list[dict]) -> str:
 
 
 def plot_train_bench(records: list[dict], out_dir: Path, stem: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     methods = sorted({r["method"] for r in records})
     styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(6, 4))

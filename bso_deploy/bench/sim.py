@@ -39,9 +39,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from bso_deploy.export.nir import NIRExportWarning, to_nir
+from bso_deploy.hardware.compiler import compile_nir
+from bso_deploy.hardware.network import append_zero_steps
+from bso_deploy.hardware.quantize import quantize_inputs
+from bso_deploy.hardware.simulator import Simulator, simulate, simulate_stepwise
+from bso_deploy.hardware.torch_reference import TorchReference
+from bso_deploy.parity_data import dataset_samples
+
+from ..config import TrainConfig
 from ..io import atomic_write_json
-from ..plots import save_figure
+from ..models import build_mlp
+from ..neuron import LIFParameters
+from ..plots import pyplot, save_figure
+from ..run import TrainingRun
 
 SIZES = (64, 256, 256, 10)
 STREAMED_TARGET = 300.0  # sim@batch vs Lava streamed (issue 5, ## Speed)
@@ -86,8 +99,6 @@ class SimBenchConfig:
 
 def digits_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images (count, 64) float32 in [0, 1], labels): the digits test set, repeated to ``count`` samples."""
-    from bso_deploy.parity_data import dataset_samples
-
     images, labels = dataset_samples("digits", 10**6, seed=seed)
     index = np.arange(count) % len(images)
     return images[index], labels[index]
@@ -95,12 +106,6 @@ def digits_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def build_bso_network(config: SimBenchConfig):
     """The digits network as deployed: T-BSO, ``config.epochs`` epochs, seeded, compiled in profile bso."""
-    from bso_deploy.export.nir import NIRExportWarning, to_nir
-    from bso_deploy.hardware.compiler import compile_nir
-
-    from ..config import TrainConfig
-    from ..run import TrainingRun
-
     train = TrainConfig(dataset="digits", method="tbso", time_steps=4, epochs=config.epochs, seed=config.seed,
                         hidden=tuple(config.hidden))
     with tempfile.TemporaryDirectory() as directory:
@@ -114,12 +119,6 @@ def build_bso_network(config: SimBenchConfig):
 
 def build_loihi_network(config: SimBenchConfig):
     """A seeded full-precision MLP (zero reset) compiled in profile loihi, for Lava's built-in processes."""
-    from bso_deploy.export.nir import to_nir
-    from bso_deploy.hardware.compiler import compile_nir
-
-    from ..models import build_mlp
-    from ..neuron import LIFParameters
-
     sizes = (SIZES[0], *config.hidden, SIZES[-1])
     model = build_mlp(sizes, binary="none", lif=LIFParameters(reset="zero"), seed=config.seed)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
@@ -131,9 +130,6 @@ def build_loihi_network(config: SimBenchConfig):
 
 def make_inputs(fx_net, images: np.ndarray, time_steps: int) -> np.ndarray:
     """(time_steps + latency, batch, 64) integer inputs: each image repeated, then zero steps."""
-    from bso_deploy.hardware.network import append_zero_steps
-    from bso_deploy.hardware.quantize import quantize_inputs
-
     quantized = quantize_inputs(fx_net, images)
     return append_zero_steps(np.broadcast_to(quantized, (time_steps, *quantized.shape)).copy(), fx_net.latency)
 
@@ -179,9 +175,6 @@ def assert_same_result(expected, actual, what: str, samples: int | None = None) 
 
 def check_sim_torch(fx_net, inputs: np.ndarray):
     """Simulator (fused and step loop) and torch reference agree; returns the simulator's result."""
-    from bso_deploy.hardware.simulator import simulate, simulate_stepwise
-    from bso_deploy.hardware.torch_reference import TorchReference
-
     expected = simulate(fx_net, inputs)
     assert_same_result(expected, simulate_stepwise(fx_net, inputs), "simulate_stepwise != simulate")
     assert_same_result(expected, TorchReference(fx_net, device="cpu").run(inputs), "torch reference != simulator")
@@ -190,7 +183,7 @@ def check_sim_torch(fx_net, inputs: np.ndarray):
 
 def check_identical_spikes(fx_net, inputs: np.ndarray, lava_samples: int) -> None:
     """Simulator, torch reference and Lava (streamed and fresh) give identical spikes; AssertionError if not."""
-    from bso_deploy.hardware.lava.builtin import LavaBuiltinRunner, run_lava_per_sample
+    from bso_deploy.hardware.lava.builtin import LavaBuiltinRunner, run_lava_per_sample  # Lava: optional, slow
 
     expected = check_sim_torch(fx_net, inputs)
     with LavaBuiltinRunner(fx_net, inputs.shape[0]) as runner:
@@ -232,14 +225,13 @@ def run_sim_bench(config: SimBenchConfig, progress: bool = True,
 
     ``lava_deploy``: optional ``deploy(fx_net)`` of our own Lava processes, timed streaming the bso network
     (:func:`time_deployed`)."""
-    from threadpoolctl import threadpool_limits
-    from tqdm.auto import tqdm
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn (digits extra), which the data need too
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
         with threadpool_limits(limits=config.threads):  # NumPy's BLAS too: every row runs on `threads` cores
-            records, summary = _measure(config, progress, lava_deploy, tqdm)
+            records, summary = _measure(config, progress, lava_deploy)
     finally:
         torch.set_num_threads(previous_threads)
     out = Path(config.out_dir)
@@ -252,10 +244,9 @@ def run_sim_bench(config: SimBenchConfig, progress: bool = True,
     return records
 
 
-def _measure(config: SimBenchConfig, progress: bool, lava_deploy, tqdm) -> tuple[list[dict], dict]:
+def _measure(config: SimBenchConfig, progress: bool, lava_deploy) -> tuple[list[dict], dict]:
+    # Lava is optional and slow to import; the fork start method also wants it imported after training.
     from bso_deploy.hardware.lava.builtin import LavaBuiltinRunner, run_lava_per_sample
-    from bso_deploy.hardware.simulator import Simulator, simulate
-    from bso_deploy.hardware.torch_reference import TorchReference
 
     bso_net = build_bso_network(config)  # training first: Lava is imported only afterwards (fork start method)
     loihi_net = build_loihi_network(config)
@@ -372,11 +363,7 @@ def summarize_sim_targets(summary: dict, config: SimBenchConfig) -> str:
 
 
 def plot_sim_bench(records: list[dict], path: Path, floor_us: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = [f"{r['backend']}\n{r['mode']}\nbatch {r['batch']}\n{r['profile']}" for r in records]
     colors = ["tab:blue" if r["profile"] == "bso" else "tab:orange" for r in records]
     fig, ax = plt.subplots(figsize=(10, 4.5))

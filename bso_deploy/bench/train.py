@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..config import TrainConfig
@@ -29,8 +30,9 @@ from ..encoding import make_encoder
 from ..io import atomic_write_json
 from ..layers import BINARY_LAYER_TYPES
 from ..memory import SavedTensorMeter
-from ..run import TrainingRun, build_network
-from ..training import BATCH_TRAINERS, make_optimizers, resolve_device
+from ..run import TrainingRun
+from ..training import BATCH_TRAINERS, build_network, make_optimizers, resolve_device
+from .report import format_table, plot_train_bench
 
 METHODS = ("tbso", "bso", "bop", "bptt-ste")
 TIME_STEPS = (2, 4, 8, 16, 32)
@@ -157,10 +159,6 @@ def _state_bits_after_one_step(model, optimizers, config, x, y, num_classes) -> 
 
 def run_train_bench(bench: TrainBenchConfig, progress: bool = True) -> list[dict]:
     """Run every (method, T) case, write ``train.json`` (or ``train_vgg_memory.json``) and the plots."""
-    from tqdm.auto import tqdm
-
-    from .report import format_table, plot_train_bench
-
     cases = [(m, t) for m in bench.methods for t in bench.time_steps]
     records: list[dict] = []
     previous_threads = torch.get_num_threads()

@@ -18,6 +18,8 @@ from typing import Any
 import nir
 import numpy as np
 
+from bso_deploy.hardware.backends import run_float
+
 __all__ = ["round_weights", "weight_rounding_agreement"]
 
 WEIGHTED_NODES = (nir.Affine, nir.Linear, nir.Conv2d)
@@ -49,8 +51,6 @@ def weight_rounding_agreement(graph: nir.NIRGraph, inputs: np.ndarray, labels: n
                               weight_bits: int = 8, chunk: int = 150) -> dict[str, float]:
     """Float backend on ``graph`` and on :func:`round_weights` of it, inputs (T, batch, ...) in chunks of
     samples: ``agreement`` (equal predictions) and the rounded model's ``accuracy``."""
-    from bso_deploy.hardware.backends import run_float
-
     rounded = round_weights(graph, weight_bits)
     same = correct = 0
     for start in range(0, inputs.shape[1], chunk):

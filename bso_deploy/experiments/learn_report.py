@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_json
-from ..plots import save_figure
+from ..plots import pyplot, save_figure
 
 __all__ = ["format_learn_summary", "jsonable", "plot_adaptation", "save_learn_outputs"]
 
@@ -39,11 +39,7 @@ def jsonable(value: Any) -> Any:
 
 def plot_adaptation(result: dict[str, Any], path: str | os.PathLike) -> Path:
     """Test accuracy (shifted inputs) against adaptation samples seen: fixed point vs float."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     curve = result.get("curve") or []
     samples = [point["samples"] for point in curve]
     fig, ax = plt.subplots(figsize=(6, 4))
