@@ -33,7 +33,7 @@ def _export_compiled(args: argparse.Namespace) -> dict:
     if result.network is not None:
         record["layers"] = [layer.name for layer in result.network.layers]
         record["latency"] = result.network.latency
-        record["input_scale"] = result.network.quantization[0].get("input_scale")
+        record["input_scale"] = result.network.input_scale
     for note in result.notes:
         _note(note)
     return record

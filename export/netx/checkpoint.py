@@ -83,9 +83,9 @@ def quantization_notes(fx_net: FixedPointNetwork) -> tuple[str, ...]:
             parts.append("binary rows of different magnitude (alpha) became 8-bit weights")
         if "bias_timing_note" in report:
             parts.append(report["bias_timing_note"])
-        if "input_scale" in report:
-            parts.append(f"inputs x in [0, 1] enter as round({report['input_scale']:g} x), at most "
-                         f"{report['input_max']}")
+        if report is fx_net.quantization[0] and fx_net.input_scale is not None:
+            parts.append(f"inputs x in [0, 1] enter as round({fx_net.input_scale:g} x), at most "
+                         f"{fx_net.input_max}")
             if report.get("weight_max_int", SPEC.weight_mant_max) < FEW_WEIGHT_LEVELS:
                 parts.append("few weight levels are left to layer 0 by the 16-bit activation bound: a smaller "
                              "input scale (--input-scale, e.g. 16 for the digits set's 17 grey levels) leaves more")

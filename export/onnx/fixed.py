@@ -182,9 +182,9 @@ def fixed_step_model(fx_net: FixedPointNetwork, metadata: dict | None = None):
     info = {"semantics": "fixed", "profile": fx_net.profile, "latency": fx_net.latency,
             "input_shape": list(fx_net.input_shape), "input_dtype": "int64", "state": ["step", *state_names],
             "layers": [layer.name for layer in fx_net.layers], **(metadata or {})}
-    if fx_net.quantization and "input_scale" in fx_net.quantization[0]:
-        info["input_scale"] = fx_net.quantization[0]["input_scale"]
-        info["input_max"] = fx_net.quantization[0]["input_max"]
+    if fx_net.input_scale is not None:  # a network that takes float inputs (docs/fixed-point.md §10.1)
+        info["input_scale"] = fx_net.input_scale
+        info["input_max"] = fx_net.input_max
     doc = ("One step of a bso-deploy fixed-point network (docs/fixed-point.md): feed x, step and the state "
            "(zeros at step 0), get output, spikes_k and the next state (*_next).")
     return g.model(doc, info)
