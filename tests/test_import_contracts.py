@@ -5,6 +5,11 @@ from pathlib import Path
 
 import grimp
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: import-linter depends on tomli there
+    import tomli as tomllib
+
 SPEC = importlib.util.spec_from_file_location(
     "import_contracts", Path(__file__).resolve().parents[1] / ".ci" / "import_contracts.py")
 contracts = importlib.util.module_from_spec(SPEC)
@@ -52,3 +57,35 @@ def test_two_separate_cycles_and_a_self_import_are_each_reported():
 
 def test_modules_outside_the_package_are_not_checked():
     assert check(graph_of("other -> pkg.a", "pkg.a -> other")).kept
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"bso_deploy": "bso_deploy", "export": "bso_deploy.export", "hardware": "bso_deploy.hardware"}
+
+
+def installed_modules() -> list[str]:
+    """Every module of the three folders under the name it is installed as (pyproject's package-dir),
+    package ``__init__`` files left out: they only re-export, eagerly from below or lazily."""
+    names = []
+    for folder, package in FOLDERS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.name != "__init__.py":
+                names.append(".".join([package, *path.relative_to(ROOT / folder).with_suffix("").parts]))
+    return names
+
+
+def layered_modules() -> list[str]:
+    """The modules and packages named in the layers contract of pyproject.toml."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (contract,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    return [name.strip().strip("()") for layer in contract["layers"] for name in layer.split(":")]
+
+
+def test_every_module_has_a_layer():
+    """A new module must be placed in docs/architecture.md's layers (pyproject.toml), or the contracts would
+    not see what it imports."""
+    layered = layered_modules()
+    assert len(layered) == len(set(layered))
+    missing = [module for module in installed_modules()
+               if not any(module == name or module.startswith(name + ".") for name in layered)]
+    assert missing == [], f"add these modules to a layer of the layers contract in pyproject.toml: {missing}"
