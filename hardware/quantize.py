@@ -20,18 +20,24 @@ are in docs/fixed-point.md §10; in short, per layer:
   per layer), ``LayerOptions.netx_compatible`` keeps to what lava-dl netx carries (no weight exponent,
   bias exponent 6).
 
-Also :func:`quantize_inputs`, the caller's side of the input scale (§10.1).
+The float layer and its options are in ``hardware/float_layer.py``, the bounds at a candidate scale in
+``hardware/layer_bounds.py``; :func:`quantize_inputs`, the caller's side of the input scale (§10.1), is in
+``hardware/input_quantization.py``. Their public names are importable from here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .network import FixedPointLayer, FixedPointNetwork
+from .float_layer import FloatLayer, LayerOptions, layer_error, per_row
+from .input_quantization import DEFAULT_INPUT_SCALE, clipped_inputs, input_max_for_scale, quantize_inputs
+from .layer_bounds import LayerBounds, accumulator_bound, scale_candidates, shift_rounding_for
+from .network import FixedPointLayer
+from .rounding import round_half_away
 from .spec import SPEC, FixedPointSpec, decay_from_tau, get_profile
 
 __all__ = [
@@ -48,296 +54,8 @@ __all__ = [
     "rounded_weight",
 ]
 
-DEFAULT_INPUT_SCALE = float(SPEC.input_max)  # inputs in [0, 1] -> 0 ... 255 (docs/fixed-point.md §5.3)
 
-
-def round_half_away(x: Any) -> np.ndarray:
-    """Round to the nearest integer, halves away from zero (symmetric for negative values), as int64."""
-    x = np.asarray(x, dtype=np.float64)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
-
-
-def input_max_for_scale(input_scale: float, spec: FixedPointSpec = SPEC, input_range: float = 1.0) -> int:
-    """Largest integer input for float inputs in [0, input_range]: round(input_scale * input_range), at least 1
-    and at most 255 (docs/fixed-point.md §10.1)."""
-    return int(min(spec.input_max, max(1, int(round_half_away(input_scale * input_range)))))
-
-
-def _real_inputs(x_float: Any) -> np.ndarray:
-    x = np.asarray(x_float)
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"inputs must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if x.size and not np.all(np.isfinite(x)):
-        raise ValueError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
-    if x.size and x.min() < 0:
-        raise ValueError(f"inputs must be >= 0 (the fixed-point input is unsigned, docs/fixed-point.md §5.3), "
-                         f"got a minimum of {x.min()}")
-    return x
-
-
-def quantize_inputs(fx_net: FixedPointNetwork, x_float: Any) -> np.ndarray:
-    """Float inputs (any shape) -> int64 ``clip(round(x * input_scale), 0, input_max)`` with the network's
-    ``input_scale`` and ``input_max`` (docs/fixed-point.md §10.1). Larger values saturate (count them with
-    :func:`clipped_inputs`); negative or non-finite values are a ValueError, since the hardware input is
-    unsigned (§5.3). A network without an input scale (``input_scale`` None, e.g. imported from netx) takes
-    integers in [0, input_max] as they are."""
-    x = _real_inputs(x_float)
-    if fx_net.input_scale is None:
-        if x.size and (np.any(x != np.round(x)) or x.max() > fx_net.input_max):
-            raise ValueError(f"this network takes integer inputs in [0, {fx_net.input_max}] (it has no input "
-                             f"scale); got values in [{x.min()}, {x.max()}], not all integers or too large")
-        return x.astype(np.int64)
-    return np.clip(round_half_away(x * fx_net.input_scale), 0, fx_net.input_max)
-
-
-def clipped_inputs(fx_net: FixedPointNetwork, x_float: Any) -> int:
-    """How many values of ``x_float`` :func:`quantize_inputs` saturates at ``input_max`` (§10.1)."""
-    x = _real_inputs(x_float)
-    if fx_net.input_scale is None:
-        return int(np.count_nonzero(x > fx_net.input_max))
-    return int(np.count_nonzero(round_half_away(x * fx_net.input_scale) > fx_net.input_max))
-
-
-@dataclass(frozen=True)
-class FloatLayer:
-    """One layer of a float network, read from a NIR graph, with the neuron's input gain folded in.
-
-    The neuron computes ``v = decay v + I`` (``I = W x + b`` after pooling; for CubaLIF the current is
-    first filtered, ``i = syn_decay i + I``, and v is driven by the new i), fires when ``v > threshold`` and
-    resets by ``reset``. Per-neuron arrays have the layer's output shape. Binary layers carry ``signs``
-    (weight's shape, +-1) and ``alpha`` (per output row/channel, > 0) with ``weight = signs * alpha``.
-    tau_steps / tau_syn_steps are time constants in steps (inf: no leak; tau_syn_steps None: no current).
-    """
-
-    name: str
-    nodes: tuple[str, ...]
-    kind: str
-    input_shape: tuple[int, ...]
-    pool: tuple[int, int]
-    weight: np.ndarray
-    bias: np.ndarray
-    threshold: np.ndarray | None  # None: non-spiking readout
-    tau_steps: float
-    tau_syn_steps: float | None
-    reset: str
-    signs: np.ndarray | None = None
-    alpha: np.ndarray | None = None
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    output_shape: tuple[int, ...] = ()
-    bias_note: str = ""  # how the bias was mapped when not exactly (CubaLIF)
-    note: str = ""  # why the layer is compiled otherwise than its graph says (a binary readout of uneven alpha)
-    recurrent_weight: np.ndarray | None = None  # (n, n): the layer's own spikes of the previous step, gain folded
-
-    @property
-    def binary(self) -> bool:
-        return self.signs is not None
-
-    @property
-    def spiking(self) -> bool:
-        return self.threshold is not None
-
-
-@dataclass(frozen=True)
-class LayerOptions:
-    """What the compiler passes down for every layer: input_scale (s_in of layer 0), input_max (max integer
-    input of this layer), weight_bits (mantissa bits of full-precision weights and of a binary magnitude),
-    readout_steps (steps a layer without leak, the readout or IF, must sum without saturating), profile name,
-    first (layer 0), first_input_step (k + 1 for layer k: the step its first input arrives, §4.8, §5.1),
-    netx_compatible (only what lava-dl netx can carry: no weight exponent, bias exponent 6, §10.5),
-    current_peak / voltage_peak (calibrated scaling, §10.6: per-neuron max |i| and |v| of the float layer on
-    the calibration inputs, output shape; None: worst-case scaling, §10.3) and calibration_margin (the factor
-    of headroom kept above those peaks)."""
-
-    input_scale: float
-    input_max: int
-    weight_bits: int
-    readout_steps: int
-    profile: str
-    first: bool
-    first_input_step: int
-    netx_compatible: bool = False
-    current_peak: np.ndarray | None = None
-    voltage_peak: np.ndarray | None = None
-    calibration_margin: float = 2.0
-    drive_rate: np.ndarray | None = None  # calibrated: per-neuron fraction of steps with a nonzero sum (§10.6)
-
-    @property
-    def calibrated(self) -> bool:
-        return self.voltage_peak is not None
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    mant: int  # binary magnitude (1 for full precision)
-    exp: int  # the real exponent e: a = (mant * acc) * 2**e
-    scale: float  # K
-
-
-def _rows(values: np.ndarray, kind: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Per-row (output unit / channel) values broadcast to the layer's output shape."""
-    values = np.asarray(values, dtype=np.float64)
-    return values.reshape((-1,) + (1,) * (len(shape) - 1)) if kind == "conv" else values
-
-
-def _acc_bound(weights: np.ndarray, input_max: int, pool: tuple[int, int]) -> int:
-    """Worst |sum_j w_ij x_j| for inputs x in [0, input_max] (each summed over a pool window): per row the
-    larger of the sum of the positive and of the negative weights (§10.3)."""
-    rows = weights.reshape(weights.shape[0], -1)
-    positive = np.where(rows > 0, rows, 0).sum(axis=1)
-    negative = -np.where(rows < 0, rows, 0).sum(axis=1)
-    return int(max(positive.max(initial=0), negative.max(initial=0))) * input_max * math.prod(pool)
-
-
-def _fail(layer: FloatLayer, parameter: str, message: str) -> ValueError:
-    return ValueError(f"layer {layer.name!r} (NIR nodes {', '.join(layer.nodes)}): {parameter} {message}")
-
-
-def _bias_registers(bias: np.ndarray, spec: FixedPointSpec,
-                    netx_compatible: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """bias_mant << bias_exp nearest to the real bias (v units), smallest exponent >= 0 per neuron (§10.2);
-    with ``netx_compatible`` the exponent is state_shift (6) everywhere, as lava-dl netx fixes it (§10.5)."""
-    if netx_compatible:
-        exp = np.full(bias.shape, spec.state_shift, dtype=np.int64)
-        mant = round_half_away(bias / (1 << spec.state_shift))
-        return mant, exp, mant << exp
-    exp = np.zeros(bias.shape, dtype=np.int64)
-    mant = round_half_away(bias)
-    for _ in range(spec.bias_exp_max):
-        over = np.abs(mant) > spec.bias_mant_max
-        if not over.any():
-            break
-        exp = np.where(over, exp + 1, exp)
-        mant = np.where(over, round_half_away(bias / 2.0 ** exp), mant)
-    return mant, exp, mant << exp
-
-
-class _Bounds:
-    """Evaluates the worst-case bounds of one layer for a candidate scale (docs/fixed-point.md §8, §10.3)."""
-
-    def __init__(self, layer: FloatLayer, acc_bound: int, row_factor: np.ndarray, du: int, dv: int,
-                 options: LayerOptions, spec: FixedPointSpec) -> None:
-        self.layer, self.acc_bound, self.row_factor, self.du, self.dv = layer, acc_bound, row_factor, du, dv
-        self.options, self.spec = options, spec
-
-    def evaluate(self, candidate: _Candidate) -> dict[str, Any]:
-        """Integer parameters and bounds for ``candidate``; ``violations`` lists the bounds it breaks."""
-        spec, layer = self.spec, self.layer
-        per_neuron = candidate.scale * self.row_factor  # K_i
-        raw = candidate.mant * self.acc_bound * 2.0 ** candidate.exp
-        activation = math.ceil(raw)
-        u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
-        recurrent = self.recurrent(per_neuron)
-        if recurrent is not None:  # the recurrent synapse adds to the same synaptic input (§4.9, §10.2)
-            activation += recurrent["activation"]
-            u_bound = (activation << spec.state_shift) * spec.decay_unity // (self.du + 1)
-        options = self.options
-        if options.calibrated:  # what the calibration inputs drove u to, with the margin (§10.6)
-            u_bound = min(u_bound, self._peak(options.current_peak, per_neuron))
-        offset = self.floor_offset(candidate)
-        bias_mant, bias_exp, bias = _bias_registers(layer.bias * per_neuron * (1 << spec.state_shift) + offset, spec,
-                                                    self.options.netx_compatible)
-        bias_bound = int(np.abs(bias).max(initial=0))
-        violations = []
-        if recurrent is not None and recurrent["exp"] - 1 > spec.weight_exp_max:
-            violations.append(("recurrent", f"recurrent weights need exponent {recurrent['exp'] - 1} > "
-                               f"{spec.weight_exp_max} (§4.9)"))
-        if activation > spec.activation_max:
-            violations.append(("activation", f"worst-case |a| = {activation} exceeds {spec.activation_max} (§8)"))
-        if u_bound >= spec.u_max:
-            violations.append(("u", f"worst-case |u| = {u_bound} would wrap at 2**23 (§3.2)"))
-        if np.abs(bias_mant).max(initial=0) > spec.bias_mant_max:
-            limit = spec.bias_mant_max << spec.bias_exp_max
-            violations.append(("bias", f"needs |bias| up to {bias_bound} > {limit} = 4095 << 7 (§3.4)"))
-        vth = None
-        v_bound: int | None = None
-        if layer.spiking:
-            vth = round_half_away(layer.threshold * per_neuron)
-            if vth.max(initial=0) > spec.vth_max:
-                violations.append(("vth", f"needs vth up to {vth.max()} > {spec.vth_max} (§3.5)"))
-        v_limit = spec.vth_max << spec.state_shift if self.options.netx_compatible and not layer.spiking \
-            else spec.v_max  # netx runs a readout as a LIF with vth = max, firing above vth_max << 6 (§3.7, §10.5)
-        if options.calibrated:  # the largest |v| the calibration inputs reached, with the margin (§10.6)
-            v_bound = self._peak(options.voltage_peak, per_neuron)
-            if v_bound > v_limit:
-                violations.append(("v", f"calibrated |v| up to {v_bound} (margin {options.calibration_margin}) "
-                                   f"would saturate at {v_limit} (§3.3, §10.6)"))
-        elif self.dv > 0:  # a leak bounds v at any time
-            v_bound = (u_bound + bias_bound) * spec.decay_unity // self.dv
-            if v_bound > spec.v_max:
-                violations.append(("v", f"worst-case |v| = {v_bound} would saturate at {spec.v_max} (§3.3)"))
-        else:  # no leak (readout, IF): v is bounded over the steps of a run only
-            v_bound = (u_bound + bias_bound) * self.options.readout_steps
-            if v_bound > v_limit:
-                violations.append(("v", f"worst-case |v| after {self.options.readout_steps} steps = {v_bound} "
-                                   f"would saturate at {v_limit} (§3.3, §3.7)"))
-        return {"per_neuron": per_neuron, "activation": activation, "u_bound": u_bound, "bias_mant": bias_mant,
-                "bias_exp": bias_exp, "bias": bias, "vth": vth, "v_bound": v_bound, "violations": violations,
-                "recurrent": recurrent, "floor_offset": offset}
-
-    def floor_offset(self, candidate: _Candidate) -> np.ndarray | float:
-        """The floor compensation of §10.6, in v units per neuron (0.0 where none applies): with a floored
-        negative exponent that drops k' fractional bits of the sum (k = -weight_exp, less the factors of 2 of
-        the sum's multiplier, 2 for full precision, weight_mant for binary), each nonzero sum loses
-        (2**k' - 1) / 2**(k' + 1) LSB of a on average (residues uniform), i.e. 64 times that in v; the neuron
-        gets that times its calibrated rate of nonzero sums as bias."""
-        options = self.options
-        if options.drive_rate is None or _shift_rounding(options.profile) != "floor":
-            return 0.0
-        exp, multiplier = (candidate.exp, candidate.mant) if self.layer.binary else (candidate.exp - 1, 2)
-        bits = -exp - ((multiplier & -multiplier).bit_length() - 1)
-        if exp >= 0 or bits <= 0:
-            return 0.0
-        lost = (2.0 ** bits - 1) / 2.0 ** (bits + 1) * (1 << self.spec.state_shift)
-        return np.broadcast_to(np.asarray(options.drive_rate, np.float64), self.layer.output_shape) * lost
-
-    def recurrent(self, per_neuron: np.ndarray) -> dict[str, Any] | None:
-        """The recurrent synapse at the layer's scales K_i (docs/fixed-point.md §4.9, §10.2): integer weights
-        q_ij = round(K_i W_ij / 2**E) with the smallest E that keeps |q| <= q_max (not below weight_exp_min + 1),
-        stored as ``2 q`` with exponent E - 1 (§4.5), so a_rec = q . s 2**E; None without one."""
-        weight = self.layer.recurrent_weight
-        if weight is None:
-            return None
-        spec, q_max = self.spec, (1 << (self.options.weight_bits - 1)) - 1
-        target = np.asarray(weight, np.float64) * np.asarray(per_neuron, np.float64).reshape(-1, 1)
-        largest = float(np.abs(target).max(initial=0.0))
-        exp = spec.weight_exp_min + 1
-        if largest > 0:
-            exp = max(exp, math.ceil(math.log2(largest / q_max)))
-            while largest / 2.0 ** exp > q_max:  # log2's rounding
-                exp += 1
-        q = round_half_away(target / 2.0 ** exp)
-        mass = max(np.where(q > 0, q, 0).sum(axis=1).max(initial=0), -np.where(q < 0, q, 0).sum(axis=1).min(initial=0))
-        return {"q": q, "exp": exp, "activation": math.ceil(int(mass) * 2.0 ** exp),
-                "error": float(np.abs(q * 2.0 ** exp / np.asarray(per_neuron, np.float64).reshape(-1, 1)
-                                      - weight).max(initial=0.0))}
-
-    def _peak(self, peak: np.ndarray, per_neuron: np.ndarray) -> int:
-        """ceil(margin * max_i 64 K_i peak_i): a float peak in the integer units of u and v (§10.6)."""
-        scaled = np.asarray(peak, np.float64) * per_neuron * (1 << self.spec.state_shift)
-        return math.ceil(self.options.calibration_margin * float(scaled.max(initial=0.0)))
-
-
-def _candidates(binary: bool, c: float, s_in: float, q_max: int, spec: FixedPointSpec,
-                netx_compatible: bool = False) -> list[_Candidate]:
-    """Every representable scale, largest first. Full precision: K = c s_in 2**e with the stored
-    weight_exp = e - 1 in range; binary: K = mant 2**e s_in, mant in [1, q_max]. ``netx_compatible``
-    admits e = 0 only (a = W x with integer W, §10.5)."""
-    if netx_compatible:
-        return [_Candidate(mant, 0, mant * s_in) for mant in range(q_max, 0, -1)] if binary else \
-            [_Candidate(1, 0, c * s_in)]
-    if binary:
-        found = {}
-        for exp in range(spec.weight_exp_min, spec.weight_exp_max + 1):
-            for mant in range(1, q_max + 1):
-                found.setdefault(mant * 2.0 ** exp, _Candidate(mant, exp, mant * 2.0 ** exp * s_in))
-        return [found[key] for key in sorted(found, reverse=True)]
-    exps = range(spec.weight_exp_max + 1, spec.weight_exp_min, -1)
-    return [_Candidate(1, exp, c * s_in * 2.0 ** exp) for exp in exps]
-
-
-def _fix_hint(parameter: str, bounds: _Bounds, options: LayerOptions) -> str:
+def _fix_hint(parameter: str, bounds: LayerBounds, options: LayerOptions) -> str:
     lower = "lower input_scale or weight_bits" if options.first else "lower weight_bits"
     if parameter == "v" and bounds.dv == 0:
         return f"compile for fewer time_steps (v sums over them without a leak), or {lower}"
@@ -352,7 +70,7 @@ def _decays(layer: FloatLayer, spec: FixedPointSpec) -> tuple[int, int]:
         dv = 0 if math.isinf(layer.tau_steps) else decay_from_tau(layer.tau_steps, spec)
         du = spec.decay_max if layer.tau_syn_steps is None else max(0, decay_from_tau(layer.tau_syn_steps, spec) - 1)
     except ValueError as error:
-        raise _fail(layer, "tau", f"cannot be expressed as a 12-bit decay: {error}") from None
+        raise layer_error(layer, "tau", f"cannot be expressed as a 12-bit decay: {error}") from None
     return du, dv
 
 
@@ -428,20 +146,20 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
     out_shape = layer.output_shape
     if layer.binary:
         weights = layer.signs.astype(np.int64)
-        row_factor = np.broadcast_to(1.0 / _rows(layer.alpha, layer.kind, out_shape), out_shape)
+        row_factor = np.broadcast_to(1.0 / per_row(layer.alpha, layer.kind, out_shape), out_shape)
         c = 1.0
     else:
         c = _weight_scale(layer, q_max)
         weights = round_half_away(layer.weight * c)
         row_factor = np.ones(out_shape)
     du, dv = _decays(layer, spec)
-    acc_bound = _acc_bound(weights, options.input_max, layer.pool)
+    acc_bound = accumulator_bound(weights, options.input_max, layer.pool)
     matmul_bound = weights[0].size * int(np.abs(weights).max(initial=0)) * options.input_max * math.prod(layer.pool)
     if matmul_bound * (1 if layer.binary else 2) >= spec.exact_float64_bound:
-        raise _fail(layer, "weight", f"partial sums up to {matmul_bound} are not exact in float64 (§1.1); "
-                    "split the layer")
-    bounds = _Bounds(layer, acc_bound, row_factor, du, dv, options, spec)
-    candidates = _candidates(layer.binary, c, s_in, q_max, spec, options.netx_compatible)
+        raise layer_error(layer, "weight", f"partial sums up to {matmul_bound} are not exact in float64 (§1.1); "
+                          "split the layer")
+    bounds = LayerBounds(layer, acc_bound, row_factor, du, dv, options, spec)
+    candidates = scale_candidates(layer.binary, c, s_in, q_max, spec, options.netx_compatible)
     low, high = 0, len(candidates)  # the bounds grow with the scale: bisect for the first one that holds
     while low < high:
         middle = (low + high) // 2
@@ -451,8 +169,8 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
             high = middle
     if low == len(candidates):
         parameter, message = bounds.evaluate(candidates[-1])["violations"][0]
-        raise _fail(layer, parameter, f"does not fit even at the smallest scale: {message}; "
-                    f"{_fix_hint(parameter, bounds, options)}")
+        raise layer_error(layer, parameter, f"does not fit even at the smallest scale: {message}; "
+                          f"{_fix_hint(parameter, bounds, options)}")
     chosen = candidates[low]
     result = bounds.evaluate(chosen)
     binding = bounds.evaluate(candidates[low - 1])["violations"][0][0] if low > 0 else "exponent range"
@@ -461,8 +179,8 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
     vth = result["vth"] if layer.spiking else np.zeros(out_shape, dtype=np.int64)
     if options.profile == "loihi" and layer.spiking and np.ptp(vth) != 0:
         reason = "per-row binary scales (alpha)" if layer.binary else "per-neuron thresholds"
-        raise _fail(layer, "vth", f"takes {len(np.unique(vth))} values in [{vth.min()}, {vth.max()}] from {reason}; "
-                    "profile 'loihi' shares one vth per layer (Lava's LIF); use --profile bso")
+        raise layer_error(layer, "vth", f"takes {len(np.unique(vth))} values in [{vth.min()}, {vth.max()}] from "
+                          f"{reason}; profile 'loihi' shares one vth per layer (Lava's LIF); use --profile bso")
     # The float bias acts from the layer's first input on: start it there, where the profile can (§3.4, §10.2).
     bias_delay = options.first_input_step if get_profile(options.profile).delayed_bias else 0
     fixed = FixedPointLayer(
@@ -470,7 +188,7 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         weight=weights if layer.binary else 2 * weights, binary=layer.binary, weight_mant=chosen.mant,
         weight_exp=chosen.exp if layer.binary else chosen.exp - 1, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
         bias_exp=bias_exp, bias_delay=bias_delay, reset=layer.reset, spiking=layer.spiking, stride=layer.stride,
-        padding=layer.padding, pool=layer.pool, shift_rounding=_shift_rounding(options.profile),
+        padding=layer.padding, pool=layer.pool, shift_rounding=shift_rounding_for(options.profile),
         **_recurrent_fields(result["recurrent"]))
     v_scale = per_neuron * (1 << spec.state_shift)
     report: dict[str, Any] = {
@@ -500,8 +218,8 @@ def _quantize_at(layer: FloatLayer, options: LayerOptions, q_max: int,
         report["floor_compensation"] = float(np.max(result["floor_offset"]))
     if options.calibrated:
         report["calibration_margin"] = float(options.calibration_margin)
-        report["calibrated_u_peak"] = bounds._peak(options.current_peak, per_neuron)
-        report["calibrated_v_peak"] = bounds._peak(options.voltage_peak, per_neuron)
+        report["calibrated_u_peak"] = bounds.peak(options.current_peak, per_neuron)
+        report["calibrated_v_peak"] = bounds.peak(options.voltage_peak, per_neuron)
     if bias_delay != options.first_input_step and np.any(bias_value != 0):
         report["bias_timing_note"] = (
             f"the bias is added from step {bias_delay}, {options.first_input_step - bias_delay} step(s) before the "
@@ -527,12 +245,6 @@ def _recurrent_fields(recurrent: dict[str, Any] | None) -> dict[str, Any]:
     return {"recurrent_weight": 2 * recurrent["q"], "recurrent_weight_exp": recurrent["exp"] - 1}
 
 
-def _shift_rounding(profile: str) -> str:
-    """Round negative weight exponents to nearest where the profile can (docs/fixed-point.md §4.7, §10.2): the
-    floor's -0.5 LSB per step would add up in layers without leak."""
-    return "nearest" if "nearest" in get_profile(profile).shift_roundings else "floor"
-
-
 def fold_layer_thresholds(layer: FloatLayer) -> tuple[FloatLayer, dict[str, Any] | None]:
     """``layer`` with one threshold for all its neurons, and a report (None when nothing was folded).
 
@@ -548,20 +260,20 @@ def fold_layer_thresholds(layer: FloatLayer) -> tuple[FloatLayer, dict[str, Any]
     theta = np.asarray(layer.threshold, dtype=np.float64)
     rows = theta.reshape(theta.shape[0], -1)
     if np.any(rows != rows[:, :1]):
-        raise _fail(layer, "threshold", "differs within a conv channel; folding needs one threshold per channel")
+        raise layer_error(layer, "threshold", "differs within a conv channel; folding needs one threshold per channel")
     row_theta = rows[:, 0]
     uneven_alpha = layer.binary and np.ptp(layer.alpha) > 0
     if np.ptp(row_theta) == 0 and not uneven_alpha:
         return layer, None
     if np.any(row_theta <= 0):
         zero = np.flatnonzero(row_theta <= 0)[:8].tolist()
-        raise _fail(layer, "threshold", f"is 0 in rows {zero}; a zero threshold cannot be folded into the weights "
-                    "(use profile 'bso', which keeps per-neuron thresholds)")
+        raise layer_error(layer, "threshold", f"is 0 in rows {zero}; a zero threshold cannot be folded into the "
+                          "weights (use profile 'bso', which keeps per-neuron thresholds)")
     reference = float(row_theta.max())
     row_scale = reference / row_theta
     shape = (-1,) + (1,) * (layer.weight.ndim - 1)
     weight = layer.weight * row_scale.reshape(shape)
-    bias = layer.bias * _rows(row_scale, layer.kind, layer.output_shape)
+    bias = layer.bias * per_row(row_scale, layer.kind, layer.output_shape)
     signs, alpha = layer.signs, None if layer.alpha is None else layer.alpha * row_scale
     if alpha is not None and _alphas_differ(alpha):
         signs, alpha = None, None  # rows of different magnitude: 8-bit weights
