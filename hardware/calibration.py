@@ -1,7 +1,7 @@
 """Calibration: the activity of a graph's float layers on sample inputs, for the compiler's scales
 (docs/fixed-point.md §10.6).
 
-:func:`observe_activity` runs the float layers exactly as the compiler reads them (:class:`~.quantize.FloatLayer`:
+:func:`observe_activity` runs the float layers exactly as the compiler reads them (:class:`~.float_layer.FloatLayer`:
 the neuron's input gain folded into the weights, v relative to v_leak) on calibration inputs and records, per
 neuron, the extremes that the fixed-point registers must hold:
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .quantize import FloatLayer
+from .float_layer import FloatLayer
 
 __all__ = ["DEFAULT_CALIBRATION_MARGIN", "LayerActivity", "observe_activity"]
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .network import FixedPointLayer
+from .layer import FixedPointLayer
 from .spec import SPEC, FixedPointSpec
 
 __all__ = [
