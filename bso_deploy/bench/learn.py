@@ -21,10 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
+from bso_deploy.hardware.learners import get_learner
+from bso_deploy.hardware.learning_rule import LearningRule
+from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
+
+from ..data import load_digits_arrays
 from ..io import atomic_write_json
 from ..options import LEARNER_NAMES as BACKENDS
-from ..plots import save_figure
+from ..plots import pyplot, save_figure
 
 __all__ = ["LearnBenchConfig", "build_learn_bench", "format_learn_table", "run_learn_bench"]
 
@@ -58,11 +65,6 @@ class LearnBenchConfig:
 
 def build_learn_bench(config: LearnBenchConfig):
     """(fx_net, rule, inputs (T, N, 64) int64, labels (N,)) for ``config``: warm-up samples first."""
-    from sklearn.datasets import load_digits
-
-    from bso_deploy.hardware.learning import LearningRule
-    from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
-
     rng = np.random.default_rng(config.seed)
     hidden = config.hidden
     layers = (
@@ -77,26 +79,21 @@ def build_learn_bench(config: LearnBenchConfig):
     fx_net = FixedPointNetwork(profile="bso", input_shape=(N_IN,), layers=layers)
     rule = LearningRule(variant=config.variant, time_steps=config.time_steps, error_shift=6, error_target=8,
                         flip_threshold=40 if config.variant == "bso" else 6, seed=config.seed)
-    digits = load_digits()
+    pixels, digit_labels = load_digits_arrays()
     count = config.warmup + config.samples
-    order = rng.permutation(len(digits.target))[:count] if count <= len(digits.target) else (
-        rng.integers(0, len(digits.target), count))
-    images = (digits.data[order] * 15).astype(np.int64)  # 0..16 -> 0..240: graded 8-bit input (§5.3)
+    order = rng.permutation(len(digit_labels))[:count] if count <= len(digit_labels) else (
+        rng.integers(0, len(digit_labels), count))
+    images = (pixels[order] * 15).astype(np.int64)  # 0..16 -> 0..240: graded 8-bit input (§5.3)
     inputs = np.broadcast_to(images, (config.time_steps, *images.shape)).copy()
-    return fx_net, rule, inputs, digits.target[order].astype(np.int64)
+    return fx_net, rule, inputs, digit_labels[order]
 
 
 def _learner(backend: str, fx_net, rule):
-    from bso_deploy.hardware.learners import get_learner
-
     return get_learner(backend)(fx_net, rule, layer=-1)
 
 
 def run_learn_bench(config: LearnBenchConfig, progress: bool = True) -> list[dict]:
     """Time every backend on the same stream, check they agree, print the table, write learn.json / learn.png."""
-    import torch
-    from tqdm.auto import tqdm
-
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -165,11 +162,7 @@ def format_learn_table(records: list[dict]) -> str:
 
 
 def plot_learn_bench(records: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.bar([r["backend"] for r in records], [r["learning_steps_per_second"] for r in records], color="tab:blue")
     ax.set_yscale("log")

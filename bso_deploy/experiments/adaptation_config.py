@@ -1,0 +1,156 @@
+"""The on-chip adaptation scenario's typed configuration and result (:mod:`.adaptation` runs it;
+docs/onchip-learning.md §12): frozen dataclasses validated on construction, ``to_dict`` / ``from_dict`` with
+a version."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..options import ADAPTATION_DATASETS as DATASETS
+from ..options import ADAPTATION_SHIFTS as SHIFTS
+from ..options import LEARNING_ROUNDINGS as ROUNDINGS
+from ..options import LEARNING_VARIANTS as VARIANTS
+
+__all__ = ["ADAPTATION_VERSION", "DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult"]
+
+ADAPTATION_VERSION = 1
+
+def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    """ValueError naming ``AdaptationConfig.<name>`` and the valid values unless ``value`` is one of them."""
+    if value not in valid:
+        raise ValueError(f"AdaptationConfig.{name} must be one of {', '.join(valid)}; got {value!r}")
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"AdaptationConfig.{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < high:
+        raise ValueError(f"AdaptationConfig.{name} must be a number in [{low}, {high}), got {value!r}")
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """The adaptation scenario (:mod:`.adaptation`); the defaults are the documented reference scenario
+    (docs/onchip-learning.md §12).
+
+    dataset: "digits". shift: "invert" | "shift" | "none". samples: length of the adaptation stream (shifted
+    training images, in a seeded order); passes: times the stream is repeated. time_steps: T. variant:
+    "tbso" | "bso". seed: everything (training, stream order, stochastic rounding). backend: learner name
+    (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining (digits MLP, binary layers).
+    momentum, threshold, variance_decay: the float rule's hyperparameters, mapped to integers by
+    ``LearningRule.from_float`` (docs/onchip-learning.md §9); error_target: the float margin A of the readout
+    error (§5). rounding, t_epoch: see ``LearningRule``. eval_samples: shifted test images used for the
+    accuracies (0: all 450). curve_points: accuracy checkpoints along the stream (for the plot).
+    """
+
+    dataset: str = "digits"
+    shift: str = "invert"
+    samples: int = 1000
+    passes: int = 1
+    time_steps: int = 4
+    variant: str = "tbso"
+    seed: int = 0
+    backend: str = "sim"
+    train_epochs: int = 5
+    hidden: tuple[int, ...] = (256,)
+    momentum: float = 0.984375
+    threshold: float = 1.0
+    variance_decay: float = 0.99609375
+    error_target: float = 8.0
+    momentum_bits: int = 16
+    precision_bits: int = 4
+    rounding: str = "nearest"
+    t_epoch: int = 1
+    eval_samples: int = 0
+    curve_points: int = 5
+
+    def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("shift", self.shift, SHIFTS)
+        check_choice("variant", self.variant, VARIANTS)
+        check_choice("rounding", self.rounding, ROUNDINGS)
+        if not isinstance(self.backend, str) or not self.backend:
+            raise ValueError(f"AdaptationConfig.backend must be a learner name (sim, torch, lava), got "
+                             f"{self.backend!r}")
+        for name, low in (("samples", 1), ("passes", 1), ("time_steps", 1), ("seed", 0), ("train_epochs", 1),
+                          ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0), ("eval_samples", 0),
+                          ("curve_points", 1)):
+            _check_int(name, getattr(self, name), low)
+        try:
+            hidden = tuple(self.hidden)
+        except TypeError:
+            raise ValueError(f"AdaptationConfig.hidden must be a sequence of sizes, got {self.hidden!r}") from None
+        if not hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden):
+            raise ValueError(f"AdaptationConfig.hidden must be one or more sizes >= 1, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        _check_float("momentum", self.momentum, 0.0, 1.0)
+        _check_float("variance_decay", self.variance_decay, 0.0, 1.0)
+        _check_float("threshold", self.threshold, 0.0, math.inf)
+        _check_float("error_target", self.error_target, 1e-9, math.inf)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["hidden"] = list(self.hidden)
+        data["version"] = ADAPTATION_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdaptationConfig:
+        data = dict(data)
+        version = data.pop("version", ADAPTATION_VERSION)
+        if version != ADAPTATION_VERSION:
+            raise ValueError(f"adaptation config version {version} is not supported (this reads "
+                             f"{ADAPTATION_VERSION})")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown AdaptationConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class AdaptationResult:
+    """What :func:`run_adaptation` measured. Accuracies are fractions of the shifted test images.
+
+    accuracy_unshifted: fixed point on the unshifted test set (the deployed network's own accuracy).
+    accuracy_before / accuracy_after: fixed point on the shifted test set before / after on-chip learning.
+    float_accuracy_before / float_accuracy_after: the float model, before / after the float optimizer.
+    flip_agreement: F1 of the integer rule's flip events against the float optimizer's (matched on sample,
+    time step and synapse); flip_precision, flip_recall; flips, float_flips: event counts.
+    sign_agreement: share of the learning layer's signs equal in the two after the stream.
+    bits_per_synapse: learning state per synapse (1-bit weight + momentum), float_bits_per_synapse: 33.
+    curve: [{"samples": n, "accuracy": fixed, "float_accuracy": float, "stream_accuracy": share of the first n
+    stream samples the chip classified correctly while it learned}, ...] along the stream.
+    rule: the integer rule (LearningRule.to_dict()); quantization: the learning layer's compiler report.
+    """
+
+    config: AdaptationConfig
+    backend: str
+    accuracy_unshifted: float
+    accuracy_before: float
+    accuracy_after: float
+    float_accuracy_before: float
+    float_accuracy_after: float
+    flip_agreement: float
+    flip_precision: float
+    flip_recall: float
+    flips: int
+    float_flips: int
+    sign_agreement: float
+    bits_per_synapse: int
+    float_bits_per_synapse: int
+    curve: list[dict[str, float]] = field(default_factory=list)
+    rule: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["config"] = self.config.to_dict()
+        return data
