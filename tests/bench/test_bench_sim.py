@@ -45,6 +45,7 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     assert summary["sim_over_floor"] == pytest.approx(sim["us_per_sample"] / summary["floor_us"])
     assert summary["macs_per_sample"] == (64 * 16 + 16 * 16 + 16 * 10) * 6 and summary["samples"] == 4
     assert 0 < min(summary["spike_rates"]) and summary["lava_streamed_over_sim"] > 0
+    assert summary["step_loop_over_sim"] > 0 and "vs the plain step loop" in printed  # timed here, not in tests
     deployed, copies = records[-2:]
     assert "copies" not in deployed and copies["copies"] == 3  # the ratio below uses the single-copy row
     assert deployed["processes"] == "bso-deploy BinarySynapse + BsoNeuron" and deployed["compile_seconds"] > 0

@@ -7,8 +7,6 @@ input of step t reaches the neurons at step t + 1. The traces run through ``simu
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
@@ -280,10 +278,11 @@ def test_input_validation_and_record_flag() -> None:
     assert result.spikes[0].shape == (3, 2, 1) and result.output.dtype == np.int64
 
 
-def test_digits_sized_network_is_fast() -> None:
-    """Batch 256 of a 64-256-256-10 network at T = 8 (+ latency) in well under 1 ms per sample, and the fused
-    path clearly faster than the step loop (about 4x on an idle machine; CPU time, so that other processes on
-    a shared machine count less)."""
+def test_digits_sized_network_runs_the_fused_path_exactly() -> None:
+    """Batch 256 of a 64-256-256-10 network at T = 8 (+ latency): active layers, and the prepared fused path
+    equals the step loop. How fast each is, is measured by ``bso-deploy bench sim`` (us per sample, the dense
+    floor, and the fused path against the step loop), not asserted here: wall-clock limits in unit tests fail
+    on a loaded machine."""
     rng = np.random.default_rng(0)
     sizes, layers = (64, 256, 256, 10), []
     for index in range(3):
@@ -296,22 +295,13 @@ def test_digits_sized_network_is_fast() -> None:
                                       reset="subtract", spiking=index < 2))
     net = FixedPointNetwork("bso", (64,), tuple(layers))
     inputs = append_zero_steps(rng.integers(0, SPEC.input_max + 1, size=(8, 256, 64)), net.latency)
-    simulate(net, inputs[:, :2])  # warm-up
-    start = time.perf_counter()
     result = simulate(net, inputs)
-    per_sample = (time.perf_counter() - start) / 256
     assert result.spikes[0].any() and result.spikes[1].any()
-    assert per_sample < 1e-3, f"{per_sample * 1e6:.0f} us per sample"
-
-    def cpu_seconds(run) -> float:
-        start = time.process_time()
-        run()
-        return time.process_time() - start
-
-    runner = Simulator(net)
-    fused = min(cpu_seconds(lambda: runner.run(inputs)) for _ in range(3))
-    stepwise = min(cpu_seconds(lambda: simulate_stepwise(net, inputs)) for _ in range(2))
-    assert fused < stepwise / 1.5, f"fused {fused * 1e3:.1f} ms, step loop {stepwise * 1e3:.1f} ms"
+    prepared, stepwise = Simulator(net).run(inputs), simulate_stepwise(net, inputs)
+    for fused in (result, prepared):
+        np.testing.assert_array_equal(fused.output, stepwise.output)
+        for ours, theirs in zip(fused.spikes, stepwise.spikes):
+            np.testing.assert_array_equal(ours, theirs)
 
 
 def assert_same_run(fx_net: FixedPointNetwork, inputs: np.ndarray, result=None) -> None:
