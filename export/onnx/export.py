@@ -19,14 +19,13 @@ from bso_deploy.hardware.compiler import compile_nir, float_layers, graph_input_
 from bso_deploy.hardware.network import FixedPointNetwork
 
 from bso_deploy.io import atomic_write_bytes
+from bso_deploy.options import ONNX_SEMANTICS as SEMANTICS
 
 from ..netx.checkpoint import checkpoint_graph, quantization_notes
 from .fixed import fixed_step_model
 from .floating import float_step_model
 
 __all__ = ["SEMANTICS", "OnnxExport", "export_checkpoint_to_onnx", "export_onnx", "onnx_step_model"]
-
-SEMANTICS = ("float", "fixed")
 
 
 @dataclass(frozen=True)
