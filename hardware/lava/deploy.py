@@ -75,14 +75,21 @@ def _lead(copies: int) -> tuple[int, ...]:
 
 def _recurrent_synapse(lava: SimpleNamespace, layer: Any, steps: int, copies: int) -> Any:
     """The synapse process of a layer's recurrent synapse (docs/fixed-point.md §4.9): dense on its own spikes;
-    the caller connects the neuron's s_out to its s_in and its a_out to the neuron's a_in, which sums it with
-    the feed-forward synapse's (a Lava InPort adds what its OutPorts send)."""
+    :func:`_close_loop` connects it."""
     geometry = dict(input_shape=layer.output_shape, kind="dense", input_max=1, sample_steps=steps,
                     copies=copies if copies > 1 else 0, shift_rounding=layer.shift_rounding)
     if layer.recurrent_binary:
         return lava.BinarySynapse(signs=layer.recurrent_weight, weight_mant=layer.recurrent_weight_mant,
                                   weight_exp=layer.recurrent_weight_exp, **geometry)
     return lava.FullPrecisionSynapse(weight=layer.recurrent_weight, weight_exp=layer.recurrent_weight_exp, **geometry)
+
+
+def _close_loop(neuron: Any, recurrent: Any) -> None:
+    """The neuron's s_out into the recurrent synapse, its a_out back into the neuron's a_in, which sums it with
+    the feed-forward synapse's (a Lava InPort adds what its OutPorts send); one step of delay, as every
+    synapse (§4.9), which is the float graph's loop edge (it carries the previous step's spikes)."""
+    neuron.s_out.connect(recurrent.s_in)
+    recurrent.a_out.connect(neuron.a_in)
 
 
 def _fixed_layer_processes(lava: SimpleNamespace, fx_net: FixedPointNetwork, steps: int,
@@ -103,9 +110,7 @@ def _fixed_layer_processes(lava: SimpleNamespace, fx_net: FixedPointNetwork, ste
                                 bias_mant=layer.bias_mant, bias_exp=layer.bias_exp, bias_delay=layer.bias_delay,
                                 reset=layer.reset, spiking=layer.spiking, sample_steps=steps)
         if layer.recurrent:
-            recurrent = _recurrent_synapse(lava, layer, steps, copies)
-            neuron.s_out.connect(recurrent.s_in)
-            recurrent.a_out.connect(neuron.a_in)
+            _close_loop(neuron, _recurrent_synapse(lava, layer, steps, copies))
         pairs.append((synapse, neuron))
     return pairs
 
@@ -113,7 +118,8 @@ def _fixed_layer_processes(lava: SimpleNamespace, fx_net: FixedPointNetwork, ste
 def _float_layer_processes(lava: SimpleNamespace, layers: list[Any], steps: int,
                            copies: int) -> list[tuple[Any, Any]]:
     """(synapse, neuron) per FloatLayer (hardware/quantize.py): float weights, decays 1/tau, bias from step
-    k + 1 (the step layer k's first input arrives through the k + 1 synaptic delays, docs/fixed-point.md §5.2)."""
+    k + 1 (the step layer k's first input arrives through the k + 1 synaptic delays, docs/fixed-point.md §5.2),
+    a recurrent layer's own synapse connected here."""
     pairs = []
     for index, layer in enumerate(layers):
         shape = tuple(layer.output_shape)
@@ -128,6 +134,10 @@ def _float_layer_processes(lava: SimpleNamespace, layers: list[Any], steps: int,
         neuron = lava.BsoNeuron(shape=(*_lead(copies), *shape), du=du, dv=dv, vth=vth, bias_mant=bias,
                                 bias_exp=0.0, bias_delay=index + 1,
                                 reset=layer.reset, spiking=layer.spiking, sample_steps=steps)
+        if layer.recurrent_weight is not None:
+            _close_loop(neuron, lava.FullPrecisionSynapse(
+                weight=np.asarray(layer.recurrent_weight, dtype=np.float64), weight_exp=0, input_shape=shape,
+                kind="dense", sample_steps=steps, copies=copies if copies > 1 else 0))
         pairs.append((synapse, neuron))
     return pairs
 
