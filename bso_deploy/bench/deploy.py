@@ -17,7 +17,8 @@ chunks that bound the recorded states (:func:`merge_reports` sums their counts):
 
 A lava-dl netx file is imported with ``bso_deploy.export.netx.from_netx`` (no re-quantization) and checked the
 same way without a float model (sim and torch); its float is lava-dl's own slayer forward pass (accuracy,
-predictions and spike counts recorded at training), and lava-dl's own ``netx.hdf5.Network`` runs the first
+predictions and spike counts recorded at training, on the stream the fixed backends get: the T input steps and
+one zero step per block, which must equal the imported network's latency), and lava-dl's own ``netx.hdf5.Network`` runs the first
 ``lava_samples`` samples back to back on Lava fixed_pt against the simulator on the same stream
 (``netx_mismatches``). A network that fails to compile or run keeps its row, with the error in ``error``
 (``lava_error`` for Lava alone).
@@ -35,14 +36,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bso_deploy.export.netx import from_netx
+from bso_deploy.hardware.backends import run_fixed
+from bso_deploy.hardware.compiler import compile_nir
+from bso_deploy.hardware.lava.netx_runner import run_lavadl_netx  # imports Lava and lava-dl only when called
+from bso_deploy.hardware.network import append_zero_steps
+from bso_deploy.hardware.parity import check_parity
+from bso_deploy.hardware.simulator import simulate
 
 from ..io import atomic_write_json
 from .deploy_report import TARGETS, format_deploy_table, plot_deploy_bench
 from .thirdparty import NETWORKS, NetworkSizes, ThirdPartyNetwork, build_network
 from .weight_rounding import weight_rounding_agreement
 
-__all__ = ["SCALINGS", "TARGETS", "DeployBenchConfig", "add_deploy_arguments", "format_deploy_table",
-           "run_deploy_bench", "run_from_args"]
+__all__ = ["SCALINGS", "TARGETS", "DeployBenchConfig", "format_deploy_table", "run_deploy_bench",
+           "run_from_args"]
 
 SCALINGS = ("worst-case", "calibrated")
 QUICK_TEST_SAMPLES = 60
@@ -167,9 +178,6 @@ def merge_reports(reports: list) -> dict[str, Any]:
 def _nir_rows(net: ThirdPartyNetwork, config: DeployBenchConfig, bar) -> list[dict[str, Any]]:
     """Rows of a NIR network: ``check_parity`` (compiling the graph with the row's scaling) on chunks of the
     test split with sim and torch, and on the first ``lava_samples`` samples with sim and Lava."""
-    from bso_deploy.hardware.compiler import compile_nir
-    from bso_deploy.hardware.parity import check_parity
-
     count = config.samples_for(net.test_labels.size)
     x, labels = net.test_inputs[:, :count].astype(np.float64), net.test_labels[:count]
     steps = int(x.shape[0])
@@ -213,8 +221,6 @@ def _nir_rows(net: ThirdPartyNetwork, config: DeployBenchConfig, bar) -> list[di
 
 def _lava_check(row: dict[str, Any], net: ThirdPartyNetwork, options: dict[str, Any], x: np.ndarray,
                 labels: np.ndarray) -> None:
-    from bso_deploy.hardware.parity import check_parity
-
     start = time.perf_counter()
     try:
         report = check_parity(net.graph, ("sim", "lava"), inputs=x, labels=labels, **options)
@@ -243,9 +249,6 @@ def _base_row(net: ThirdPartyNetwork, scaling: str, steps: int, count: int) -> d
 def _netx_row(net: ThirdPartyNetwork, config: DeployBenchConfig) -> dict[str, Any]:
     """The netx file imported with ``from_netx``: ``check_parity`` of sim and torch on the test split (no float
     model: float is slayer's forward pass, recorded at training), and lava-dl's netx on Lava (:func:`_lavadl_check`)."""
-    from bso_deploy.hardware.backends import run_fixed
-    from bso_deploy.hardware.parity import check_parity
-
     count = config.samples_for(net.test_labels.size)
     x, labels = net.test_inputs[:, :count].astype(np.float64), net.test_labels[:count]
     framework_pred = np.asarray(net.framework_predictions)[:count]
@@ -254,13 +257,16 @@ def _netx_row(net: ThirdPartyNetwork, config: DeployBenchConfig) -> dict[str, An
     row.update(float_accuracy=float(np.mean(framework_pred == labels)), seconds={}, netx_mismatches=None,
                float_is="lava-dl slayer forward pass")
     try:
-        from bso_deploy.export.netx import from_netx
-
         start = time.perf_counter()
         fx_net = from_netx(net.netx_path)
         row["seconds"]["import"] = time.perf_counter() - start
-    except (ImportError, ValueError, TypeError, KeyError, NotImplementedError) as error:
+    except (ValueError, TypeError, KeyError, NotImplementedError) as error:
         row["error"] = f"from_netx: {type(error).__name__}: {error}"
+        row["targets_met"] = targets_met(row)
+        return row
+    if net.framework_flush_steps != fx_net.latency:  # slayer's run and ours must see the same stream
+        row["error"] = (f"slayer's reference run had {net.framework_flush_steps} zero steps after the input, the "
+                        f"imported network's latency is {fx_net.latency}; delete the cache folder to retrain")
         row["targets_met"] = targets_met(row)
         return row
     row["profile"] = fx_net.profile
@@ -289,16 +295,11 @@ def _netx_row(net: ThirdPartyNetwork, config: DeployBenchConfig) -> dict[str, An
 def _lavadl_check(row: dict[str, Any], fx_net, path: Path, x: np.ndarray) -> None:
     """The samples (T steps and the latency's zero steps each) back to back as one stream through lava-dl's
     netx on Lava fixed_pt and through the simulator: spikes of every layer compared (``netx_mismatches``)."""
-    from bso_deploy.hardware.network import append_zero_steps
-    from bso_deploy.hardware.simulator import simulate
-
-    from .thirdparty import run_lavadl_netx
-
     integers = append_zero_steps(x.astype(np.int64), fx_net.latency)
     stream = integers.transpose(1, 0, *range(2, integers.ndim)).reshape(-1, 1, *integers.shape[2:])
     start = time.perf_counter()
     try:
-        theirs = run_lavadl_netx(path, stream[:, 0].reshape(stream.shape[0], -1))
+        theirs = run_lavadl_netx(path, stream[:, 0].reshape(stream.shape[0], -1))[0]
     except Exception as error:  # any Lava failure is a result of the benchmark, not a crash
         row["lava_error"] = f"{type(error).__name__}: {error}".splitlines()[0][:400]
         return
@@ -314,25 +315,6 @@ def _lavadl_check(row: dict[str, Any], fx_net, path: Path, x: np.ndarray) -> Non
 
 
 # ---------------------------------------------------------------- the benchmark
-
-def add_deploy_arguments(parser):
-    """The options of ``bso-deploy bench deploy`` (cli.py adds the sub-command and calls :func:`run_from_args`)."""
-    defaults = DeployBenchConfig()
-    parser.add_argument("--networks", default=",".join(NETWORKS), help=f"comma separated: {', '.join(NETWORKS)}")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="training, data split and event streams")
-    parser.add_argument("--lava-samples", type=int, default=defaults.lava_samples,
-                        help="test samples also run on Lava (0: none)")
-    parser.add_argument("--calibration-samples", type=int, default=defaults.calibration_samples,
-                        help="training samples the compiler calibrates on (both scalings take the input range there)")
-    parser.add_argument("--test-samples", type=int, default=None, help="evaluate the first N test samples "
-                        f"(default: all; --quick: {QUICK_TEST_SAMPLES})")
-    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch intra-op threads")
-    parser.add_argument("--out", default=defaults.out_dir, help="output directory (deploy.json, deploy.png)")
-    parser.add_argument("--cache", default=defaults.cache_dir, help="trained models, keyed by network, seed, sizes")
-    parser.add_argument("--quick", action="store_true", help="tiny networks and few samples (a test, not figures)")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
-
 
 def run_from_args(args) -> int:
     config = DeployBenchConfig(networks=tuple(n for n in args.networks.split(",") if n), seed=args.seed,
@@ -355,9 +337,6 @@ def command_line(config: DeployBenchConfig) -> str:
 
 def run_deploy_bench(config: DeployBenchConfig, progress: bool = True, command: str | None = None) -> dict[str, Any]:
     """Train/load every network, evaluate it, print the table, write deploy.json and deploy.png."""
-    import torch
-    from tqdm.auto import tqdm
-
     start_all = time.perf_counter()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)

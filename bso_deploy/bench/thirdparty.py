@@ -13,9 +13,15 @@ test accuracy), keyed by name, seed, sizes and :data:`MODELS_VERSION`.
   pixel of intensity x in [0, 1], so a bin may hold more than one event), single spikes and reset to 0 (what
   NIR's IF expresses), trained by BPTT on random ``train_window``-bin crops of the stream (an IF layer's rate
   depends on the event rate, not on T), evaluated on the whole stream, exported with ``sinabs.nir.to_nir``
-  (dt = 1);
+  (dt = 1); Adam with a cosine learning-rate schedule;
 - ``lavadl-mlp``: two ``lava.lib.dl.slayer.block.cuba.Dense`` blocks on binary rate-coded spikes
-  (:func:`bernoulli_spikes`), written with the blocks' own ``export_hdf5`` to a netx file.
+  (:func:`bernoulli_spikes`), written with the blocks' own ``export_hdf5`` to a netx file. The blocks train on
+  the weights the file holds: cuba.Dense's default ``pre_hook_fx`` is its neuron's ``quantize_8bit`` (weights
+  rounded to steps of 2 / w_scale, clamped to [-256, 254] / w_scale), which ``export_hdf5`` applies too, and
+  slayer's CUBA dynamics are integer ones. Each block delays its spikes by one step (``delay_shift``), as
+  Lava's Dense does; slayer's reference run (accuracy, predictions, spike counts) therefore gets the same
+  stream as the fixed backends: the T input steps followed by one zero step per block (docs/fixed-point.md
+  §5.2), so the spikes that the last input steps cause are counted in both.
 
 Training happens before anything imports Lava's runtime (Lava fixes the fork start method, ``bench/sim.py``).
 """
@@ -33,17 +39,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import load_dataset
 from ..io import atomic_write_json
 from ..options import DEPLOY_BENCH_NETWORKS as NETWORKS
 
 __all__ = ["NETWORKS", "NetworkSizes", "ThirdPartyNetwork", "bernoulli_spikes", "build_network", "digits_arrays",
-           "event_counts", "run_lavadl_netx"]
+           "event_counts"]
 
 SNNTORCH_DT = 1e-4  # snnTorch's exporter writes tau = dt / (1 - beta) with this dt
 SINABS_DT = 1.0  # Sinabs' IAF integrates once per bin: r = 1, dt = 1
-MODELS_VERSION = 2  # part of the cache key: raise it when a model or its training changes
+MODELS_VERSION = 3  # part of the cache key: raise it when a model or its training changes
 CNN_INIT_GAIN = 3.0
 CNN_LOGIT_GAIN = 2.0
+CNN_LEARNING_RATE = 1e-2  # Adam's initial rate, annealed to 0 on a cosine over the CNN's training steps
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,8 @@ class NetworkSizes:
     epochs: int = 15
     event_steps: int = 300  # one-step bins of the Sinabs CNN's event stream
     event_rate: float = 0.25  # expected events per bin of a pixel of intensity 1
-    channels: tuple[int, int] = (8, 16)
-    cnn_epochs: int = 5
+    channels: tuple[int, int] = (16, 32)
+    cnn_epochs: int = 20
     train_window: int = 40  # BPTT window of the CNN's training (random crops of the event stream)
     spike_steps: int = 32  # steps of the lava-dl network's binary spike input
     lavadl_epochs: int = 15
@@ -109,13 +117,12 @@ class ThirdPartyNetwork:
     netx_path: Path | None = None
     framework_predictions: list[int] | None = None  # lava-dl: slayer's test predictions
     framework_layer_spikes: list[list[int]] | None = None  # lava-dl: slayer's spikes per (test sample, block)
+    framework_flush_steps: int | None = None  # lava-dl: zero steps after the input in slayer's reference run
 
 
 def digits_arrays(seed: int, train_samples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                           np.ndarray]:
     """(train images (N, 64) float32 in [0, 1], train labels, test images, test labels): bso_deploy's split."""
-    from ..data import load_dataset
-
     split = load_dataset("digits", seed=seed)
 
     def stack(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +162,7 @@ def _batches(count: int, size: int, generator: torch.Generator):
 # ---------------------------------------------------------------- snnTorch
 
 def _snntorch_model(hidden: int, recurrent: bool) -> nn.Sequential:
-    import snntorch as snn
+    import snntorch as snn  # lazy: snnTorch is an optional benchmark dependency
 
     if recurrent:
         # reset_delay=False: snnTorch's default delayed reset is not what the exported NIR graph says
@@ -169,7 +176,7 @@ def _snntorch_model(hidden: int, recurrent: bool) -> nn.Sequential:
 
 def _snntorch_forward(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """Readout summed over the steps of x (T, batch, 64)."""
-    from snntorch import utils
+    from snntorch import utils  # lazy: snnTorch is an optional benchmark dependency
 
     utils.reset(model)
     return torch.stack([model(step) for step in x]).sum(0)
@@ -195,7 +202,7 @@ def _train_snntorch(sizes: NetworkSizes, seed: int, recurrent: bool, data) -> tu
 
 
 def _export_snntorch(model: nn.Sequential) -> Any:
-    from snntorch import utils
+    from snntorch import utils  # lazy: snnTorch is an optional benchmark dependency
     from snntorch.export_nir import export_to_nir
 
     utils.reset(model)
@@ -205,7 +212,7 @@ def _export_snntorch(model: nn.Sequential) -> Any:
 # ---------------------------------------------------------------- Sinabs
 
 def _sinabs_model(sizes: NetworkSizes) -> nn.Sequential:
-    import sinabs.layers as sl
+    import sinabs.layers as sl  # lazy: Sinabs is an optional benchmark dependency
     from sinabs.activation import MembraneReset, SingleSpike
 
     c1, c2 = sizes.channels
@@ -220,7 +227,7 @@ def _sinabs_model(sizes: NetworkSizes) -> nn.Sequential:
 
 def _sinabs_forward(model: nn.Sequential, x: torch.Tensor, steps: int) -> torch.Tensor:
     """Readout summed over the bins of x (T, batch, 1, 8, 8) (Sinabs' squeeze layers take (batch * T, ...))."""
-    from sinabs import reset_states
+    from sinabs import reset_states  # lazy: Sinabs is an optional benchmark dependency
 
     for module in model:
         if hasattr(module, "num_timesteps"):
@@ -236,7 +243,7 @@ def _train_sinabs(sizes: NetworkSizes, seed: int, data, train_events: np.ndarray
     _, train_y, _, test_y = data
     torch.manual_seed(seed)
     model = _sinabs_model(sizes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=CNN_LEARNING_RATE)
     with torch.no_grad():  # a larger initial gain: the sparse events then drive both IAF layers from the start
         for module in model:
             if isinstance(module, nn.Conv2d):
@@ -244,6 +251,8 @@ def _train_sinabs(sizes: NetworkSizes, seed: int, data, train_events: np.ndarray
     x, y = torch.from_numpy(train_events), torch.from_numpy(train_y)
     generator = torch.Generator().manual_seed(seed)
     window = min(sizes.train_window, sizes.event_steps)
+    batches_per_epoch = -(-len(y) // 64)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=sizes.cnn_epochs * batches_per_epoch)
     for _ in range(sizes.cnn_epochs):
         for index in _batches(len(y), 64, generator):
             # BPTT through a random window of the stream: an IF layer's rate depends on the event rate, not on T
@@ -253,6 +262,7 @@ def _train_sinabs(sizes: NetworkSizes, seed: int, data, train_events: np.ndarray
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
     with torch.no_grad():
         logits = torch.cat([_sinabs_forward(model, torch.from_numpy(test_events[:, start:start + 64]),
                                             sizes.event_steps)
@@ -261,7 +271,7 @@ def _train_sinabs(sizes: NetworkSizes, seed: int, data, train_events: np.ndarray
 
 
 def _export_sinabs(model: nn.Sequential, sizes: NetworkSizes) -> Any:
-    from sinabs import reset_states
+    from sinabs import reset_states  # lazy: Sinabs is an optional benchmark dependency
     from sinabs.nir import to_nir
 
     for module in model:
@@ -280,12 +290,15 @@ LAVADL_NEURON = {"threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.1, "
 
 def _train_lavadl(sizes: NetworkSizes, seed: int, data, path: Path) -> dict[str, Any]:
     """Train with slayer's spike-rate loss, write the netx file; returns slayer's test accuracy, predictions
-    (argmax of the output spike counts, slayer.classifier.Rate) and spike counts (sample, block)."""
-    import h5py
+    (argmax of the output spike counts, slayer.classifier.Rate) and spike counts (sample, block), run on the
+    test stream followed by ``flush_steps`` zero steps (one per block: each delays its output by one step)."""
+    import h5py  # lazy: h5py and lava-dl (which imports torchvision and Lava) are optional and heavy
     from lava.lib.dl import slayer
 
     train_x, train_y, test_x, test_y = data
     torch.manual_seed(seed)
+    # no pre_hook_fx given: cuba.Dense quantizes the weights of its forward pass to the 8-bit grid that
+    # export_hdf5 writes (neuron.quantize_8bit), so training is quantization-aware, as lava-dl deploys
     blocks = nn.ModuleList([slayer.block.cuba.Dense(LAVADL_NEURON, 64, sizes.hidden, weight_scale=2),
                             slayer.block.cuba.Dense(LAVADL_NEURON, sizes.hidden, 10, weight_scale=2)])
 
@@ -306,8 +319,11 @@ def _train_lavadl(sizes: NetworkSizes, seed: int, data, path: Path) -> dict[str,
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    flush_steps = len(blocks)
+    test_spikes = bernoulli_spikes(test_x, sizes.spike_steps, seed + 1)
+    stream = np.concatenate([test_spikes, np.zeros((flush_steps, *test_spikes.shape[1:]), np.float32)])
     with torch.no_grad():
-        outputs = forward(torch.from_numpy(bernoulli_spikes(test_x, sizes.spike_steps, seed + 1)))
+        outputs = forward(torch.from_numpy(stream))
         predictions = slayer.classifier.Rate.predict(outputs[-1]).numpy().astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as handle:  # the netx layout lava-dl's tutorials write
@@ -315,15 +331,8 @@ def _train_lavadl(sizes: NetworkSizes, seed: int, data, path: Path) -> dict[str,
         for index, block in enumerate(blocks):
             block.export_hdf5(layers.create_group(f"{index}"))
     return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions.tolist(),
-            "layer_spikes": torch.stack([out.sum((1, 2)) for out in outputs], 1).to(torch.int64).tolist()}
-
-
-def run_lavadl_netx(path: str | Path, inputs: np.ndarray) -> list[np.ndarray]:
-    """lava-dl's own ``netx.hdf5.Network`` on ``path`` under Lava fixed_pt, fed ``inputs`` (T, n_in) integers:
-    the spikes of every layer, (T, n) int8 (``hardware.lava.netx_runner``)."""
-    from ..hardware.lava.netx_runner import run_lavadl_netx as run  # lazy: Lava and lava-dl are heavy
-
-    return run(path, inputs)[0]
+            "layer_spikes": torch.stack([out.sum((1, 2)) for out in outputs], 1).to(torch.int64).tolist(),
+            "flush_steps": flush_steps}
 
 
 # ---------------------------------------------------------------- build + cache
@@ -394,4 +403,5 @@ def build_network(name: str, seed: int, sizes: NetworkSizes, cache_dir: str | Pa
                              test_inputs=test_in, test_labels=test_y, framework_accuracy=float(meta["accuracy"]),
                              train_seconds=float(meta["train_seconds"]), cached=cached, description=description,
                              graph=graph, netx_path=netx_path, framework_predictions=meta.get("predictions"),
-                             framework_layer_spikes=meta.get("layer_spikes"))
+                             framework_layer_spikes=meta.get("layer_spikes"),
+                             framework_flush_steps=meta.get("flush_steps"))

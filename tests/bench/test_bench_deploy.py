@@ -58,6 +58,10 @@ def test_quick_deploy_bench_writes_measured_rows(tmp_path, capsys) -> None:
     netx = rows[2]
     assert netx["profile"] == "loihi" and netx["netx_mismatches"] == 0 and netx["netx_compared_spikes"] > 0
     assert netx["targets_met"]["netx_mismatches"] is True
+    # slayer's forward pass (8-bit weights through pre_hook_fx, integer CUBA dynamics, one step of delay per
+    # block) on the same stream as the import (input steps, then one zero step per block) is the netx network
+    assert netx["prediction_agreement"] == 1.0 and netx["float_accuracy"] == netx["fixed_accuracy"]
+    assert all(ratio == 1.0 for ratio in netx["spike_ratio"].values()), netx["spike_ratio"]
 
     # the float accuracy is the float backend's on the cached graph, recomputed here independently
     net = build_network("snntorch-mlp", 3, NetworkSizes.quick(), cache)
