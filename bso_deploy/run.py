@@ -107,7 +107,7 @@ class TrainingRun:
 
     def evaluate_fixed_point(self, test_loader, encoder, device: torch.device) -> dict[str, Any]:
         """Deploy the model (profile bso, the NumPy simulator) on up to ``fixed_point_samples`` test samples:
-        :func:`bso_deploy.hardware_aware.fixed_point_metrics`, or ``{"skipped": why}``."""
+        :func:`bso_deploy.hardware_aware_metrics.fixed_point_metrics`, or ``{"skipped": why}``."""
         config = self.config
         if config.fixed_point_samples == 0:
             return {"skipped": "fixed_point_samples is 0"}
