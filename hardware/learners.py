@@ -8,7 +8,6 @@ factory ``(fx_net, rule, layer=-1, state=None) -> Learner`` (:class:`~.learner.L
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any
 
 from .learner import Learner, LearnerFactory, LearningState
 from .learning import SimLearner
@@ -31,7 +30,7 @@ LEARNERS: MappingProxyType[str, LearnerFactory] = MappingProxyType(
     {"sim": SimLearner, "torch": TorchLearner, "lava": lava_learner})
 
 
-def get_learner(name: Any) -> LearnerFactory:
+def get_learner(name: str) -> LearnerFactory:
     """The factory called ``name`` in :data:`LEARNERS`; ValueError listing the valid names otherwise."""
     try:
         return LEARNERS[name]
