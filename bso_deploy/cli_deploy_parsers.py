@@ -42,25 +42,26 @@ and float-vs-fixed spike statistics); prints one JSON line. A lava-dl netx file 
 
 def add_compile_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``compile_nir`` (docs/fixed-point.md §10), for a NIR graph compiled by the command."""
-    parser.add_argument("--input-scale", type=float, default=None,
-                        help="inputs x enter as round(scale x) (default 255 for x in [0, 1]; with calibration "
-                             "data 1 for integer data such as event counts, else 255 / their largest value)")
-    parser.add_argument("--input-range", type=float, default=None,
-                        help="largest float input (default 1, or the calibration data's): sets the largest "
-                             "integer input round(scale range) <= 255 (e.g. event counts)")
-    parser.add_argument("--weight-bits", type=int, default=None, help="bits of the integer weights (default 8)")
-    add_choice(parser, "--scaling", SCALINGS, "scaling",
+    group = parser.add_argument_group("compiling a NIR graph (docs/fixed-point.md §10)")
+    group.add_argument("--input-scale", type=float, default=None,
+                       help="inputs x enter as round(scale x) (default 255 for x in [0, 1]; with calibration "
+                            "data 1 for integer data such as event counts, else 255 / their largest value)")
+    group.add_argument("--input-range", type=float, default=None,
+                       help="largest float input (default 1, or the calibration data's): sets the largest "
+                            "integer input round(scale range) <= 255 (e.g. event counts)")
+    group.add_argument("--weight-bits", type=int, default=None, help="bits of the integer weights (default 8)")
+    add_choice(group, "--scaling", SCALINGS, "scaling",
                help="worst-case: per-layer scales from the worst case; calibrated: from the activity on "
                     "--calibrate-on data (default: calibrated when --calibrate-on is given, else worst-case)")
-    parser.add_argument("--calibrate-on", default=None,
-                        help=f"calibration data: '{CALIBRATION_DATASET}' (its training samples) or a .npy of "
-                             "(T, batch, *input_shape) or (batch, *input_shape) (repeated --time-steps times)")
-    parser.add_argument("--no-bias-correction", action="store_true",
-                        help="with calibration data, do not add the mean current the weight rounding takes away "
-                             "to each neuron's bias (docs/fixed-point.md §10.6)")
-    parser.add_argument("--calibration-samples", type=int, default=None,
-                        help=f"samples of the calibration data (default: {DEFAULT_DATASET_SAMPLES} for "
-                             f"{CALIBRATION_DATASET}, all of a file)")
+    group.add_argument("--calibrate-on", default=None,
+                       help=f"calibration data: '{CALIBRATION_DATASET}' (its training samples) or a .npy of "
+                            "(T, batch, *input_shape) or (batch, *input_shape) (repeated --time-steps times)")
+    group.add_argument("--no-bias-correction", action="store_true",
+                       help="with calibration data, do not add the mean current the weight rounding takes away "
+                            "to each neuron's bias (docs/fixed-point.md §10.6)")
+    group.add_argument("--calibration-samples", type=int, default=None,
+                       help=f"samples of the calibration data (default: {DEFAULT_DATASET_SAMPLES} for "
+                            f"{CALIBRATION_DATASET}, all of a file)")
 
 
 def _add_profile(parser: argparse.ArgumentParser) -> None:
