@@ -1,6 +1,7 @@
 """Training runs: files written, exact resume, NaN/Inf stop, bad names, the command line."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from bso_deploy.checkpoint import load_checkpoint
 from bso_deploy.cli import main
 from bso_deploy.config import TrainConfig
+from bso_deploy.extras import MissingExtraError
 from bso_deploy.run import TrainingRun
 from bso_deploy.training import NonFiniteLossError
 
@@ -59,6 +61,17 @@ def test_files_and_metrics(tmp_path):
     assert document["epoch"] == 2
     packed = document["binary"]["layers.2.weight"]
     assert packed["bits"].dtype == torch.uint8 and packed["bits"].numel() == 32 * 32 // 8
+
+
+def test_without_matplotlib_a_plotting_run_fails_before_training(tmp_path, monkeypatch):
+    run = TrainingRun.create(TrainConfig(epochs=1, **SMALL), tmp_path)
+    for name in ["matplotlib", *(name for name in sys.modules if name.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # matplotlib absent
+    with pytest.raises(MissingExtraError, match=r"pip install 'bso-deploy\[plots\]'"):
+        run.fit(progress=False)
+    assert run.epoch == 0 and not (tmp_path / "checkpoint.pt").exists()
+    run.fit(progress=False, plot=False)  # without plots the run needs no matplotlib
+    assert run.epoch == 1 and not (tmp_path / "training.png").exists()
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -26,7 +26,7 @@ class OnnxRun(NamedTuple):
 def run_onnx(model: str | os.PathLike | Any, inputs: np.ndarray, threads: int = 1) -> OnnxRun:
     """Run the step graph ``model`` (path or ``onnx.ModelProto``) on ``inputs`` (T, batch, *input_shape),
     from the zero state, with onnxruntime's CPU provider."""
-    import onnxruntime
+    import onnxruntime  # optional (the onnx extra) and slow to import: only running a model needs it
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
