@@ -168,7 +168,8 @@ def lava_dense_weights(weight: np.ndarray) -> np.ndarray:
 class SynapseConfig(NamedTuple):
     """A synapse stage's constants (§4): geometry, the effective integer weights w_ij in the layer's layout
     (dense (n_out, n_in), conv (C_out, C_in, kh, kw); binary layers: weight_mant * sign, §4.6), the exponent
-    and its rounding (§4.7)."""
+    and its rounding (§4.7); ``weight_float`` the same integers as float64 and ``row_mass`` the largest
+    ``sum_j |w_ij|`` of an output (:func:`synapse_step` says why)."""
 
     kind: str
     pool: tuple[int, int]
@@ -177,6 +178,8 @@ class SynapseConfig(NamedTuple):
     weight: np.ndarray
     weight_exp: int
     shift_rounding: str
+    weight_float: np.ndarray
+    row_mass: int
 
 
 def synapse_config(*, weight: np.ndarray, binary: bool, weight_mant: int, weight_exp: int, kind: str,
@@ -187,8 +190,10 @@ def synapse_config(*, weight: np.ndarray, binary: bool, weight_mant: int, weight
     if shift_rounding not in SHIFT_ROUNDINGS:
         raise ValueError(f"shift_rounding must be one of {SHIFT_ROUNDINGS}, got {shift_rounding!r}")
     effective = (int(weight_mant) * np.asarray(weight, dtype=np.int64) if binary else lava_dense_weights(weight))
+    mass = np.abs(effective).reshape(effective.shape[0], -1).sum(axis=1)
     return SynapseConfig(kind=kind, pool=tuple(pool), stride=tuple(stride), padding=tuple(padding),
-                         weight=effective, weight_exp=int(weight_exp), shift_rounding=shift_rounding)
+                         weight=effective, weight_exp=int(weight_exp), shift_rounding=shift_rounding,
+                         weight_float=effective.astype(np.float64), row_mass=int(mass.max(initial=0)))
 
 
 def sum_pool(x: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
@@ -208,9 +213,10 @@ def sum_pool(x: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
 def connect(x: np.ndarray, weight: np.ndarray, kind: str, stride: tuple[int, int],
             padding: tuple[int, int]) -> np.ndarray:
     """``acc_i = sum_j w_ij x_j`` (§4.3, §4.4) of the pooled input x (batch, *pooled_shape) in the dtype of
-    x and weight (int64: exact; float64: the float graph). Dense flattens x in C order; conv is the 2-D
-    cross-correlation with zero padding and stride, summed over the kernel offsets (i, j): each adds
-    ``weight[:, :, i, j]`` times the input window that offset sees, (batch, C_out, H_out, W_out)."""
+    x and weight (int64, or float64 holding exact integers, :func:`synapse_step`; float64: the float graph).
+    Dense flattens x in C order; conv is the 2-D cross-correlation with zero padding and stride, summed over
+    the kernel offsets (i, j): each adds ``weight[:, :, i, j]`` times the input window that offset sees,
+    (batch, C_out, H_out, W_out)."""
     if kind == "dense":
         return x.reshape(x.shape[0], -1) @ weight.T
     (stride_h, stride_w), (pad_h, pad_w) = stride, padding
@@ -218,12 +224,12 @@ def connect(x: np.ndarray, weight: np.ndarray, kind: str, stride: tuple[int, int
     padded = np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)))
     out_h = (padded.shape[2] - kernel_h) // stride_h + 1
     out_w = (padded.shape[3] - kernel_w) // stride_w + 1
-    acc = np.zeros((x.shape[0], c_out, out_h, out_w), dtype=np.result_type(x, weight))
+    acc = np.zeros((x.shape[0], out_h, out_w, c_out), dtype=np.result_type(x, weight))  # channels last
     for i in range(kernel_h):
         for j in range(kernel_w):
             seen = padded[:, :, i:i + stride_h * (out_h - 1) + 1:stride_h, j:j + stride_w * (out_w - 1) + 1:stride_w]
-            acc += np.einsum("oc,bchw->bohw", weight[:, :, i, j], seen)
-    return acc
+            acc += np.tensordot(seen, weight[:, :, i, j], axes=([1], [1]))  # (batch, H_out, W_out, C_out)
+    return acc.transpose(0, 3, 1, 2)
 
 
 def shift_sum(acc: np.ndarray, weight_exp: int, rounding: str) -> np.ndarray:
@@ -240,7 +246,15 @@ def shift_sum(acc: np.ndarray, weight_exp: int, rounding: str) -> np.ndarray:
 def synapse_step(x: np.ndarray, config: SynapseConfig) -> np.ndarray:
     """The synaptic input a computed from the layer input x (batch, *input_shape) int64, to be delivered one
     step later (§4.8, the caller's delay buffer): pooled (§4.2), connected (§4.3 - §4.6) and shifted (§4.7);
-    (batch, *output_shape) int64."""
+    (batch, *output_shape) int64.
+
+    The connection runs in float64 (BLAS) when that is exact (§1.1): every partial sum of output i is at most
+    ``sum_j |w_ij| |x_j| <= row_mass max|x|`` in magnitude, so below 2**53 every float operation is on exact
+    integers; otherwise in int64."""
     pooled = sum_pool(np.asarray(x, dtype=np.int64), config.pool)
-    acc = connect(pooled, config.weight, config.kind, config.stride, config.padding)
+    if config.row_mass * int(np.abs(pooled).max(initial=0)) < SPEC.exact_float64_bound:
+        acc = connect(pooled.astype(np.float64), config.weight_float, config.kind, config.stride,
+                      config.padding).astype(np.int64)
+    else:
+        acc = connect(pooled, config.weight, config.kind, config.stride, config.padding)
     return shift_sum(acc, config.weight_exp, config.shift_rounding)

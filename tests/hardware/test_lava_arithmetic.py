@@ -144,9 +144,14 @@ def test_synapse_step_equals_the_simulator_step_functions(seed: int) -> None:
     x = rng.integers(0, input_max + 1, (4, *layer.input_shape))
     x[0] = 0
     got = arithmetic.synapse_step(x, config)
-    np.testing.assert_array_equal(got, reference.synapse_step_int(x, reference.synapse_params(layer, input_max)),
-                                  err_msg=f"seed {seed}: {layer.kind} binary={layer.binary}")
+    expected = reference.synapse_step_int(x, reference.synapse_params(layer, input_max))
+    np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}: {layer.kind} binary={layer.binary}")
     assert got.shape == (4, *layer.output_shape) and got.dtype == np.int64
+    # the int64 connection, which synapse_step takes where float64 would not be exact, gives the same sums
+    pooled = arithmetic.sum_pool(x, layer.pool)
+    exact = arithmetic.connect(pooled, config.weight, layer.kind, layer.stride, layer.padding)
+    assert exact.dtype == np.int64
+    np.testing.assert_array_equal(arithmetic.shift_sum(exact, layer.weight_exp, layer.shift_rounding), expected)
 
 
 def test_float_connection_of_the_float_graph() -> None:
