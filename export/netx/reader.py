@@ -29,6 +29,7 @@ import math
 import os
 from typing import Any, NamedTuple
 
+import h5py
 import numpy as np
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.simulator import dense_weight_int
@@ -318,8 +319,6 @@ _READERS = {"input": _read_input, "flatten": _read_flatten, "dense": _read_synap
 
 
 def _open(path: str) -> Any:
-    import h5py  # installed with nir and lava-dl; imported here so that the package imports without it
-
     if not os.path.isfile(path):
         raise FileNotFoundError(f"netx file {path} does not exist")
     if not h5py.is_hdf5(path):

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 from bso_deploy.hardware.network import FixedPointNetwork
 from bso_deploy.hardware.spec import SPEC
@@ -66,8 +67,6 @@ def _write_layer(group: Any, layer: NetxLayer) -> None:
 def write_netx(fx_net: FixedPointNetwork, path: str | os.PathLike) -> Path:
     """Write ``fx_net`` (profile ``loihi``, netx-expressible: see :mod:`.layers`) to ``path`` atomically.
     Returns the path. ValueError (nothing written) when a layer cannot be expressed."""
-    import h5py  # installed with nir and lava-dl; imported here so that the package imports without it
-
     layers = netx_layers(fx_net)
     info = {"format_version": NETX_FORMAT_VERSION, "input_message_bits": INPUT_MESSAGE_BITS,
             "input_shape": list(fx_net.input_shape), "latency": fx_net.latency, "profile": fx_net.profile,
@@ -85,8 +84,6 @@ def write_netx(fx_net: FixedPointNetwork, path: str | os.PathLike) -> Path:
 
 def read_netx_info(path: str | os.PathLike) -> dict[str, Any]:
     """The ``bso_deploy`` attribute of a file written by :func:`write_netx` (ValueError if absent)."""
-    import h5py
-
     if not os.path.isfile(path):
         raise FileNotFoundError(f"netx file {os.fspath(path)} does not exist")
     with h5py.File(path, "r") as file:
