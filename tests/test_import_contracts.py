@@ -1,5 +1,6 @@
 """The ``acyclic_modules`` contract of .ci/import_contracts.py on hand-made import graphs."""
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -89,3 +90,46 @@ def test_every_module_has_a_layer():
     missing = [module for module in installed_modules()
                if not any(module == name or module.startswith(name + ".") for name in layered)]
     assert missing == [], f"add these modules to a layer of the layers contract in pyproject.toml: {missing}"
+
+
+def function_level_internal_imports(path: Path, package: str) -> list[tuple[int, str]]:
+    """(line, imported module) of each import of a bso_deploy module inside a function of ``path``; relative
+    imports are resolved against ``package``, the package the file belongs to."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                names = [".".join([*base, node.module] if node.module else base)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [(node.lineno, name) for name in names if name.split(".")[0] == "bso_deploy"]
+    return sorted(set(found))
+
+
+def test_function_level_imports_are_found_and_resolved(tmp_path):
+    source = tmp_path / "module.py"
+    source.write_text("import numpy\nfrom . import top\n\n"
+                      "def f():\n    import numpy\n    from .. import spec\n    from .lava.deploy import deploy\n\n"
+                      "class C:\n    def g(self):\n        import bso_deploy.io, os\n")
+    assert function_level_internal_imports(source, "bso_deploy.hardware.x") == [
+        (6, "bso_deploy.hardware"), (7, "bso_deploy.hardware.x.lava.deploy"), (11, "bso_deploy.io")]
+
+
+def test_internal_modules_are_imported_at_the_top():
+    """docs/architecture.md: function-level imports only for optional, slow dependencies. Lava's modules
+    (bso_deploy.hardware.lava.*) import Lava itself, so they may load on first use; nothing else may."""
+    late = []
+    for folder, root_package in FOLDERS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            # the package relative imports resolve against: the folder of the file (for __init__.py its own)
+            package = ".".join([root_package, *path.relative_to(ROOT / folder).parts[:-1]])
+            late += [f"{path.relative_to(ROOT)}:{line} imports {name}"
+                     for line, name in function_level_internal_imports(path, package)
+                     if not name.startswith("bso_deploy.hardware.lava")]
+    assert late == [], "import these at the top of the module (docs/architecture.md):\n" + "\n".join(late)
