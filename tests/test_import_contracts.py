@@ -133,3 +133,12 @@ def test_internal_modules_are_imported_at_the_top():
                      for line, name in function_level_internal_imports(path, package)
                      if not name.startswith("bso_deploy.hardware.lava")]
     assert late == [], "import these at the top of the module (docs/architecture.md):\n" + "\n".join(late)
+
+
+def test_every_package_is_listed_for_installation():
+    """pyproject.toml lists the packages explicitly: a package missing there works in an editable install
+    and is absent from a wheel."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [".".join([package, *path.relative_to(ROOT / folder).parts[:-1]])
+                for folder, package in FOLDERS.items() for path in sorted((ROOT / folder).rglob("__init__.py"))]
+    assert sorted(packages) == sorted(config["tool"]["setuptools"]["packages"])
