@@ -128,7 +128,7 @@ def test_profile_bso_streams_many_samples_exactly(lava_deploy, monkeypatch, kind
     chunked = seed == 2  # a batch longer than the channel buffers runs as several Lava runs of whole samples
     if chunked:
         widest = max(3 * layer.num_neurons for layer in fx_net.layers) * 8
-        monkeypatch.setattr(lava_deploy, "CHANNEL_BYTES", widest * inputs.shape[0] * 7)
+        monkeypatch.setattr(require("bso_deploy.hardware.lava.stream"), "CHANNEL_BYTES", widest * inputs.shape[0] * 7)
     with lava_deploy.deploy(fx_net, copies=copies) as network:
         result = network.run(inputs, record=True)
         again = network.run(inputs[:, :3])  # reused, not recompiled; restarts at every sample
