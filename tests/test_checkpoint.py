@@ -4,16 +4,22 @@ import pytest
 import torch
 
 from bso_deploy.checkpoint import (
+    DATASET_SHAPES,
     CheckpointError,
+    checkpoint_config,
     load_checkpoint,
     load_model_payload,
+    load_trained_model,
     model_payload,
+    model_shape,
     pack_signs,
     save_checkpoint,
     unpack_signs,
 )
+from bso_deploy.config import TrainConfig
 from bso_deploy.io import atomic_write
 from bso_deploy.models import build_mlp
+from bso_deploy.training import build_network
 
 
 @pytest.mark.parametrize("shape", [(1,), (7,), (8,), (3, 5), (4, 3, 3, 3)])
@@ -87,3 +93,34 @@ def test_loading_refuses_arbitrary_objects(tmp_path):
     torch.save({"format": "bso-deploy-checkpoint", "payload": Evil()}, path)
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+
+
+def _trained_checkpoint(tmp_path, config, input_shape, num_classes, model_info=True):
+    model = build_network(config, input_shape, num_classes)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.fill_(0.5)
+    payload = {**model_payload(model), "config": config.to_dict(), "epoch": 3, "optimizers": {}, "history": []}
+    if model_info:
+        payload["model_info"] = {"input_shape": list(input_shape), "num_classes": num_classes}
+    return model, save_checkpoint(tmp_path / "checkpoint.pt", payload)
+
+
+def test_load_trained_model_rebuilds_the_model_in_eval_mode(tmp_path):
+    config = TrainConfig(hidden=(8, 6), seed=2, reset="zero")
+    model, path = _trained_checkpoint(tmp_path, config, (1, 3, 4), 5)  # a shape known only from model_info
+    trained = load_trained_model(path)
+    assert (trained.config, trained.input_shape, trained.num_classes, trained.epoch) == (config, (1, 3, 4), 5, 3)
+    assert not trained.model.training
+    for (name, expected), actual in zip(model.state_dict().items(), trained.model.state_dict().values()):
+        assert torch.equal(expected, actual), name
+
+
+def test_without_model_info_the_data_set_gives_the_shape(tmp_path):
+    config = TrainConfig(hidden=(8, 6))
+    _, path = _trained_checkpoint(tmp_path, config, (64,), 10, model_info=False)
+    document = load_checkpoint(path)
+    assert checkpoint_config(document) == config
+    assert model_shape(document, config) == DATASET_SHAPES["digits"] == ((64,), 10)
+    assert load_trained_model(path).input_shape == (64,)
