@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from ..compiler import compile_nir, float_layers, graph_input_shape, read_graph
 from ..network import FixedPointNetwork, LayerSaturation, SimulationResult
 from ..spec import SPEC
+from .builtin import LavaBuiltinRunner
 from .stream import StreamEngine
 
 __all__ = ["LavaNetwork", "deploy"]
@@ -40,8 +42,6 @@ class _BuiltinEngine:
     """Profile loihi: Lava's Dense + LIF through LavaBuiltinRunner (u and v read when recording)."""
 
     def __init__(self, fx_net: FixedPointNetwork, steps: int, record: bool) -> None:
-        from .builtin import LavaBuiltinRunner
-
         self.runner = LavaBuiltinRunner(fx_net, steps, record=record)
 
     @property
@@ -190,8 +190,6 @@ def deploy(network: FixedPointNetwork | Any, profile: str | None = None, *, samp
             raise ValueError(f"the network was compiled for profile {network.profile!r}, not {profile!r}; "
                              "recompile it or drop profile")
         return LavaNetwork(network, network.profile, "fixed_pt", network.input_shape, sample_steps, copies)
-    from ..compiler import compile_nir, float_layers, graph_input_shape, read_graph
-
     if not isinstance(network, (str, os.PathLike)) and not hasattr(network, "nodes"):
         raise ValueError(f"deploy takes a FixedPointNetwork, a nir.NIRGraph or a .nir path, not "
                          f"{type(network).__name__}")
