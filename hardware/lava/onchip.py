@@ -1,4 +1,4 @@
-"""On-chip learning on Lava: :class:`LavaLearner`, the ``"lava"`` :class:`~bso_deploy.hardware.learning.Learner`.
+"""On-chip learning on Lava: :class:`LavaLearner`, the ``"lava"`` :class:`~bso_deploy.hardware.learner.Learner`.
 
 The whole network runs in Lava's runtime (``Loihi2SimCfg(select_tag="fixed_pt")``), one process per stage:
 
@@ -215,7 +215,7 @@ def _stop(engines: list[_Engine]) -> None:
 class LavaLearner:
     """The ``"lava"`` learner (module docstring): ``LavaLearner(fx_net, rule, layer=-1, state=None)``;
     ``run(inputs, labels=None, errors=None, record=False) -> LearningRecord`` as the
-    :class:`~bso_deploy.hardware.learning.Learner` protocol says; ``state``; ``network()``; ``close()``.
+    :class:`~bso_deploy.hardware.learner.Learner` protocol says; ``state``; ``network()``; ``close()``.
 
     The compiled network depends on whether the error comes from labels or the host and on ``record``
     (the report contents); a run that changes either reads the state back from Lava, stops that network and
