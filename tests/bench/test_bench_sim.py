@@ -8,15 +8,23 @@ import numpy as np
 import pytest
 from conftest import require_lava
 
+from bso_deploy.bench.sim import (
+    SimBenchConfig,
+    build_bso_network,
+    build_loihi_network,
+    check_identical_spikes,
+    check_sim_torch,
+    digits_images,
+    make_inputs,
+    run_sim_bench,
+)
+
 REQUIRED = {"backend", "mode", "batch", "samples_per_second", "time_steps", "network", "profile", "us_per_sample",
             "steps"}
 
 
 def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     require_lava()
-
-    from bso_deploy.bench.sim import SimBenchConfig, run_sim_bench
-
     config = SimBenchConfig(time_steps=3, batch=4, repeats=1, lava_streamed_samples=2, lava_per_sample_runs=1,
                             epochs=1, hidden=(16, 16), lava_copies=3, out_dir=str(tmp_path))
     from bso_deploy.hardware.lava.deploy import deploy
@@ -57,16 +65,6 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
 
 def test_bench_networks_are_active_and_agree_across_backends() -> None:
     require_lava()
-    from bso_deploy.bench.sim import (
-        SimBenchConfig,
-        build_bso_network,
-        build_loihi_network,
-        check_identical_spikes,
-        check_sim_torch,
-        digits_images,
-        make_inputs,
-    )
-
     config = SimBenchConfig(time_steps=3, epochs=1, hidden=(32, 32))
     images, _ = digits_images(3)
     bso_net, loihi_net = build_bso_network(config), build_loihi_network(config)
@@ -81,8 +79,6 @@ def test_bench_networks_are_active_and_agree_across_backends() -> None:
 
 
 def test_config_validation() -> None:
-    from bso_deploy.bench.sim import SimBenchConfig
-
     with pytest.raises(ValueError, match="epochs"):
         SimBenchConfig(epochs=0)
     with pytest.raises(ValueError, match="hidden"):

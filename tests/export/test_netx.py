@@ -9,14 +9,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
+from bso_deploy.hardware.compiler import compile_nir
+from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
+from bso_deploy.hardware.quantize import FloatLayer, fold_layer_thresholds, quantize_inputs
 from bso_deploy.hardware.simulator import simulate
 from bso_deploy.hardware.spec import SPEC
 from conftest import require, require_lava
 from helpers import randomise_batchnorm
 
 from bso_deploy.checkpoint import model_payload, save_checkpoint
+from bso_deploy.cli import main
 from bso_deploy.config import TrainConfig
+from bso_deploy.training import build_network
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +84,6 @@ def test_random_networks_run_exactly_in_lava_dl(netx_loader, netx_export, seed, 
 
 def make_checkpoint(tmp_path, reset: str, seed: int = 3):
     """A digits MLP checkpoint (hidden 16, 12; binary hidden layer; BatchNorm with per-neuron statistics)."""
-    from bso_deploy.training import build_network
-
     config = TrainConfig(dataset="digits", hidden=(16, 12), reset=reset, method="bso")
     model = randomise_batchnorm(build_network(config, (64,), 10), seed)
     payload = {**model_payload(model), "config": config.to_dict(), "epoch": 2, "optimizers": {}, "history": []}
@@ -89,9 +91,6 @@ def make_checkpoint(tmp_path, reset: str, seed: int = 3):
 
 
 def test_checkpoint_exports_and_runs_exactly_in_lava_dl(netx_loader, netx_export, tmp_path):
-    from bso_deploy.hardware.compiler import quantize_inputs
-    from bso_deploy.hardware.network import append_zero_steps
-
     checkpoint, _ = make_checkpoint(tmp_path, "zero")
     result = netx_export.export_checkpoint_to_netx(checkpoint, tmp_path / "out" / "model.net", input_scale=16)
     fx_net = result.network
@@ -149,8 +148,6 @@ def float_lif(layer, inputs: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_folding_thresholds_keeps_the_float_network(netx_export, reset):
     """Scaling row i by theta_ref / theta_i changes no float spike (zero and subtractive reset)."""
-    from bso_deploy.hardware.quantize import FloatLayer, fold_layer_thresholds
-
     rng = np.random.default_rng(1)
     signs = rng.choice([-1, 1], size=(9, 7))
     alpha = rng.uniform(0.2, 2.0, size=9)
@@ -169,8 +166,6 @@ def test_folding_thresholds_keeps_the_float_network(netx_export, reset):
 
 
 def test_loihi_compile_needs_the_fold_for_batchnorm(netx_export, tmp_path):
-    from bso_deploy.hardware.compiler import compile_nir
-
     graph = netx_export.checkpoint_graph(make_checkpoint(tmp_path, "zero")[0])
     with pytest.raises(ValueError, match="profile 'loihi' shares one vth per layer"):
         compile_nir(graph, profile="loihi")
@@ -224,8 +219,6 @@ def test_network_level_errors(netx_export, tmp_path):
 
 
 def test_cli_export_netx(netx_export, tmp_path, capsys):
-    from bso_deploy.cli import main
-
     checkpoint, _ = make_checkpoint(tmp_path, "zero")
     out = tmp_path / "model.net"
     assert main(["export", str(checkpoint), "--format", "netx", "--out", str(out), "--input-scale", "16"]) == 0

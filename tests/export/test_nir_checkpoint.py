@@ -12,13 +12,12 @@ from torch import nn
 
 from bso_deploy.checkpoint import load_checkpoint, model_payload, save_checkpoint
 from bso_deploy.config import TrainConfig
+from bso_deploy.training import build_network
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
     """A digits MLP checkpoint with trained-looking BatchNorm statistics."""
-    from bso_deploy.training import build_network
-
     config = TrainConfig(dataset="digits", hidden=(16, 12), reset="zero", method="bso")
     model = build_network(config, (64,), 10)
     generator = torch.Generator().manual_seed(3)
@@ -75,8 +74,6 @@ def test_failed_write_keeps_the_previous_file(nir_io, checkpoint, tmp_path, monk
 
 
 def test_model_info_overrides_the_dataset_table(nir_io, tmp_path):
-    from bso_deploy.training import build_network
-
     config = TrainConfig(dataset="mnist", hidden=(8,), reset="subtract")
     model = build_network(config, (1, 4, 4), 3)  # a made-up shape, only known from model_info
     payload = {**model_payload(model), "config": config.to_dict(), "epoch": 0, "optimizers": {}, "history": [],

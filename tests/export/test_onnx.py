@@ -8,14 +8,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from bso_deploy.export.netx.checkpoint import checkpoint_graph
+from bso_deploy.hardware.compiler import compile_nir
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
+from bso_deploy.hardware.quantize import quantize_inputs
 from bso_deploy.hardware.simulator import simulate
 from bso_deploy.hardware.spec import SPEC
 from conftest import require
 from helpers import randomise_batchnorm
 
 from bso_deploy.checkpoint import model_payload, save_checkpoint
+from bso_deploy.cli import main
 from bso_deploy.config import TrainConfig
+from bso_deploy.models import build_vgg
+from bso_deploy.training import build_network
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +129,6 @@ def nir_graph(nir_io, model, input_shape):
 
 
 def test_fixed_compiled_conv_pool_batchnorm_graph(onnx_export, nir_io):
-    from bso_deploy.hardware.compiler import compile_nir, quantize_inputs
-
-    from bso_deploy.models import build_vgg
-
     model = randomise_batchnorm(build_vgg(input_shape=(2, 8, 8), channels=(4, "A", 6, "A"), num_classes=3), 5)
     graph = nir_graph(nir_io, model, (2, 8, 8))
     fx_net = compile_nir(graph, time_steps=4)
@@ -143,8 +145,6 @@ def test_fixed_compiled_conv_pool_batchnorm_graph(onnx_export, nir_io):
 
 
 def make_checkpoint(tmp_path, reset: str, seed: int = 3):
-    from bso_deploy.training import build_network
-
     config = TrainConfig(dataset="digits", hidden=(16, 12), reset=reset, method="bso")
     model = randomise_batchnorm(build_network(config, (64,), 10), seed)
     payload = {**model_payload(model), "config": config.to_dict(), "epoch": 2, "optimizers": {}, "history": []}
@@ -165,7 +165,7 @@ def test_float_checkpoint_matches_the_torch_model_and_nir(onnx_export, nir_io, t
     run = onnx_export.run_onnx(result.path, inputs.numpy())
     with torch.no_grad():
         np.testing.assert_allclose(run.output, model(inputs).numpy(), rtol=1e-4, atol=1e-4)
-        recorded = nir_io.from_nir(checkpoint_graph(checkpoint)).record(inputs)
+        recorded = nir_io.from_nir(checkpoint_graph(checkpoint)).record(inputs)  # the graph --format nir writes
     lif_nodes = [name for name in recorded if name.startswith("lif")]
     assert len(lif_nodes) == len(run.spikes) == 2
     for spikes, name in zip(run.spikes, sorted(lif_nodes, key=lambda n: int(n.split("_")[1]))):
@@ -173,16 +173,7 @@ def test_float_checkpoint_matches_the_torch_model_and_nir(onnx_export, nir_io, t
     assert sum(float(s.sum()) for s in run.spikes) > 0
 
 
-def checkpoint_graph(checkpoint):
-    """The NIR graph `bso-deploy export --format nir` writes for the checkpoint."""
-    from bso_deploy.export.netx.checkpoint import checkpoint_graph as graph_of
-
-    return graph_of(checkpoint)
-
-
 def test_fixed_checkpoint_matches_the_simulator(onnx_export, tmp_path):
-    from bso_deploy.hardware.compiler import quantize_inputs
-
     checkpoint, _ = make_checkpoint(tmp_path, "subtract")
     result = onnx_export.export_checkpoint_to_onnx(checkpoint, tmp_path / "fixed.onnx", semantics="fixed")
     fx_net = result.network
@@ -222,8 +213,6 @@ def test_errors(onnx_export, nir, tmp_path):
 
 
 def test_cli_export_onnx(onnx_export, tmp_path, capsys):
-    from bso_deploy.cli import main
-
     checkpoint, _ = make_checkpoint(tmp_path, "zero")
     assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "f.onnx")]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
