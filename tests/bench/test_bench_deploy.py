@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import json
 
+import nir
 import numpy as np
 import pytest
+from bso_deploy.hardware.backends import run_graph
 from conftest import require, require_lava
+
+from bso_deploy.bench.deploy import TARGETS, DeployBenchConfig
+from bso_deploy.bench.thirdparty import NetworkSizes, build_network
+from bso_deploy.bench.weight_rounding import round_weights
+from bso_deploy.cli import main
 
 ROW_KEYS = {"network", "framework", "scaling", "profile", "time_steps", "samples", "framework_accuracy",
             "float_accuracy", "fixed_accuracy", "prediction_agreement", "spike_ratio", "spike_precision",
@@ -19,12 +26,6 @@ def test_quick_deploy_bench_writes_measured_rows(tmp_path, capsys) -> None:
     require("snntorch")
     require("lava.lib.dl.slayer")
     require_lava()
-    from bso_deploy.hardware.backends import run_graph
-
-    from bso_deploy.bench.deploy import TARGETS
-    from bso_deploy.bench.thirdparty import NetworkSizes, build_network
-    from bso_deploy.cli import main
-
     out, cache = tmp_path / "bench", tmp_path / "cache"
     code = main(["bench", "deploy", "--quick", "--networks", "snntorch-mlp,lavadl-mlp", "--lava-samples", "2",
                  "--seed", "3", "--out", str(out), "--cache", str(cache), "--no-progress"])
@@ -73,8 +74,6 @@ def test_quick_deploy_bench_writes_measured_rows(tmp_path, capsys) -> None:
 
 
 def test_deploy_bench_config_rejects_bad_values() -> None:
-    from bso_deploy.bench.deploy import DeployBenchConfig
-
     with pytest.raises(ValueError, match="networks must be distinct names among"):
         DeployBenchConfig(networks=("keras-mlp",))
     with pytest.raises(ValueError, match="lava_samples must be an integer >= 0"):
@@ -83,10 +82,6 @@ def test_deploy_bench_config_rejects_bad_values() -> None:
 
 
 def test_round_weights_puts_every_weight_on_its_grid_and_leaves_the_graph() -> None:
-    import nir
-
-    from bso_deploy.bench.weight_rounding import round_weights
-
     rng = np.random.default_rng(0)
     inner = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([5])), "w_rec": nir.Linear(
         weight=rng.normal(size=(5, 5))), "output": nir.Output(output_type=np.array([5]))},
