@@ -18,10 +18,10 @@ chunks that bound the recorded states (:func:`merge_reports` sums their counts):
 A lava-dl netx file is imported with ``bso_deploy.export.netx.from_netx`` (no re-quantization) and checked the
 same way without a float model (sim and torch); its float is lava-dl's own slayer forward pass (accuracy,
 predictions and spike counts recorded at training, on the stream the fixed backends get: the T input steps and
-one zero step per block, which must equal the imported network's latency), and lava-dl's own ``netx.hdf5.Network`` runs the first
-``lava_samples`` samples back to back on Lava fixed_pt against the simulator on the same stream
-(``netx_mismatches``). A network that fails to compile or run keeps its row, with the error in ``error``
-(``lava_error`` for Lava alone).
+one zero step per block, which must equal the imported network's latency), and lava-dl's own
+``netx.hdf5.Network`` runs the first ``lava_samples`` samples back to back on Lava fixed_pt against the simulator
+on the same stream (``netx_mismatches``). A network that fails to compile or run keeps its row, with the error
+in ``error`` (``lava_error`` for Lava alone).
 
 ``bench/deploy.json``: ``rows`` (one per network x scaling), ``targets`` (the issue's, :data:`TARGETS`), per
 row ``targets_met``, ``targets_summary`` (every row with a figure meets the target), ``seed``, ``command``,
