@@ -16,42 +16,29 @@ nor NumPy; the modules themselves (``bso_deploy.hardware.simulator``, ...) stay 
 
 from __future__ import annotations
 
-import importlib
 from types import MappingProxyType
-from typing import Any
 
 from ._version import __version__
+from .lazy import lazy_exports
 
-# public name -> "module:attribute"; the modules are imported on first access of the name
+# public name -> the module that defines it; the module is imported on first access of the name
 _PUBLIC = MappingProxyType({
-    "TrainConfig": "bso_deploy.config:TrainConfig",
-    "TrainingRun": "bso_deploy.run:TrainingRun",
-    "dataset_samples": "bso_deploy.parity_data:dataset_samples",
-    "to_nir": "bso_deploy.export.nir:to_nir",
-    "from_nir": "bso_deploy.export.nir:from_nir",
-    "compile_nir": "bso_deploy.hardware.compiler:compile_nir",
-    "QuantizationReport": "bso_deploy.hardware.compile_report:QuantizationReport",
-    "FixedPointNetwork": "bso_deploy.hardware.network:FixedPointNetwork",
-    "from_netx": "bso_deploy.export.netx:from_netx",
-    "quantize_inputs": "bso_deploy.hardware.quantize:quantize_inputs",
-    "append_zero_steps": "bso_deploy.hardware.network:append_zero_steps",
-    "simulate": "bso_deploy.hardware.simulator:simulate",
-    "TorchReference": "bso_deploy.hardware.torch_reference:TorchReference",
-    "deploy": "bso_deploy.hardware.lava.deploy:deploy",
-    "check_parity": "bso_deploy.hardware.parity:check_parity",
+    "TrainConfig": "bso_deploy.config",
+    "TrainingRun": "bso_deploy.run",
+    "dataset_samples": "bso_deploy.parity_data",
+    "to_nir": "bso_deploy.export.nir",
+    "from_nir": "bso_deploy.export.nir",
+    "compile_nir": "bso_deploy.hardware.compiler",
+    "QuantizationReport": "bso_deploy.hardware.compile_report",
+    "FixedPointNetwork": "bso_deploy.hardware.network",
+    "from_netx": "bso_deploy.export.netx",
+    "quantize_inputs": "bso_deploy.hardware.quantize",
+    "append_zero_steps": "bso_deploy.hardware.network",
+    "simulate": "bso_deploy.hardware.simulator",
+    "TorchReference": "bso_deploy.hardware.torch_reference",
+    "deploy": "bso_deploy.hardware.lava.deploy",
+    "check_parity": "bso_deploy.hardware.parity",
 })
 
 __all__ = ["__version__", *sorted(_PUBLIC)]
-
-
-def __getattr__(name: str) -> Any:
-    target = _PUBLIC.get(name)
-    if target is None:
-        raise AttributeError(f"module 'bso_deploy' has no attribute {name!r}; its public names are "
-                             f"{', '.join(sorted(_PUBLIC))}")
-    module, attribute = target.split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_PUBLIC})
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, __all__)

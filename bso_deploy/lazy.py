@@ -29,7 +29,8 @@ def lazy_exports(package: str, table: Mapping[str, str],
 
     def __getattr__(name: str) -> Any:
         if name not in names:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            raise AttributeError(f"module {package!r} has no attribute {name!r}; its public names are "
+                                 f"{', '.join(listed)}")
         return getattr(importlib.import_module(names[name], package), name)
 
     def __dir__() -> list[str]:

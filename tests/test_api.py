@@ -24,9 +24,8 @@ EXPECTED_NAMES = {"to_nir", "from_nir", "compile_nir", "FixedPointNetwork", "sim
 
 def test_every_public_name_resolves_to_its_module_attribute(nir) -> None:
     assert EXPECTED_NAMES <= set(bso_deploy.__all__)
-    for name, target in bso_deploy._PUBLIC.items():
-        module, attribute = target.split(":")
-        assert getattr(bso_deploy, name) is getattr(importlib.import_module(module), attribute), name
+    for name, module in bso_deploy._PUBLIC.items():
+        assert getattr(bso_deploy, name) is getattr(importlib.import_module(module), name), name
     assert bso_deploy.__version__ == "0.1.0"
 
 
