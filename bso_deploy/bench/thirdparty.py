@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import load_dataset
 from ..io import atomic_write_json
 from ..options import DEPLOY_BENCH_NETWORKS as NETWORKS
+from .thirdparty_data import bernoulli_spikes, digits_arrays, event_counts, repeat_steps
 
 __all__ = ["NETWORKS", "NetworkSizes", "ThirdPartyNetwork", "bernoulli_spikes", "build_network", "digits_arrays",
            "event_counts"]
@@ -120,40 +120,6 @@ class ThirdPartyNetwork:
     framework_flush_steps: int | None = None  # lava-dl: zero steps after the input in slayer's reference run
 
 
-def digits_arrays(seed: int, train_samples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                          np.ndarray]:
-    """(train images (N, 64) float32 in [0, 1], train labels, test images, test labels): bso_deploy's split."""
-    split = load_dataset("digits", seed=seed)
-
-    def stack(dataset) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [dataset[index] for index in range(len(dataset))]
-        return (np.stack([image.numpy() for image, _ in pairs]).astype(np.float32),
-                np.array([int(label) for _, label in pairs], dtype=np.int64))
-
-    train_x, train_y = stack(split.train)
-    test_x, test_y = stack(split.test)
-    if train_samples is not None:
-        train_x, train_y = train_x[:train_samples], train_y[:train_samples]
-    return train_x, train_y, test_x, test_y
-
-
-def event_counts(images: np.ndarray, steps: int, rate: float, seed: int) -> np.ndarray:
-    """(steps, N, 1, 8, 8) float32 integer event counts: Poisson(rate * x) per pixel and one-step bin."""
-    rng = np.random.default_rng(seed)
-    lam = rate * images.reshape(1, len(images), 1, 8, 8)
-    return rng.poisson(np.broadcast_to(lam, (steps, *lam.shape[1:]))).astype(np.float32)
-
-
-def bernoulli_spikes(images: np.ndarray, steps: int, seed: int, rate: float = 0.5) -> np.ndarray:
-    """(steps, N, 64) float32 binary spikes: a spike with probability rate * x per pixel and step."""
-    rng = np.random.default_rng(seed)
-    return (rng.random((steps, *images.shape)) < rate * images[None]).astype(np.float32)
-
-
-def _repeat(images: np.ndarray, steps: int) -> np.ndarray:
-    return np.broadcast_to(images, (steps, *images.shape)).astype(np.float32)
-
-
 def _batches(count: int, size: int, generator: torch.Generator):
     order = torch.randperm(count, generator=generator)
     return [order[start:start + size] for start in range(0, count, size)]
@@ -187,7 +153,7 @@ def _train_snntorch(sizes: NetworkSizes, seed: int, recurrent: bool, data) -> tu
     torch.manual_seed(seed)
     model = _snntorch_model(sizes.hidden, recurrent)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x = torch.from_numpy(_repeat(train_x, sizes.time_steps))
+    x = torch.from_numpy(repeat_steps(train_x, sizes.time_steps))
     y = torch.from_numpy(train_y)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(sizes.epochs):
@@ -197,7 +163,7 @@ def _train_snntorch(sizes: NetworkSizes, seed: int, recurrent: bool, data) -> tu
             loss.backward()
             optimizer.step()
     with torch.no_grad():
-        logits = _snntorch_forward(model, torch.from_numpy(_repeat(test_x, sizes.time_steps)))
+        logits = _snntorch_forward(model, torch.from_numpy(repeat_steps(test_x, sizes.time_steps)))
     return model, float((logits.argmax(1).numpy() == test_y).mean())
 
 
@@ -367,7 +333,7 @@ def build_network(name: str, seed: int, sizes: NetworkSizes, cache_dir: str | Pa
         else:
             model, meta["accuracy"] = _train_snntorch(sizes, seed, recurrent, data)
         graph = _export_snntorch(model)
-        train_in, test_in = _repeat(train_x, sizes.time_steps), _repeat(test_x, sizes.time_steps)
+        train_in, test_in = repeat_steps(train_x, sizes.time_steps), repeat_steps(test_x, sizes.time_steps)
         framework, kind, dt = "snntorch", "nir", SNNTORCH_DT
         description = (f"snnTorch Linear(64,{sizes.hidden})-{'RLeaky' if recurrent else 'Leaky'}-"
                        f"Linear({sizes.hidden},10), T={sizes.time_steps} direct input")
