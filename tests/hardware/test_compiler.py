@@ -4,28 +4,21 @@ errors, profile loihi's restrictions, and the float-vs-fixed fidelity on the dig
 
 from __future__ import annotations
 
-import itertools
-import json
-import math
 import warnings
 
 import numpy as np
 import pytest
 import torch
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
-from bso_deploy.hardware.simulator import dense_weight_int, simulate
-from bso_deploy.hardware.spec import SPEC, decay_from_tau
+from bso_deploy.hardware.simulator import simulate
+from bso_deploy.hardware.spec import SPEC
+from compiler_checks import chain, check_report_and_bounds, lif
 from conftest import require
 from helpers import randomise_batchnorm as shared_randomise_batchnorm
 from torch import nn
 
 from bso_deploy.models import build_mlp, build_vgg
 from bso_deploy.neuron import LIFParameters
-
-REPORT_FIELDS = {"layer", "nodes", "kind", "binary", "spiking", "reset", "scale", "scale_min", "scale_max",
-                 "binding_bound", "weight_bits", "weight_max_abs_error", "threshold_max_abs_error",
-                 "bias_max_abs_error", "du", "dv", "decay_error", "activation_bound", "u_bound", "v_bound",
-                 "matmul_bound", "bias_delay"}
 
 
 @pytest.fixture(scope="module")
@@ -44,53 +37,6 @@ def export(nir_io, model: nn.Module, shape: tuple[int, ...]):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nir_io.NIRExportWarning)
         return nir_io.to_nir(model, input_shape=shape)
-
-
-def chain(nir, *nodes, shape=(4,), metadata=None):
-    """Input -> n0 -> n1 -> ... -> Output (foreign style: no bso-deploy metadata)."""
-    named = {"input": nir.Input(input_type=np.array(shape))}
-    named.update({f"n{i}": node for i, node in enumerate(nodes)})
-    last = getattr(nodes[-1], "weight", np.zeros((1,)))
-    named["output"] = nir.Output(output_type=np.array([last.shape[0]]))
-    return nir.NIRGraph(nodes=named, edges=list(itertools.pairwise(named)), metadata=metadata or {},
-                        type_check=False)
-
-
-def lif(nir, n: int, tau: float, r: float, threshold: float = 1.0, **extra):
-    full = lambda value: np.full(n, value, dtype=np.float64)  # noqa: E731
-    return nir.LIF(tau=full(tau), r=full(r), v_leak=full(extra.pop("v_leak", 0.0)), v_threshold=full(threshold),
-                   v_reset=full(extra.pop("v_reset", 0.0)), **extra)
-
-
-def worst_activation(layer, input_max: int) -> int:
-    """|a| bound recomputed from the integer layer itself (docs/fixed-point.md §8)."""
-    weights = layer.weight if layer.binary else dense_weight_int(layer.weight)
-    rows = weights.reshape(weights.shape[0], -1)
-    per_row = np.maximum(np.where(rows > 0, rows, 0).sum(1), -np.where(rows < 0, rows, 0).sum(1))
-    acc = int(per_row.max()) * input_max * math.prod(layer.pool) * layer.weight_mant
-    return acc << layer.weight_exp if layer.weight_exp >= 0 else -((-acc) >> -layer.weight_exp)
-
-
-def check_report_and_bounds(fx_net: FixedPointNetwork) -> None:
-    assert len(fx_net.quantization) == len(fx_net.layers)
-    json.dumps(fx_net.quantization)
-    for index, (layer, report) in enumerate(zip(fx_net.layers, fx_net.quantization)):
-        assert REPORT_FIELDS <= set(report), REPORT_FIELDS - set(report)
-        assert report["layer"] == layer.name
-        assert report["bias_delay"] == layer.bias_delay == (index + 1 if fx_net.profile == "bso" else 0)
-        input_max = fx_net.quantization[0]["input_max"] if index == 0 else 1
-        assert report["activation_bound"] == worst_activation(layer, input_max) <= SPEC.activation_max
-        assert report["u_bound"] < SPEC.u_max
-        assert report["v_bound"] is None or report["v_bound"] <= SPEC.v_max
-        # rounding to nearest: errors are at most half a unit of the integer grid, in float units
-        assert report["threshold_max_abs_error"] <= 0.5 / report["scale_min"] * (1 + 1e-9)
-        bias_unit = (1 << int(layer.bias_exp.max())) / (64 * report["scale_min"])
-        assert report["bias_max_abs_error"] <= 0.5 * bias_unit * (1 + 1e-9)
-        if not layer.binary:
-            assert report["weight_max_abs_error"] <= 0.5 / (report["scale"] / report.get("input_scale", 1)
-                                                             / 2.0 ** (layer.weight_exp + 1)) * (1 + 1e-9)
-            assert np.all(layer.weight % 2 == 0)  # 2 q survives Lava's mixed-mode truncation (§4.5)
-            np.testing.assert_array_equal(dense_weight_int(layer.weight), layer.weight)
 
 
 @pytest.mark.parametrize("binary", ["hidden", "all"])
@@ -135,61 +81,6 @@ def test_conv_net_with_average_pooling(hw, nir_io, nir) -> None:
     # the average pool's 1/4 went into the binary scale: K_i = K / (alpha_i / 4)
     alpha = np.asarray(graph.nodes["conv_4"].metadata["alpha"], np.float64)
     np.testing.assert_allclose(fx_net.quantization[1]["scale_max"], fx_net.quantization[1]["scale"] * 4 / alpha.min())
-
-
-def test_foreign_lif_graphs_need_dt_and_fold_the_input_gain(hw, nir) -> None:
-    rng = np.random.default_rng(0)
-    weight = rng.normal(size=(3, 4))
-    dt, beta = 1e-4, 0.9
-    tau = dt / (1 - beta)
-    snntorch = chain(nir, nir.Affine(weight=weight * (1 - beta), bias=np.zeros(3)), lif(nir, 3, tau, tau / dt),
-                     nir.Linear(weight=rng.normal(size=(1, 3))))
-    norse = chain(nir, nir.Affine(weight=weight, bias=np.zeros(3)), lif(nir, 3, tau, 1.0),
-                  nir.Linear(weight=snntorch.nodes["n2"].weight))
-    with pytest.raises(ValueError, match="dt"):
-        hw.compile_nir(snntorch)
-    first, second = hw.compile_nir(snntorch, dt=dt), hw.compile_nir(norse, dt=dt)
-    # snnTorch (r = tau/dt, weights carry 1 - beta) and Norse (r = 1, gain dt/tau) are the same network
-    assert first.layers == second.layers
-    assert first.layers[0].dv == decay_from_tau(1 / (1 - beta)) == 410
-    assert first.layers[0].reset == "zero"  # no metadata: NIR's reset
-    check_report_and_bounds(first)
-
-
-def test_v_leak_drops_out_and_if_neurons_do_not_leak(hw, nir) -> None:
-    dt = 1e-3
-    leaky = chain(nir, nir.Affine(weight=np.eye(4), bias=np.zeros(4)),
-                  lif(nir, 4, 2e-3, 2.0, threshold=1.5, v_leak=0.5, v_reset=0.5), nir.Linear(weight=np.ones((1, 4))))
-    plain = chain(nir, nir.Affine(weight=np.eye(4), bias=np.zeros(4)), lif(nir, 4, 2e-3, 2.0, threshold=1.0),
-                  nir.Linear(weight=np.ones((1, 4))))
-    assert hw.compile_nir(leaky, dt=dt).layers == hw.compile_nir(plain, dt=dt).layers
-    integrate = chain(nir, nir.Affine(weight=np.eye(4), bias=np.zeros(4)),
-                      nir.IF(r=np.full(4, 1000.0), v_threshold=np.ones(4), v_reset=np.zeros(4)),
-                      nir.Linear(weight=np.ones((1, 4))))
-    fx_net = hw.compile_nir(integrate, dt=dt, time_steps=8)
-    report = fx_net.quantization[0]
-    assert (fx_net.layers[0].dv, report["readout_steps"]) == (0, 8 + 2)  # no leak: v bounded over the run
-    assert report["v_bound"] == (report["u_bound"] + 0) * 10 <= SPEC.v_max
-    with pytest.raises(ValueError, match="v_reset must equal v_leak"):
-        hw.compile_nir(chain(nir, nir.Affine(weight=np.eye(4), bias=np.zeros(4)),
-                             lif(nir, 4, 2e-3, 2.0, v_leak=0.5), nir.Linear(weight=np.ones((1, 4)))), dt=dt)
-
-
-def test_cuba_lif_gets_a_synaptic_decay(hw, nir) -> None:
-    dt = 1e-3
-    n = 3
-    cuba = nir.CubaLIF(tau_syn=np.full(n, 4e-3), tau_mem=np.full(n, 2e-3), r=np.full(n, 2.0), v_leak=np.zeros(n),
-                       v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.full(n, 4.0))
-    graph = chain(nir, nir.Affine(weight=np.random.default_rng(1).normal(size=(n, 4)), bias=np.zeros(n)), cuba,
-                  nir.Linear(weight=np.ones((1, n))))
-    fx_net = hw.compile_nir(graph, dt=dt)
-    layer = fx_net.layers[0]
-    assert (layer.du, layer.dv) == (decay_from_tau(4.0) - 1, decay_from_tau(2.0)) == (1023, 2048)
-    assert fx_net.quantization[0]["syn_decay_error"] == 0.0 and "bias_note" not in fx_net.quantization[0]
-    check_report_and_bounds(fx_net)
-    biased = chain(nir, nir.Affine(weight=graph.nodes["n0"].weight, bias=np.full(n, 0.1)), cuba,
-                   nir.Linear(weight=np.ones((1, n))))
-    assert "steady-state" in hw.compile_nir(biased, dt=dt).quantization[0]["bias_note"]
 
 
 def test_fixed_point_follows_a_bias_free_foreign_network(hw, nir_io, nir) -> None:
@@ -343,55 +234,6 @@ def test_loihi_profile_keeps_biases_from_step_0_and_says_so(hw, nir) -> None:
     assert not any("bias_timing_note" in report for report in bso.quantization)
     check_report_and_bounds(loihi)
     check_report_and_bounds(bso)
-
-
-def test_unsupported_graphs_name_the_node(hw, nir) -> None:
-    affine = nir.Affine(weight=np.ones((4, 4)), bias=np.zeros(4))
-    with pytest.raises(ValueError, match=r"'n1' \(Scale\).*not supported.*supported: .*LIF"):
-        hw.compile_nir(chain(nir, affine, nir.Scale(scale=np.ones(4)), nir.Linear(weight=np.ones((1, 4)))), dt=1e-3)
-    with pytest.raises(ValueError, match=r"'n1'.*without a neuron"):
-        hw.compile_nir(chain(nir, affine, nir.Linear(weight=np.ones((1, 4)))))
-    with pytest.raises(ValueError, match=r"'n0'.*must follow a synapse"):
-        hw.compile_nir(chain(nir, lif(nir, 4, 2e-3, 2.0), nir.Linear(weight=np.ones((1, 4)))), dt=1e-3)
-    overlapping = chain(nir, nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]),
-                                           padding=np.array([0, 0])), shape=(1, 4, 4))
-    overlapping.nodes["output"] = nir.Output(output_type=np.array([1, 3, 3]))  # what the pool gives (check_graph)
-    with pytest.raises(ValueError, match=r"'n0'.*non-overlapping"):
-        hw.compile_nir(overlapping)
-    branched = chain(nir, affine, lif(nir, 4, 2e-3, 2.0), nir.Linear(weight=np.ones((1, 4))))
-    branched.nodes["extra"] = nir.Linear(weight=np.ones((1, 4)))  # a second readout of the LIF: a branch
-    branched.edges.extend([("n1", "extra"), ("extra", "output")])
-    with pytest.raises(ValueError, match="'n1' feeds"):
-        hw.compile_nir(branched, dt=1e-3)
-    with pytest.raises(ValueError, match="v_threshold - v_leak must be >= 0"):
-        hw.compile_nir(chain(nir, affine, lif(nir, 4, 2e-3, 2.0, threshold=-1.0), nir.Linear(weight=np.ones((1, 4)))),
-                       dt=1e-3)
-    mixed_tau = nir.LIF(tau=np.array([2e-3, 2e-3, 4e-3, 2e-3]), r=np.full(4, 2.0), v_leak=np.zeros(4),
-                        v_threshold=np.ones(4), v_reset=np.zeros(4))
-    with pytest.raises(ValueError, match=r"'n1'.*tau differs between neurons"):
-        hw.compile_nir(chain(nir, affine, mixed_tau, nir.Linear(weight=np.ones((1, 4)))), dt=1e-3)
-    with pytest.raises(TypeError, match="NIRGraph or a path"):
-        hw.compile_nir(42)
-
-
-def test_values_that_do_not_fit_name_layer_parameter_and_fix(hw, nir) -> None:
-    positive = np.random.default_rng(0).uniform(0.5, 1.0, size=(2, 5000))  # not binary: magnitudes differ
-    wide = chain(nir, nir.Affine(weight=positive, bias=np.zeros(2)), lif(nir, 2, 2e-3, 2.0),
-                 nir.Linear(weight=np.ones((1, 2))), shape=(5000,))
-    with pytest.raises(ValueError, match=r"layer 'n1'.*activation.*lower input_scale or weight_bits"):
-        hw.compile_nir(wide, dt=1e-3)
-    assert hw.compile_nir(wide, dt=1e-3, input_scale=1.0).quantization[0]["input_max"] == 1  # the fix works
-    readout = chain(nir, nir.Affine(weight=np.ones((2, 4)), bias=np.zeros(2)), lif(nir, 2, 2e-3, 2.0),
-                    nir.Linear(weight=np.ones((1, 2))))
-    with pytest.raises(ValueError, match=r"layer 'n2'.*v .*saturate.*fewer time_steps"):
-        hw.compile_nir(readout, dt=1e-3, time_steps=10**6)
-    tiny_alpha = nir.Affine(weight=np.array([[1e-7, -1e-7, 1e-7, 1e-7], [1.0, 1.0, -1.0, 1.0]]), bias=np.zeros(2))
-    with pytest.raises(ValueError, match=r"layer 'n1'.*vth.*rescale it in the float model"):
-        hw.compile_nir(chain(nir, tiny_alpha, lif(nir, 2, 2e-3, 2.0), nir.Linear(weight=np.ones((1, 2)))), dt=1e-3)
-    for bad in ({"input_scale": 0}, {"input_scale": float("nan")}, {"weight_bits": 9}, {"weight_bits": 1},
-                {"profile": "truenorth"}, {"time_steps": 0}):
-        with pytest.raises(ValueError):
-            hw.compile_nir(readout, dt=1e-3, **bad)
 
 
 def test_weight_bits_and_input_scale_options(hw, nir_io, nir) -> None:
