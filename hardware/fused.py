@@ -17,8 +17,10 @@ positive weight mass) pick float32 when every intermediate stays below 2**24, fl
 the step loop runs), and decide whether the wrap (§3.2), the saturation (§3.3) and a synaptic input beyond
 2**15 - 1 (§8) can happen at all; only then does the fused path count them (§5.6), else the counts are zero.
 
-:func:`prepare_fused` gives a network's per-layer plans and working memory (None where the step loop must
-run), :func:`run_fused` runs them; ``hardware/simulator.py`` checks the inputs and picks the path.
+:func:`fused_plans` gives a network's per-layer plans (None where the step loop must run),
+:func:`prepare_fused` the working memory of a block of samples, :func:`run_fused` runs a block into the
+arrays of the whole run (:func:`allocate_outputs`); blocks of :func:`block_samples` samples bound the
+working memory whatever the batch. ``hardware/simulator.py`` checks the inputs and picks the path.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ import numpy as np
 
 from .network import FixedPointLayer, FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import FixedPointSpec
-from .step_functions import SynapseParams, connect_float, neuron_params, sum_pool_int, synapse_params
+from .step_functions import SynapseParams, neuron_params, synapse_params
 
-__all__ = ["CHUNK_ELEMENTS", "CHUNK_ROWS", "FusedLayer", "LayerWork", "fused_layer", "prepare_fused", "run_fused"]
+__all__ = ["BLOCK_NEURONS", "CHUNK_ELEMENTS", "CHUNK_ROWS", "FusedLayer", "FusedOutputs", "LayerWork",
+           "allocate_outputs", "block_samples", "fused_layer", "fused_plans", "prepare_fused", "run_fused"]
 
 CHUNK_ROWS = 4096  # (steps x batch) rows per chunk: enough for BLAS to run at full speed
 CHUNK_ELEMENTS = 1 << 22  # floats per layer and chunk, a bound on memory for wide (conv) layers
+BLOCK_NEURONS = 1 << 19  # neurons of the widest layer per block of samples (block_samples)
 
 
 class FusedLayer(NamedTuple):
@@ -117,12 +121,22 @@ class LayerWork(NamedTuple):
     every run."""
 
     drive: np.ndarray  # (chunk + 1, batch, *output_shape) plan.dtype; row 0 holds the pending sum (§4.8)
-    values: np.ndarray  # (chunk * batch, *input_shape) plan.dtype: the layer input as floats
+    values: np.ndarray  # (chunk * batch, ...) plan.dtype: the layer input as floats (_values_shape)
+    cols: np.ndarray | None  # conv: (chunk * batch, C_in, kh, kw, H_out, W_out) plan.dtype, the window matrix
     u: np.ndarray  # (batch, *output_shape) plan.dtype, u between steps
     v: np.ndarray
     scratch: np.ndarray
     vth: np.ndarray  # vth << 6 at full shape: elementwise ops on equal shapes beat a broadcast row
     bias: np.ndarray | None
+
+
+def _values_shape(layer: FixedPointLayer) -> tuple[int, ...]:
+    """Per row, what the connection multiplies: the input (dense), its sum pool (dense after a pool, §4.2),
+    or the pooled input inside a zero border of the padding (conv, §4.4)."""
+    if layer.kind == "dense":
+        return layer.pooled_shape
+    channels, height, width = layer.pooled_shape
+    return channels, height + 2 * layer.padding[0], width + 2 * layer.padding[1]
 
 
 def _works(plans: list[FusedLayer], layers: tuple[FixedPointLayer, ...], batch: int, chunk: int) -> list[LayerWork]:
@@ -132,8 +146,11 @@ def _works(plans: list[FusedLayer], layers: tuple[FixedPointLayer, ...], batch: 
     layouts = []
     for plan, layer in zip(plans, layers):
         shape = (batch, *layer.output_shape)
-        shapes = {"drive": (chunk + 1, *shape), "values": (chunk * batch, *layer.input_shape), "u": shape,
-                  "v": shape, "scratch": shape, "vth": shape, "bias": shape if plan.bias is not None else None}
+        cols = (chunk * batch, *plan.synapse.matrix.shape[1:], *layer.output_shape[1:]) if layer.kind == "conv" \
+            else None
+        shapes = {"drive": (chunk + 1, *shape), "values": (chunk * batch, *_values_shape(layer)), "cols": cols,
+                  "u": shape, "v": shape, "scratch": shape, "vth": shape,
+                  "bias": shape if plan.bias is not None else None}
         layouts.append((plan, shapes))
     align = 64  # bytes: keep every array on a cache line
     sizes = [[-(-math.prod(s) * np.dtype(plan.dtype).itemsize // align) * align if s else 0 for s in shapes.values()]
@@ -146,11 +163,57 @@ def _works(plans: list[FusedLayer], layers: tuple[FixedPointLayer, ...], batch: 
             arrays[name] = block[offset:offset + size].view(plan.dtype)[:math.prod(shape)].reshape(
                 shape) if shape else None
             offset += size
+        if arrays["cols"] is not None:
+            arrays["values"].fill(0)  # the padding border, never written after
         arrays["vth"][...] = plan.vth
         if plan.bias is not None:
             arrays["bias"][...] = plan.bias
         works.append(LayerWork(**arrays))
     return works
+
+
+def _sum_pool_into(x: np.ndarray, pool: tuple[int, int], out: np.ndarray) -> None:
+    """out = the sum over non-overlapping pool windows of x (..., C, H, W) integers (§4.2), as pool area - 1
+    additions of strided views in out's float dtype (exact: small integers), not a reduction over two
+    interleaved axes, which NumPy runs about ten times slower."""
+    parts = [x[..., i::pool[0], j::pool[1]] for i in range(pool[0]) for j in range(pool[1])]
+    np.add(parts[0], parts[1], out=out, dtype=out.dtype)
+    for part in parts[2:]:
+        np.add(out, part, out=out, dtype=out.dtype)
+
+
+def _connect_chunk(x: np.ndarray, synapse: SynapseParams, work: LayerWork, target: np.ndarray) -> None:
+    """The connection (§4.2 - §4.4, scaled as the plan's matrix is) of layer inputs x (L, batch, *input_shape)
+    integers into target (L * batch, *output_shape), a view of work.drive: a dense layer is one matrix
+    product; a conv layer copies its (pooled) input into the zero border of the padding, gathers the window
+    matrix (im2col: one strided copy per kernel offset) and multiplies (C_out, C_in kh kw) by it, row by row,
+    so that the result lands in target's layout with no transposed copy."""
+    lead, rows = x.shape[:2], x.shape[0] * x.shape[1]
+    values = work.values[:rows]
+    if synapse.kind == "dense":
+        inputs = values.reshape(*lead, *(x.shape[2:] if synapse.pool == (1, 1) else values.shape[1:]))
+        if synapse.pool == (1, 1):
+            np.copyto(inputs, x)
+        else:
+            _sum_pool_into(x, synapse.pool, inputs)
+        np.matmul(values.reshape(rows, -1), synapse.matrix, out=target)
+        return
+    (pad_h, pad_w), (stride_h, stride_w) = synapse.padding, synapse.stride
+    interior = values[:, :, pad_h:values.shape[2] - pad_h, pad_w:values.shape[3] - pad_w]
+    interior = interior.reshape(*lead, *interior.shape[1:])
+    if synapse.pool == (1, 1):
+        np.copyto(interior, x)
+    else:
+        _sum_pool_into(x, synapse.pool, interior)
+    channels_out, _, kernel_h, kernel_w = synapse.matrix.shape
+    height, width = synapse.output_shape[1:]
+    cols = work.cols[:rows]
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            cols[:, :, i, j] = values[:, :, i:i + stride_h * (height - 1) + 1:stride_h,
+                                      j:j + stride_w * (width - 1) + 1:stride_w]
+    np.matmul(synapse.matrix.reshape(channels_out, -1), cols.reshape(rows, -1, height * width),
+              out=target.reshape(rows, channels_out, height * width))
 
 
 def _drive_chunk(x: np.ndarray, plan: FusedLayer, work: LayerWork, final: bool, repeats: bool,
@@ -173,14 +236,9 @@ def _drive_chunk(x: np.ndarray, plan: FusedLayer, work: LayerWork, final: bool, 
     if repeats and active > 1:
         flat = x[:active].reshape(active, -1)
         firsts = np.flatnonzero(np.concatenate([[True], (flat[1:] != flat[:-1]).any(axis=1)]))
-    synapse, rows = plan.synapse, len(firsts) * batch
-    values = work.values[:rows]
-    np.copyto(values, x[firsts].reshape(values.shape) if len(firsts) < active else x[:active].reshape(values.shape))
-    target = work.drive[1:len(firsts) + 1].reshape(rows, *synapse.output_shape)
-    if synapse.kind == "dense" and synapse.pool == (1, 1):
-        np.matmul(values.reshape(rows, -1), synapse.matrix, out=target)
-    else:
-        np.copyto(target, connect_float(sum_pool_int(values, synapse.pool), synapse))
+    rows = len(firsts) * batch
+    target = work.drive[1:len(firsts) + 1].reshape(rows, *plan.synapse.output_shape)
+    _connect_chunk(x[firsts] if len(firsts) < active else x[:active], plan.synapse, work, target)
     if plan.floor:
         if plan.nearest:  # floor(x + 1/2): exact, the bounds include the 2**(k-1) added (fused_layer)
             np.add(target, 0.5, out=target)
@@ -254,35 +312,82 @@ def _im2col_size(synapse: SynapseParams) -> int:
     return math.prod(synapse.output_shape[1:]) * math.prod(synapse.matrix.shape[1:])
 
 
-def prepare_fused(fx_net: FixedPointNetwork, steps: int, batch: int,
-                  spec: FixedPointSpec) -> tuple[list[FusedLayer], list[LayerWork]] | None:
-    """Every layer's plan (:func:`fused_layer`) and working memory for runs of ``steps`` x ``batch``; None when
-    the step loop must run: a recurrent layer, whose input depends on its own spikes of the step before (no
-    whole-train product, docs/fixed-point.md §4.9), a layer beyond float64's exact range, or an empty run."""
+def fused_plans(fx_net: FixedPointNetwork, steps: int, spec: FixedPointSpec) -> list[FusedLayer] | None:
+    """Every layer's plan (:func:`fused_layer`) for runs of ``steps`` steps; None when the step loop must run:
+    a recurrent layer, whose input depends on its own spikes of the step before (no whole-train product,
+    docs/fixed-point.md §4.9), or a layer beyond float64's exact range."""
     layers = fx_net.layers
     bounds = [spec.input_max] + [1] * (len(layers) - 1)
     plans = [None if layer.recurrent else fused_layer(layer, synapse_params(layer, bound, spec), bound, steps, spec)
              for layer, bound in zip(layers, bounds)]
-    if not (all(plan is not None for plan in plans) and steps and batch):
-        return None
-    return plans, _works(plans, layers, batch, _chunk_steps(fx_net, plans, steps, batch))
+    return plans if all(plan is not None for plan in plans) else None
 
 
-def run_fused(fx_net: FixedPointNetwork, plans: list[FusedLayer], works: list[LayerWork], inputs: np.ndarray,
-              record: bool, spec: FixedPointSpec) -> SimulationResult:
-    """:func:`~.simulator.simulate` on checked ``inputs`` (T, batch, *input_shape) with the plans and working
-    memory of :func:`prepare_fused` for that T and batch; the same result as the step loop."""
-    steps, batch = inputs.shape[:2]
+def prepare_fused(fx_net: FixedPointNetwork, plans: list[FusedLayer], steps: int, batch: int) -> list[LayerWork]:
+    """The working memory of every layer for a block of ``batch`` samples over ``steps`` steps."""
+    return _works(plans, fx_net.layers, batch, _chunk_steps(fx_net, plans, steps, batch))
+
+
+class FusedOutputs(NamedTuple):
+    """The arrays of a whole run that the fused path fills, block of samples by block of samples (views
+    of them from :meth:`block`): per layer spikes (T, batch, *shape) int8 and, when recorded, u and v
+    (T, batch, *shape) int64 (empty lists otherwise); output_v: the readout's v (T, batch, *shape) int64 (the
+    recorded v of the last layer when recorded; None for a spiking last layer); counts: per layer the §5.6
+    :class:`LayerSaturation` (batch, *shape)."""
+
+    spikes: list[np.ndarray]
+    u: list[np.ndarray]
+    v: list[np.ndarray]
+    output_v: np.ndarray | None
+    counts: list[LayerSaturation]
+
+    def block(self, start: int, stop: int) -> FusedOutputs:
+        """Views of samples start:stop of every array (writes go to the whole run's arrays)."""
+        return FusedOutputs(spikes=[a[:, start:stop] for a in self.spikes], u=[a[:, start:stop] for a in self.u],
+                            v=[a[:, start:stop] for a in self.v],
+                            output_v=None if self.output_v is None else self.output_v[:, start:stop],
+                            counts=[LayerSaturation(*(a[start:stop] for a in c)) for c in self.counts])
+
+    def result(self) -> SimulationResult:
+        """The :class:`SimulationResult` of the filled arrays (§5.4: the last layer's spikes, or its v)."""
+        output = self.spikes[-1].astype(np.int64) if self.output_v is None else (
+            self.output_v.copy() if self.v else self.output_v)
+        return SimulationResult(spikes=tuple(self.spikes), output=output, u=tuple(self.u), v=tuple(self.v),
+                                saturation=tuple(self.counts))
+
+
+def allocate_outputs(fx_net: FixedPointNetwork, steps: int, batch: int, record: bool) -> FusedOutputs:
+    """The :class:`FusedOutputs` of a run of ``steps`` x ``batch``, allocated, not yet filled."""
     layers = fx_net.layers
     shapes = [(steps, batch, *layer.output_shape) for layer in layers]
-    # np.empty, not np.zeros: every element is written below, and malloc can reuse pages that calloc cannot
+    # np.empty, not np.zeros: every element is written, and malloc can reuse pages that calloc cannot
     spikes = [np.empty(shape, np.int8) if layer.spiking else np.zeros(shape, np.int8)
               for shape, layer in zip(shapes, layers)]
     record_u = [np.empty(shape, np.int64) for shape in shapes] if record else []
     record_v = [np.empty(shape, np.int64) for shape in shapes] if record else []
-    output_v = record_v[-1] if record else (None if layers[-1].spiking else np.empty(shapes[-1], np.int64))
+    output_v = None if layers[-1].spiking else (record_v[-1] if record else np.empty(shapes[-1], np.int64))
     counts = [LayerSaturation(*(np.zeros((batch, *layer.output_shape), np.int64) for _ in LayerSaturation._fields))
               for layer in layers]
+    return FusedOutputs(spikes=spikes, u=record_u, v=record_v, output_v=output_v, counts=counts)
+
+
+def block_samples(fx_net: FixedPointNetwork, batch: int) -> int:
+    """Samples per block of a fused run: at most BLOCK_NEURONS neurons in the widest layer, so that a
+    block's neuron arrays stay in the caches between the elementwise passes of a step, and a run's working
+    memory is bounded whatever the batch; blocks of equal size (the last one may be smaller)."""
+    widest = max(max(math.prod(layer.output_shape), math.prod(layer.input_shape)) for layer in fx_net.layers)
+    largest = max(1, BLOCK_NEURONS // widest)
+    return -(-batch // -(-batch // largest)) if batch else 0
+
+
+def run_fused(fx_net: FixedPointNetwork, plans: list[FusedLayer], works: list[LayerWork], inputs: np.ndarray,
+              outputs: FusedOutputs, spec: FixedPointSpec) -> None:
+    """:func:`~.simulator.simulate`'s arithmetic on checked ``inputs`` (T, batch, *input_shape) with the plans
+    and working memory of :func:`prepare_fused` for that T and batch, written into ``outputs`` (for this
+    batch: :meth:`FusedOutputs.block`); the same numbers as the step loop."""
+    steps = inputs.shape[0]
+    layers = fx_net.layers
+    record = bool(outputs.u)
     for work in works:  # §3.8: zero state and zero pending sums before step 0
         work.u.fill(0)
         work.v.fill(0)
@@ -293,13 +398,8 @@ def run_fused(fx_net: FixedPointNetwork, plans: list[FusedLayer], works: list[La
         x = inputs[start:stop]
         for k, (plan, work) in enumerate(zip(plans, works)):
             drive = _drive_chunk(x, plan, work, stop == steps, k == 0, spec)
-            trace_v = record_v[k] if record else (output_v if k == len(layers) - 1 else None)
-            _neuron_chunk(drive, start, plan, work, spikes[k], record_u[k] if record else None, trace_v,
-                          counts[k], spec)
+            trace_v = outputs.v[k] if record else (outputs.output_v if k == len(layers) - 1 else None)
+            _neuron_chunk(drive, start, plan, work, outputs.spikes[k], outputs.u[k] if record else None, trace_v,
+                          outputs.counts[k], spec)
             work.drive[0] = work.drive[stop - start]  # the pending sum moves to row 0 for the next chunk
-            x = spikes[k][start:stop]
-    output = spikes[-1].astype(np.int64) if layers[-1].spiking else (output_v.copy() if record else output_v)
-    return SimulationResult(spikes=tuple(spikes), output=output, u=tuple(record_u), v=tuple(record_v),
-                            saturation=tuple(counts))
-
-
+            x = outputs.spikes[k][start:stop]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fused import FusedLayer, LayerWork, prepare_fused, run_fused
+from .fused import FusedLayer, LayerWork, allocate_outputs, block_samples, fused_plans, prepare_fused, run_fused
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC, FixedPointSpec
 from .step_functions import (
@@ -134,26 +134,42 @@ def simulate_stepwise(fx_net: FixedPointNetwork, inputs: np.ndarray, record: boo
 class Simulator:
     """:func:`simulate` for repeated runs of one network: ``Simulator(fx_net).run(inputs, record)`` gives
     the same results and keeps the per-layer constants of the fused path and its working memory from one run
-    to the next (for the same T and batch), as ``TorchReference`` keeps its tensors. Not thread-safe."""
+    to the next (for the same T and block sizes), as ``TorchReference`` keeps its tensors. Not thread-safe."""
 
     def __init__(self, fx_net: FixedPointNetwork) -> None:
         self.fx_net = fx_net
-        self._prepared: tuple[tuple[int, int], tuple[list[FusedLayer], list[LayerWork]] | None] | None = None
+        self._steps: int | None = None
+        self._plans: list[FusedLayer] | None = None
+        self._works: dict[int, list[LayerWork]] = {}  # per block size, for self._steps
 
-    def _fused(self, steps: int, batch: int, spec: FixedPointSpec) -> tuple[list[FusedLayer], list[LayerWork]] | None:
-        if self._prepared is None or self._prepared[0] != (steps, batch):
-            self._prepared = ((steps, batch), prepare_fused(self.fx_net, steps, batch, spec))
-        return self._prepared[1]
+    def _prepare(self, steps: int, spec: FixedPointSpec) -> list[FusedLayer] | None:
+        if self._steps != steps:
+            self._steps, self._plans, self._works = steps, fused_plans(self.fx_net, steps, spec), {}
+        return self._plans
+
+    def _block_works(self, steps: int, batch: int) -> list[LayerWork]:
+        if batch not in self._works:
+            if len(self._works) > 1:  # a run needs at most two block sizes: drop the others' memory
+                self._works.clear()
+            self._works[batch] = prepare_fused(self.fx_net, self._plans, steps, batch)
+        return self._works[batch]
 
     def run(self, inputs: np.ndarray, record: bool = False) -> SimulationResult:
-        """Same contract as :func:`simulate`."""
+        """Same contract as :func:`simulate`: the batch runs in blocks of :func:`~.fused.block_samples`
+        samples into the arrays of the whole result."""
         spec = SPEC
         inputs = _checked_inputs(self.fx_net, inputs, spec)
         steps, batch = inputs.shape[:2]
-        prepared = self._fused(steps, batch, spec)
-        if prepared is None:
+        plans = self._prepare(steps, spec) if steps and batch else None
+        if plans is None:
             return simulate_stepwise(self.fx_net, inputs, record)
-        return run_fused(self.fx_net, *prepared, inputs, record, spec)
+        outputs = allocate_outputs(self.fx_net, steps, batch, record)
+        block = block_samples(self.fx_net, batch)
+        for start in range(0, batch, block):
+            stop = min(batch, start + block)
+            run_fused(self.fx_net, plans, self._block_works(steps, stop - start), inputs[:, start:stop],
+                      outputs.block(start, stop), spec)
+        return outputs.result()
 
 
 def simulate(fx_net: FixedPointNetwork, inputs: np.ndarray, record: bool = False) -> SimulationResult:

@@ -26,11 +26,13 @@ def plans(fx_net: FixedPointNetwork, steps: int) -> list:
 @given(data=st.data())
 def test_fused_path_equals_step_functions(data: st.DataObject) -> None:
     """Random networks of both profiles (conv, pooling, every synapse kind, decays 0 and 4095, negative
-    exponents, bias delays; tests/hardware/fixed_point_strategies.py), split into chunks of 1 step up to all."""
+    exponents, bias delays; tests/hardware/fixed_point_strategies.py), split into chunks of 1 step up to all
+    and into blocks of 1 sample up to the whole batch."""
     fx_net = data.draw(networks())
     inputs = data.draw(inputs_for(fx_net))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fused, "CHUNK_ROWS", data.draw(st.sampled_from([1, 2, 5, 512])))
+        patch.setattr(fused, "BLOCK_NEURONS", data.draw(st.sampled_from([1, 40, 300, fused.BLOCK_NEURONS])))
         assert_same_run(fx_net, inputs)
 
 
@@ -104,3 +106,42 @@ def test_repeated_and_silent_input_steps(chunk_rows: int) -> None:
         result = simulate(net, inputs, record=True)
     assert result.spikes[0].any()
     assert_same_run(net, inputs, result)
+
+
+def _conv_network(rng: np.random.Generator, stride: int, kernel: tuple[int, int]) -> FixedPointNetwork:
+    """32C3-P2-64C3-P2-FC in miniature (profile bso): an 8-bit conv, a binary conv after a sum pool, a pooled
+    dense readout."""
+    first = FixedPointLayer(name="c1", kind="conv", input_shape=(1, 12, 12),
+                            weight=2 * rng.integers(-60, 61, size=(4, 1, 3, 3)), padding=(1, 1), weight_exp=-6,
+                            du=SPEC.decay_max, dv=HALF, vth=rng.integers(1, 40, size=(4, 12, 12)), reset="subtract")
+    second = FixedPointLayer(name="c2", kind="conv", input_shape=(4, 12, 12), pool=(2, 2), stride=(stride, stride),
+                             padding=(1, 0), weight=rng.choice(SPEC.binary_weight_values, size=(5, 4, *kernel)),
+                             binary=True, weight_mant=7, weight_exp=-1, du=SPEC.decay_max, dv=HALF,
+                             vth=rng.integers(1, 12, size=(5, 1, 1)),
+                             bias_mant=rng.integers(-3, 4), reset="subtract")
+    shape = second.output_shape
+    pool = (2, 2) if shape[1] % 2 == 0 and shape[2] % 2 == 0 else (1, 1)
+    pooled = (shape[0], shape[1] // pool[0], shape[2] // pool[1])
+    readout = FixedPointLayer(name="fc", kind="dense", input_shape=shape, pool=pool,
+                              weight=2 * rng.integers(-90, 91, size=(3, int(np.prod(pooled)))), weight_exp=-2,
+                              du=SPEC.decay_max, dv=0, spiking=False)
+    return FixedPointNetwork("bso", (1, 12, 12), (first, second, readout))
+
+
+@pytest.mark.parametrize(("block_neurons", "block"), [(1, 1), (1800, 3), (fused.BLOCK_NEURONS, 7)])
+@pytest.mark.parametrize(("stride", "kernel"), [(1, (3, 3)), (2, (3, 2)), (1, (1, 1))])
+def test_conv_network_in_blocks_equals_step_functions(block_neurons: int, block: int, stride: int,
+                                                     kernel: tuple[int, int]) -> None:
+    """A conv net of the deployed shape (issue 13): im2col in the zero border of the padding, sum pools as
+    strided additions, blocks of 1, a few and all samples: spikes, u, v, output and counts equal the step
+    functions'; the layers are active (spikes in both convs)."""
+    rng = np.random.default_rng(stride * 10 + kernel[1])
+    fx_net = _conv_network(rng, stride, kernel)
+    frames = rng.integers(0, SPEC.input_max + 1, size=(1, 7, 1, 12, 12))
+    inputs = np.concatenate([np.repeat(frames[0][None], 5, axis=0), np.zeros((3, 7, 1, 12, 12), np.int64)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused, "BLOCK_NEURONS", block_neurons)
+        result = simulate(fx_net, inputs, record=True)
+        assert fused.block_samples(fx_net, 7) == block  # 576 neurons in c1: blocks of 3, 3 and 1 samples
+    assert result.spikes[0].any() and result.spikes[1].any()
+    assert_same_run(fx_net, inputs, result)
