@@ -292,3 +292,41 @@ def test_a_compiled_network_takes_no_compile_options(parity, nir) -> None:
         parity.check_parity(fx_net, inputs=np.ones((4, 1, 4)), input_scale=16.0)
     with pytest.raises(ValueError, match="profile 'bso', not 'loihi'"):
         parity.check_parity(fx_net, inputs=np.ones((4, 1, 4)), profile="loihi")
+
+
+def _without_seconds(report) -> dict:
+    data = report.to_dict()
+    assert set(data.pop("backend_seconds")) == set(report.backends)
+    return data
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+def test_passes_of_any_size_give_the_same_report(parity, nir_io, batch_size) -> None:
+    """check_parity runs the samples in passes (bounded memory on a whole test set, issue 13): counts,
+    agreements, accuracies, saturation totals and warnings of passes of 1, 3 or 5 of 7 samples equal those of
+    one pass; a divergence in a later pass is reported at its sample index in the whole run."""
+    graph, shape, _ = random_graph(nir_io, "bso-conv", 1)
+    inputs = np.random.default_rng(3).random((5, 7, *shape))
+    labels = np.arange(7) % 3
+    whole = parity.check_parity(graph, inputs=inputs, labels=labels, batch_size=7)
+    assert whole.compared_spikes > 0 and whole.fixed_accuracy is not None and whole.mismatches == 0
+    assert _without_seconds(parity.check_parity(graph, inputs=inputs, labels=labels,
+                                                batch_size=batch_size)) == _without_seconds(whole)
+    fx_net = saturating_network(require("bso_deploy.hardware.network"))
+    hot = np.ones((6, 7, 4))
+    hot[:, 1::2, 2:] = 0.25
+    assert _without_seconds(parity.check_parity(fx_net, inputs=hot, batch_size=batch_size)) == \
+        _without_seconds(parity.check_parity(fx_net, inputs=hot))
+    backends = require("bso_deploy.hardware.backends")
+
+    def flip_last(fx_net, integers, record):  # flips layer 1, step 4, neuron 5 of the last sample of each pass
+        return flip_one_spike(1, 4, integers.shape[1] - 1, 5)(fx_net, integers, record)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backends, "BACKENDS", MappingProxyType({
+            **backends.BACKENDS, "flipped": backends.Backend("flipped", "fixed", flip_last)}))
+        report = parity.check_parity(graph, backends=("sim", "flipped"), inputs=inputs[:, 3:], batch_size=batch_size)
+    assert report.mismatches == -(-4 // batch_size)  # one per pass; the first in the whole run's order:
+    assert report.first_divergence["batch"] == min(batch_size, 4) - 1  # the last sample of the first pass
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        parity.check_parity(graph, inputs=inputs, batch_size=0)
