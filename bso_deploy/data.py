@@ -1,21 +1,23 @@
 """Data sets for training and evaluation: one loader per name, all returning a `DatasetSplit`.
 
 Nothing is ever downloaded. "digits" ships with scikit-learn; MNIST, Fashion-MNIST and CIFAR-10 are read
-from local files laid out as torchvision lays them out, under a root directory (argument `root`, else the
-environment variable `BSO_DATA`, else `./data`):
+from local files under a root directory (argument `root`, else the environment variable `BSO_DATA`, else
+`./data`). MNIST and Fashion-MNIST are the four idx files `{train,t10k}-{images-idx3,labels-idx1}-ubyte`,
+each plain or gzipped (`.gz`), all in one folder: `<root>/MNIST/raw/` or `<root>/FashionMNIST/raw/` (as
+torchvision lays them out), `<root>/` itself, or `<root>/raw/`; when neither `root` nor `BSO_DATA` is given,
+also `SYSTEM_DATA_DIR/<name>/` (`/usr/share/datasets/fashion-mnist/` is where Debian's package
+`dataset-fashion-mnist` puts them). They are read by `bso_deploy.idx_files`. CIFAR-10 is torchvision's
+"python version":
 
-    <root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte            (uncompressed idx files)
-    <root>/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte
-    <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}   (the "python version")
+    <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
 
 Every sample is `(image, label)`: `image` a float32 tensor of shape `DatasetSplit.input_shape`, `label` a
 0-dim int64 tensor in `[0, num_classes)`. Pixel values are scaled to [0, 1]; CIFAR-10 is further
 normalized per channel with `CIFAR10_MEAN` / `CIFAR10_STD`, so its values are not in [0, 1] (rate coding
 clamps them; see `bso_deploy.encoding`).
 
-torchvision and scikit-learn are imported inside the loaders only, so the training core imports without
-them; without scikit-learn (the ``digits`` extra) the digits loaders raise
-:class:`~bso_deploy.extras.MissingExtraError`.
+scikit-learn is imported inside the digits loaders only, so the training core imports without it; without
+scikit-learn (the ``digits`` extra) the digits loaders raise :class:`~bso_deploy.extras.MissingExtraError`.
 """
 
 from __future__ import annotations
@@ -33,9 +35,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .extras import MissingExtraError
+from .idx_files import IDX_DATASETS, find_idx_files, read_labelled_images
 
 ROOT_ENV_VAR = "BSO_DATA"
 DEFAULT_ROOT = "data"
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+"""Where Debian's data set packages install (``dataset-fashion-mnist``: ``fashion-mnist/*-ubyte.gz``); searched
+when neither ``root`` nor ``$BSO_DATA`` is given."""
 
 DIGITS_TEST_FRACTION = 0.25
 """Share of scikit-learn's 1797 digits held out for testing (450 samples; the other 1347 train)."""
@@ -47,12 +53,8 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 """Per-channel standard deviation of the CIFAR-10 training pixels after scaling to [0, 1]."""
 
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+
+
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{index}" for index in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
@@ -137,19 +139,24 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     return Path(os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT)
 
 
+def data_roots(name: str, root: str | os.PathLike | None) -> tuple[Path, ...]:
+    """The roots searched for data set `name`: `resolve_root(root)`, then, when neither `root` nor `$BSO_DATA`
+    is given and `name` has a system folder (:data:`IDX_DATASETS`), `SYSTEM_DATA_DIR / <system_folder>`."""
+    roots = [resolve_root(root)]
+    if root is None and not os.environ.get(ROOT_ENV_VAR) and name in IDX_DATASETS:
+        roots.append(SYSTEM_DATA_DIR / IDX_DATASETS[name].system_folder)
+    return tuple(roots)
+
+
 def _require_files(directory: Path, file_names: tuple[str, ...], source: str) -> None:
     """Raise FileNotFoundError naming `directory` and every expected file unless all are present."""
     missing = [name for name in file_names if not (directory / name).is_file()]
-    if not missing:
-        return
-    compressed = [name for name in missing if (directory / f"{name}.gz").is_file()]
-    hint = (f" Found {', '.join(f'{name}.gz' for name in compressed)}: decompress with `gunzip` first."
-            if compressed else "")
-    raise FileNotFoundError(
-        f"data set files missing in {directory}: {', '.join(missing)}. Expected there: "
-        f"{', '.join(file_names)}. Nothing is downloaded: copy the files from {source} into {directory} "
-        f"(or pass root=... / set ${ROOT_ENV_VAR} to the directory that holds them).{hint}"
-    )
+    if missing:
+        raise FileNotFoundError(
+            f"data set files missing in {directory}: {', '.join(missing)}. Expected there: "
+            f"{', '.join(file_names)}. Nothing is downloaded: copy the files from {source} into {directory} "
+            f"(or pass root=... / set ${ROOT_ENV_VAR} to the directory that holds them)."
+        )
 
 
 def _check_labels(labels: torch.Tensor, num_classes: int, where: Path) -> None:
@@ -177,10 +184,10 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return features, labels.astype(np.int64)
 
 
-def load_digits_split(root: Path, seed: int) -> DatasetSplit:
+def load_digits_split(roots: tuple[Path, ...], seed: int) -> DatasetSplit:
     """scikit-learn's 8x8 digits, flattened to (64,) in [0, 1], split 75/25 stratified by class.
 
-    `root` is unused (the data ship with scikit-learn). `seed` is `random_state` of `train_test_split`: the
+    `roots` is unused (the data ship with scikit-learn). `seed` is `random_state` of `train_test_split`: the
     same seed gives the same split.
     """
     _, train_test_split = _digits_tools()
@@ -198,33 +205,33 @@ def load_digits_split(root: Path, seed: int) -> DatasetSplit:
     )
 
 
-def _load_mnist_layout(root: Path, class_name: str, name: str, source: str) -> DatasetSplit:
-    """Read torchvision's `<root>/<class_name>/raw/` idx files through `torchvision.datasets.<class_name>`."""
-    _require_files(root / class_name / "raw", MNIST_FILES, source)
-    import torchvision.datasets  # optional, slow to import: only the MNIST-layout loaders need it
-
-    dataset_class = getattr(torchvision.datasets, class_name)
+def _load_idx_split(name: str, roots: tuple[Path, ...]) -> DatasetSplit:
+    """Data set `name` of :data:`IDX_DATASETS`, (1, H, W) in [0, 1], from the first folder holding its files."""
+    dataset = IDX_DATASETS[name]
+    files = find_idx_files(dataset, roots)
     parts = []
-    for train in (True, False):
-        # download=False: torchvision only reads the raw files (no checksum on them), our check ran above.
-        raw = dataset_class(str(root), train=train, download=False)
-        labels = raw.targets.to(torch.int64)
-        _check_labels(labels, 10, root / class_name / "raw")
-        parts.append(ImageTensorDataset(raw.data.unsqueeze(1).contiguous(), labels))
+    for prefix in ("train", "t10k"):
+        images, labels = read_labelled_images(files[f"{prefix}-images-idx3-ubyte"],
+                                              files[f"{prefix}-labels-idx1-ubyte"], 10, dataset.remedy)
+        parts.append(ImageTensorDataset(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels)))
     train_set, test_set = parts
+    if train_set.images.shape[1:] != test_set.images.shape[1:]:
+        raise ValueError(f"{dataset.title}'s training images ({files['train-images-idx3-ubyte']}) are "
+                         f"{tuple(train_set.images.shape[2:])} pixels but its test images "
+                         f"({files['t10k-images-idx3-ubyte']}) {tuple(test_set.images.shape[2:])}: the files "
+                         f"come from different data sets; {dataset.remedy}")
     return DatasetSplit(train=train_set, test=test_set, input_shape=tuple(train_set.images.shape[1:]),
                         num_classes=10, name=name)
 
 
-def load_mnist_split(root: Path, seed: int) -> DatasetSplit:
+def load_mnist_split(roots: tuple[Path, ...], seed: int) -> DatasetSplit:
     """MNIST, (1, 28, 28) in [0, 1]; the official 60000/10000 split (`seed` is unused)."""
-    return _load_mnist_layout(root, "MNIST", "mnist", "http://yann.lecun.com/exdb/mnist/")
+    return _load_idx_split("mnist", roots)
 
 
-def load_fashion_mnist_split(root: Path, seed: int) -> DatasetSplit:
+def load_fashion_mnist_split(roots: tuple[Path, ...], seed: int) -> DatasetSplit:
     """Fashion-MNIST, (1, 28, 28) in [0, 1]; the official 60000/10000 split (`seed` is unused)."""
-    return _load_mnist_layout(root, "FashionMNIST", "fashion-mnist",
-                              "https://github.com/zalandoresearch/fashion-mnist")
+    return _load_idx_split("fashion-mnist", roots)
 
 
 def _read_cifar10_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,13 +258,13 @@ def _read_cifar10_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(np.asarray(labels, dtype=np.int64))
 
 
-def load_cifar10_split(root: Path, seed: int) -> DatasetSplit:
+def load_cifar10_split(roots: tuple[Path, ...], seed: int) -> DatasetSplit:
     """CIFAR-10, (3, 32, 32) normalized per channel; the official 50000/10000 split (`seed` is unused).
 
     Read directly from the pickled batches rather than through `torchvision.datasets.CIFAR10`, which
     insists on the official MD5 of every file; the structure of each batch is checked instead.
     """
-    directory = root / CIFAR10_FOLDER
+    directory = roots[0] / CIFAR10_FOLDER  # CIFAR-10 has no system folder: `data_roots` gives one root
     _require_files(directory, (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE),
                    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extracted)")
     parts = []
@@ -271,13 +278,13 @@ def load_cifar10_split(root: Path, seed: int) -> DatasetSplit:
                         name="cifar10")
 
 
-DATASETS: Mapping[str, Callable[[Path, int], DatasetSplit]] = MappingProxyType({
+DATASETS: Mapping[str, Callable[[tuple[Path, ...], int], DatasetSplit]] = MappingProxyType({
     "digits": load_digits_split,
     "mnist": load_mnist_split,
     "fashion-mnist": load_fashion_mnist_split,
     "cifar10": load_cifar10_split,
 })
-"""Data set name -> loader `(root, seed) -> DatasetSplit`."""
+"""Data set name -> loader `(roots, seed) -> DatasetSplit`; `roots` are the folders to search (`data_roots`)."""
 
 
 def _check_int(value: object, what: str, minimum: int, maximum: int | None = None) -> int:
@@ -294,7 +301,7 @@ def _check_int(value: object, what: str, minimum: int, maximum: int | None = Non
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0) -> DatasetSplit:
-    """Load data set `name` (a key of `DATASETS`) from `root` (see `resolve_root`).
+    """Load data set `name` (a key of `DATASETS`) from `root` (see `resolve_root` and `data_roots`).
 
     `seed` fixes the train/test split where the data set has no official one (digits); it must lie in
     [0, 2**32 - 1], the range scikit-learn accepts.
@@ -302,7 +309,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
     seed = _check_int(seed, "seed", 0, 2**32 - 1)
-    return DATASETS[name](resolve_root(root), seed)
+    return DATASETS[name](data_roots(name, root), seed)
 
 
 def make_loaders(split: DatasetSplit, batch_size: int, seed: int,

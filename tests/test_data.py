@@ -1,9 +1,12 @@
-"""Tests for bso_deploy.data: digits split, local MNIST / CIFAR-10 readers on fake files, loaders."""
+"""Tests for bso_deploy.data: digits split, local MNIST / Fashion-MNIST (torchvision's and Debian's layouts,
+plain and gzipped idx files, the system folder) and CIFAR-10 readers on fake files, loaders. The idx reader
+itself: tests/test_idx_files.py."""
 
 from __future__ import annotations
 
 import ast
 import collections
+import gzip
 import itertools
 import pickle
 import sys
@@ -142,25 +145,39 @@ def test_digits_split_is_deterministic_per_seed(digits):
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
-    """Big-endian idx: magic 2051 (uint8, 3 dims) for images, 2049 (uint8, 1 dim) for labels."""
+    """Big-endian idx: magic 2051 (uint8, 3 dims) for images, 2049 (uint8, 1 dim) for labels; gzipped when
+    the name ends in .gz."""
     magic = 2051 if array.ndim == 3 else 2049
-    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    content = np.array([magic, *array.shape], dtype=">u4").tobytes() + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(content) if path.name.endswith(".gz") else content)
 
 
-def _fake_mnist(root: Path, folder: str, counts=(7, 4)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
+def _fake_mnist(root: Path, folder: str | None, counts=(7, 4), suffix: str = "",
+                raw: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The four idx files in `root/folder/raw` (torchvision's layout), `root/folder` (raw=False) or `root`
+    (folder None: Debian's layout, as /usr/share/datasets/fashion-mnist), each name + `suffix` (".gz")."""
+    directory = root if folder is None else root / folder / ("raw" if raw else "")
+    directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(5)
     written = {}
     for prefix, count in zip(("train", "t10k"), counts):
         images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
         images[0, 0, 0], images[0, 27, 27] = 0, 255
         labels = np.arange(count, dtype=np.uint8) % 10
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        _write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        _write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
         written[prefix] = (images, labels)
     return written
+
+
+def _assert_split_holds(split: DatasetSplit, written: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Exactly the pixels and labels written, as uint8 in memory and as float samples pixel / 255."""
+    for dataset, prefix in ((split.train, "train"), (split.test, "t10k")):
+        expected_images, expected_labels = written[prefix]
+        np.testing.assert_array_equal(dataset.images.numpy(), expected_images[:, None])
+        images, labels = _stack(dataset)
+        assert torch.equal(images, torch.from_numpy(expected_images).unsqueeze(1).float() / 255)
+        assert labels.tolist() == expected_labels.tolist()
 
 
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
@@ -194,12 +211,95 @@ def test_mnist_missing_files_named(tmp_path, name, folder):
     assert "copy" in message
 
 
-def test_mnist_compressed_files_get_a_gunzip_hint(tmp_path):
+@pytest.mark.parametrize("layout", ["debian", "debian-raw", "torchvision-gz", "folder"])
+def test_gzipped_and_debian_layouts_are_read_exactly(tmp_path, layout):
+    """Debian's gzipped files in the folder given or its raw/, torchvision's raw/ gzipped, or plain files
+    in the folder given."""
+    if layout == "debian":
+        written = _fake_mnist(tmp_path, None, suffix=".gz")
+    elif layout == "debian-raw":
+        written = _fake_mnist(tmp_path, "raw", suffix=".gz", raw=False)
+    elif layout == "torchvision-gz":
+        written = _fake_mnist(tmp_path, "FashionMNIST", suffix=".gz")
+    else:
+        written = _fake_mnist(tmp_path / "FashionMNIST", None)
+        tmp_path = tmp_path / "FashionMNIST"
+    split = load_dataset("fashion-mnist", root=tmp_path)
+    assert split.input_shape == (1, 28, 28) and split.name == "fashion-mnist"
+    _assert_split_holds(split, written)
+
+
+def test_plain_and_gzipped_files_mix_in_one_folder(tmp_path):
+    written = _fake_mnist(tmp_path, "MNIST")
+    raw = tmp_path / "MNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    _write_idx(raw / "t10k-labels-idx1-ubyte.gz", written["t10k"][1])
+    _assert_split_holds(load_dataset("mnist", root=tmp_path), written)
+
+
+def test_a_gz_name_on_plain_bytes_is_a_clear_error(tmp_path):
     _fake_mnist(tmp_path, "MNIST")
     raw = tmp_path / "MNIST" / "raw"
     (raw / "t10k-labels-idx1-ubyte").rename(raw / "t10k-labels-idx1-ubyte.gz")
-    with pytest.raises(FileNotFoundError, match=r"t10k-labels-idx1-ubyte\.gz.*gunzip"):
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz is not a valid gzip file.*rename it"):
         load_dataset("mnist", root=tmp_path)
+
+
+def _point_system_folder(monkeypatch, tmp_path) -> Path:
+    """SYSTEM_DATA_DIR at a folder of the test, no $BSO_DATA, and a working directory without ./data."""
+    system = tmp_path / "system"
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", system)
+    monkeypatch.delenv("BSO_DATA", raising=False)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    return system
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_with_no_root_the_system_folder_is_searched(monkeypatch, tmp_path, name):
+    system = _point_system_folder(monkeypatch, tmp_path)
+    written = _fake_mnist(system / name, None, suffix=".gz")
+    assert data.data_roots(name, None) == (Path("data"), system / name)
+    _assert_split_holds(load_dataset(name), written)
+
+
+def test_a_root_or_bso_data_replaces_the_system_folder(monkeypatch, tmp_path):
+    system = _point_system_folder(monkeypatch, tmp_path)
+    _fake_mnist(system / "fashion-mnist", None, suffix=".gz")
+    assert data.data_roots("fashion-mnist", tmp_path) == (tmp_path,)
+    assert data.data_roots("cifar10", None) == (Path("data"),)
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST not found"):
+        load_dataset("fashion-mnist", root=tmp_path / "cwd")
+    monkeypatch.setenv("BSO_DATA", str(tmp_path / "cwd"))
+    assert data.data_roots("fashion-mnist", None) == (tmp_path / "cwd",)
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST not found"):
+        load_dataset("fashion-mnist")
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(monkeypatch, tmp_path):
+    system = _point_system_folder(monkeypatch, tmp_path)
+    with pytest.raises(FileNotFoundError) as error:
+        load_dataset("fashion-mnist")
+    message = str(error.value)
+    assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message
+    assert str(system / "fashion-mnist") in message and str(Path("data") / "FashionMNIST" / "raw") in message
+
+
+@pytest.mark.parametrize("damage", ["truncated-gz", "magic", "count"])
+def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, damage):
+    written = _fake_mnist(tmp_path, None, suffix=".gz")
+    labels_path = tmp_path / "train-labels-idx1-ubyte.gz"
+    if damage == "truncated-gz":
+        labels_path.write_bytes(labels_path.read_bytes()[:-6])
+    elif damage == "magic":
+        _write_idx(labels_path, written["train"][0])  # images where the labels belong
+    else:
+        _write_idx(labels_path, written["train"][1][:-1])
+    with pytest.raises(ValueError) as error:
+        load_dataset("fashion-mnist", root=tmp_path)
+    message = str(error.value)
+    assert str(labels_path) in message and "\n" not in message
+    assert "apt-get install --reinstall dataset-fashion-mnist" in message
 
 
 def test_mnist_bad_labels_rejected(tmp_path):
