@@ -35,6 +35,7 @@ pip_install \
 # matplotlib; Rockpool core: numpy, scipy; its torch modules use torch). Sinabs's samna is for its chips only.
 echo "[bootstrap] snnTorch 1.0.0, Norse 1.1.0; Sinabs 3.1.3 and Rockpool 3.1.0 (no deps)"
 pip_install "snntorch==1.0.0" "norse==1.1.0" pbr
+pip_install "tonic==1.7.0"  # the events extra: N-MNIST and DVS Gesture readers and ToFrame (bso_deploy.event_data)
 pip_install --no-deps "sinabs==3.1.3" "rockpool==3.1.0"
 
 # lava-nc 0.10.0 and lava-dl 0.6.0 declare Requires-Python <3.11 and pin old torch; their real run-time

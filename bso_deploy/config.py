@@ -10,6 +10,7 @@ from .options import (
     DATASET_NAMES,
     DEVICES,
     ENCODER_NAMES,
+    EVENT_DATASET_NAMES,
     FP_OPTIMIZERS,
     METHODS,
     MODELS,
@@ -43,7 +44,7 @@ class TrainConfig:
     device: str = "cpu"
     binary: str = "hidden"
     hidden: tuple[int, ...] = (256, 256)
-    encoder: str = "direct"
+    encoder: str = "direct"  # for an event data set "direct" (the default) means its frames: stored as "frames"
     tau: float = 2.0
     v_threshold: float = 1.0
     reset: str = "subtract"
@@ -72,6 +73,12 @@ class TrainConfig:
         _choice("model", self.model, MODELS)
         _choice("binary layer choice", self.binary, BINARY_CHOICES)
         _choice("encoder", self.encoder, ENCODER_NAMES)
+        if self.dataset in EVENT_DATASET_NAMES and self.encoder == "direct":  # the default: frame t at step t
+            object.__setattr__(self, "encoder", "frames")
+        if (self.dataset in EVENT_DATASET_NAMES) != (self.encoder == "frames"):
+            raise ValueError(f"encoder {self.encoder!r} does not fit data set {self.dataset!r}: the event data sets "
+                             f"({', '.join(EVENT_DATASET_NAMES)}) are frames of event counts, fed with --encoder "
+                             "frames (their default); the others are static inputs for --encoder direct or rate")
         _choice("reset mode", self.reset, RESET_MODES)
         _choice("full-precision optimizer", self.fp_optimizer, FP_OPTIMIZERS)
         if not (self.device in DEVICES or self.device.startswith("cuda:")):

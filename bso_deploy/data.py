@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .event_data import EVENT_LAYOUTS, load_event_data
 from .extras import MissingExtraError
 from .idx_files import IDX_DATASETS, find_idx_files, read_labelled_images
 
@@ -300,12 +301,19 @@ def _check_int(value: object, what: str, minimum: int, maximum: int | None = Non
     return number
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0) -> DatasetSplit:
-    """Load data set `name` (a key of `DATASETS`) from `root` (see `resolve_root` and `data_roots`).
+def load_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0,
+                 time_steps: int | None = None) -> DatasetSplit:
+    """Load data set `name` (a key of `DATASETS`, or an event data set of `bso_deploy.event_data`) from `root`
+    (see `resolve_root` and `data_roots`).
 
     `seed` fixes the train/test split where the data set has no official one (digits); it must lie in
-    [0, 2**32 - 1], the range scikit-learn accepts.
+    [0, 2**32 - 1], the range scikit-learn accepts. `time_steps`: frames per sample of the event data sets
+    (samples (T, P, H, W), input_shape one frame); the static data sets ignore it.
     """
+    if isinstance(name, str) and name in EVENT_LAYOUTS:  # recordings binned into frames (bso_deploy.event_data)
+        train, test = load_event_data(name, resolve_root(root), time_steps)
+        return DatasetSplit(train=train, test=test, input_shape=train.input_shape, num_classes=train.num_classes,
+                            name=name)
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
     seed = _check_int(seed, "seed", 0, 2**32 - 1)

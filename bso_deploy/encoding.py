@@ -1,9 +1,11 @@
-"""Input encoders: turn a static batch `x` of shape (batch, *shape) into the network input at time step t.
+"""Input encoders: turn a batch `x` into the network input at time step t.
 
-Every encoder is a frozen dataclass called as `encoder(x, t, key=0) -> Tensor`, returning a tensor with the
-shape, dtype and device of `x`. `t` is the time step (int >= 0) and `key` names the batch (e.g. its index
-in the epoch, int >= 0); a stochastic encoder's output depends only on (its seed, key, t), never on call
-order. Inputs holding NaN or Inf are rejected with ValueError.
+Every encoder is a frozen dataclass called as `encoder(x, t, key=0) -> Tensor`. `t` is the time step
+(int >= 0) and `key` names the batch (e.g. its index in the epoch, int >= 0); a stochastic encoder's output
+depends only on (its seed, key, t), never on call order. Inputs holding NaN or Inf are rejected with
+ValueError. The static encoders (direct, rate) take a batch (batch, *shape) and return a tensor with the
+shape, dtype and device of `x`; the frames encoder takes samples that already have a time axis, (batch, T,
+*shape) (event data sets, :mod:`bso_deploy.event_data`), and returns frame t, (batch, *shape).
 """
 
 from __future__ import annotations
@@ -104,11 +106,34 @@ class RateEncoder:
         return (uniform < x.clamp(0.0, 1.0)).to(x.dtype)
 
 
+@dataclass(frozen=True)
+class EventFramesEncoder:
+    """Frames as recorded: step t gets frame t of every sample, `x[:, t]`, unchanged (a view, not a copy).
+
+    For samples that carry their own time axis, `x` of shape (batch, T, *shape), such as the event-count
+    frames of the event data sets; `t` must be < T (train with `--time-steps` equal to the frames per sample).
+    """
+
+    def __call__(self, x: torch.Tensor, t: int, key: int = 0) -> torch.Tensor:
+        t = _check_index(t, "t")
+        _check_index(key, "key")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 3:
+            raise ValueError(f"the frames encoder takes samples with a time axis, x of shape (batch, T, *shape), "
+                             f"got {tuple(x.shape)}; use --encoder direct or rate for static data")
+        if t >= x.shape[1]:
+            raise ValueError(f"time step {t} asked, but the samples hold {x.shape[1]} frames; use --time-steps "
+                             f"{x.shape[1]} or load the data set with as many frames as time steps")
+        return _check_input(x[:, t])
+
+
 Encoder = Callable[[torch.Tensor, int, int], torch.Tensor]
 
 ENCODERS: Mapping[str, Callable[[int], Encoder]] = MappingProxyType({
     "direct": lambda seed: DirectEncoder(),
     "rate": lambda seed: RateEncoder(seed=seed),
+    "frames": lambda seed: EventFramesEncoder(),
 })
 """Encoder name -> factory taking the seed (ignored by deterministic encoders)."""
 

@@ -30,7 +30,7 @@ __all__ = ["fixed_point_metrics"]
 def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, Tensor]], encoder: Encoder,
                         time_steps: int, device: torch.device, input_shape: tuple[int, ...] | None = None,
                         hardware_aware: bool = False, max_samples: int | None = None,
-                        key_offset: int = 1 << 40) -> dict[str, Any]:
+                        key_offset: int = 1 << 40, integer_inputs: bool = False) -> dict[str, Any]:
     """Deploy ``model`` (compile in profile bso for ``time_steps``) and compare on the test batches:
 
     float_accuracy (the float model, BatchNorm on running statistics), fixed_accuracy (the compiled network on
@@ -38,14 +38,16 @@ def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, T
     undelayed integer forward of hardware-aware training), float_fixed_agreement and integer_forward_agreement
     (fractions of equal predictions with the simulator), and prediction_agreement: the latter with
     ``hardware_aware`` (the trained network is the integer one), the former otherwise. Inputs are the
-    encoder's, keyed as in ``evaluate``."""
+    encoder's, keyed as in ``evaluate``. ``integer_inputs``: integer counts (event frames), compiled with input
+    scale 1 (:func:`~bso_deploy.hardware_aware.compile_model`); clipped_inputs counts the input values that the
+    simulator's input quantization saturated (docs/fixed-point.md §10.1)."""
     start = time.perf_counter()
     was_training = model.training
     model.eval()
-    network = HardwareAwareNetwork(model, time_steps, input_shape).eval()
+    network = HardwareAwareNetwork(model, time_steps, input_shape, integer_inputs=integer_inputs).eval()
     fx_net = network.refresh()
     labels, float_pred, integer_pred, fixed_pred = [], [], [], []
-    seen = 0
+    seen = clipped = 0
     for index, (x, y) in enumerate(batches):
         if max_samples is not None and seen >= max_samples:
             break
@@ -56,7 +58,9 @@ def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, T
         model.reset_state()
         float_pred.append(sum(model.step(x_t) for x_t in inputs).argmax(1).cpu())
         integer_pred.append(network.predict(x, encoder, key_offset + index, time_steps).cpu())
-        fixed_pred.append(run_fixed(fx_net, "sim", torch.stack(inputs).cpu().numpy()).predictions)
+        simulated = run_fixed(fx_net, "sim", torch.stack(inputs).cpu().numpy())
+        fixed_pred.append(simulated.predictions)
+        clipped += simulated.input_clipped
         labels.append(y.reshape(-1).cpu())
         seen += len(y)
     model.train(was_training)
@@ -71,6 +75,6 @@ def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, T
         "integer_forward_accuracy": float(np.mean(integer_predictions == truth)),
         "float_fixed_agreement": float_fixed, "integer_forward_agreement": integer_fixed,
         "prediction_agreement": integer_fixed if hardware_aware else float_fixed,
-        "scales": [float(report["scale"]) for report in fx_net.quantization],
+        "scales": [float(report["scale"]) for report in fx_net.quantization], "clipped_inputs": int(clipped),
         "seconds": time.perf_counter() - start,
     }

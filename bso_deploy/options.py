@@ -11,8 +11,9 @@ from __future__ import annotations
 # Training (bso_deploy.config.TrainConfig, bso_deploy.models, bso_deploy.neuron).
 METHODS = ("tbso", "bso", "bop", "bptt-ste")
 ONLINE_METHODS = ("tbso", "bso", "bop")
-DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
-ENCODER_NAMES = ("direct", "rate")
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist", "dvsgesture")
+EVENT_DATASET_NAMES = ("nmnist", "dvsgesture")  # event cameras: frames of event counts per step (event_data)
+ENCODER_NAMES = ("direct", "rate", "frames")  # frames: samples with a time axis, frame t at step t
 FP_OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("cpu", "cuda", "auto")  # and cuda:N
 MODELS = ("mlp", "vgg")

@@ -29,6 +29,7 @@ from .hardware_aware_metrics import fixed_point_metrics
 from .io import atomic_write_json
 from .layers import binary_layer_names
 from .network import SpikingNetwork
+from .options import EVENT_DATASET_NAMES
 from .plots import plot_training, pyplot
 from .training import (
     NonFiniteLossError,
@@ -60,7 +61,7 @@ class TrainingRun:
     @classmethod
     def create(cls, config: TrainConfig, out_dir: str | os.PathLike) -> TrainingRun:
         torch.manual_seed(config.seed)
-        split = load_dataset(config.dataset, root=config.data_root, seed=config.seed)
+        split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, time_steps=config.time_steps)
         model = build_network(config, split.input_shape, split.num_classes)
         device = resolve_device(config.device)
         model.to(device)
@@ -114,7 +115,8 @@ class TrainingRun:
         try:
             return fixed_point_metrics(self.model, test_loader, encoder, config.time_steps, device,
                                        tuple(self.split.input_shape), hardware_aware=config.hardware_aware,
-                                       max_samples=config.fixed_point_samples)
+                                       max_samples=config.fixed_point_samples,
+                                       integer_inputs=config.dataset in EVENT_DATASET_NAMES)
         except ValueError as error:  # e.g. inputs outside [0, 1] (normalized CIFAR-10), values out of range
             return {"skipped": f"the model cannot be deployed in profile bso: {error}"}
 
@@ -157,7 +159,8 @@ class TrainingRun:
         while self.epoch < config.epochs:
             hardware_aware = config.is_hardware_aware_epoch(self.epoch)
             if hardware_aware and hardware is None:
-                hardware = HardwareAwareNetwork(self.model, config.time_steps, tuple(self.split.input_shape))
+                hardware = HardwareAwareNetwork(self.model, config.time_steps, tuple(self.split.input_shape),
+                                                integer_inputs=config.dataset in EVENT_DATASET_NAMES)
             if sampler is not None:
                 sampler.set_epoch(self.epoch)
             else:

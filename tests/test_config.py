@@ -20,11 +20,12 @@ def test_the_defaults_are_the_digits_tbso_run():
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("dataset", "imagenet", "unknown dataset 'imagenet'; valid: digits, mnist, fashion-mnist, cifar10"),
+    ("dataset", "imagenet",
+     "unknown dataset 'imagenet'; valid: digits, mnist, fashion-mnist, cifar10, nmnist, dvsgesture"),
     ("method", "adam", "unknown method 'adam'; valid: tbso, bso, bop, bptt-ste"),
     ("model", "resnet", "unknown model 'resnet'; valid: mlp, vgg"),
     ("binary", "some", "unknown binary layer choice 'some'; valid: hidden, all, none"),
-    ("encoder", "latency", "unknown encoder 'latency'; valid: direct, rate"),
+    ("encoder", "latency", "unknown encoder 'latency'; valid: direct, rate, frames"),
     ("reset", "hard", "unknown reset mode 'hard'; valid: subtract, zero"),
     ("fp_optimizer", "rmsprop", "unknown full-precision optimizer 'rmsprop'; valid: sgd, adam"),
     ("device", "tpu", "unknown device 'tpu'; valid: cpu, cuda, cuda:N, auto"),

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bso_deploy.encoding import ENCODERS, DirectEncoder, RateEncoder, make_encoder, step_seed
+from bso_deploy.encoding import ENCODERS, DirectEncoder, EventFramesEncoder, RateEncoder, make_encoder, step_seed
 
 
 def _batch(seed: int = 0, shape=(4, 3, 5)) -> torch.Tensor:
@@ -20,8 +20,9 @@ def _batch(seed: int = 0, shape=(4, 3, 5)) -> torch.Tensor:
 
 
 def test_encoder_names():
-    assert set(ENCODERS) == {"direct", "rate"}
+    assert set(ENCODERS) == {"direct", "rate", "frames"}
     assert isinstance(make_encoder("direct"), DirectEncoder)
+    assert isinstance(make_encoder("frames", seed=3), EventFramesEncoder)
     assert make_encoder("rate", seed=7) == RateEncoder(seed=7)
 
 
@@ -157,3 +158,34 @@ def test_rate_on_cuda_is_reproducible_and_stays_on_device():
     assert torch.equal(spikes, encoder(x, 2, key=1))
     assert set(spikes.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(DirectEncoder()(x, 0), x)
+
+
+# ---------------------------------------------------------------- frames (samples with a time axis)
+
+
+def test_frames_feed_frame_t_at_step_t_unchanged():
+    x = torch.randint(0, 9, (3, 4, 2, 5, 5)).to(torch.float32)  # (batch, T, P, H, W) event counts
+    encoder = EventFramesEncoder()
+    for t in range(4):
+        frame = encoder(x, t, key=11)
+        assert frame.shape == (3, 2, 5, 5) and frame.dtype == x.dtype
+        assert torch.equal(frame, x[:, t])  # counts larger than 1 pass as they are
+        assert torch.equal(encoder(x, t, key=0), frame)  # deterministic: the key plays no part
+
+
+def test_frames_reject_bad_inputs():
+    encoder = EventFramesEncoder()
+    x = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"time step 3 asked, but the samples hold 3 frames; use --time-steps 3"):
+        encoder(x, 3)
+    with pytest.raises(ValueError, match=r"takes samples with a time axis"):
+        encoder(torch.zeros(2, 4), 0)
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        encoder([[0.0]], 0)
+    with pytest.raises(TypeError, match="floating-point"):
+        encoder(torch.zeros(2, 3, 4, dtype=torch.int64), 0)
+    x[1, 2, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        encoder(x, 2)
+    with pytest.raises(ValueError, match="t must"):
+        encoder(x, -1)

@@ -14,7 +14,8 @@ from bso_deploy.hardware_aware_metrics import fixed_point_metrics
 from bso_deploy.models import build_mlp
 
 KEYS = {"profile", "backend", "samples", "time_steps", "float_accuracy", "fixed_accuracy", "integer_forward_accuracy",
-        "float_fixed_agreement", "integer_forward_agreement", "prediction_agreement", "scales", "seconds"}
+        "float_fixed_agreement", "integer_forward_agreement", "prediction_agreement", "scales", "seconds",
+        "clipped_inputs"}
 
 
 def batches(count: int, size: int, features: int, classes: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
