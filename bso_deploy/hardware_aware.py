@@ -121,16 +121,19 @@ class _StraightThrough(torch.autograd.Function):
 
 
 def compile_model(model: SpikingNetwork, time_steps: int, input_shape: tuple[int, ...] | None = None,
-                  dt: float = DEFAULT_DT, integer_inputs: bool = False) -> tuple[FixedPointNetwork, list[np.ndarray]]:
+                  dt: float = DEFAULT_DT,
+                  integer_range: int | None = None) -> tuple[FixedPointNetwork, list[np.ndarray]]:
     """The deployment of ``model`` (``to_nir`` + ``compile_nir`` in profile bso for ``time_steps``) and K_i per
     neuron of every layer (output shape): ``quantization[k]["scale"]`` divided by the binary rows' alpha_i.
-    ``integer_inputs``: the inputs are integer counts (event frames), compiled with input scale 1 and input
-    range 255, so counts up to 255 reach layer 0 unchanged (docs/fixed-point.md §10.1); else floats in [0, 1]."""
+    ``integer_range``: the inputs are integer counts in [0, integer_range] (event frames), compiled with input
+    scale 1 and input_max = integer_range (<= 255), so they reach layer 0 unchanged (docs/fixed-point.md §10.1);
+    None: floats in [0, 1]."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NIRExportWarning)  # the subtractive reset: known, carried in metadata
         graph = to_nir(model, dt=dt, input_shape=input_shape)
-    fx_net = compile_nir(graph, profile=PROFILE, time_steps=time_steps, input_scale=1.0 if integer_inputs else None,
-                         input_range=float(SPEC.input_max) if integer_inputs else None)
+    integer = integer_range is not None
+    fx_net = compile_nir(graph, profile=PROFILE, time_steps=time_steps, input_scale=1.0 if integer else None,
+                         input_range=float(integer_range) if integer else None)
     scales = []
     for float_layer, report in zip(float_layers(graph, PROFILE), fx_net.quantization, strict=True):
         scale = np.full(float_layer.output_shape, float(report["scale"]))
@@ -187,13 +190,13 @@ class HardwareAwareNetwork(nn.Module):
     which every optimizer update bumps); ``compilations`` counts them."""
 
     def __init__(self, model: SpikingNetwork, time_steps: int, input_shape: tuple[int, ...] | None = None,
-                 dt: float = DEFAULT_DT, integer_inputs: bool = False) -> None:
+                 dt: float = DEFAULT_DT, integer_range: int | None = None) -> None:
         super().__init__()
         if not model.online:
             raise ValueError("hardware-aware training needs an online model (methods tbso, bso, bop)")
         self.model = model
         self.time_steps, self.input_shape, self.dt = int(time_steps), input_shape, float(dt)
-        self.integer_inputs = bool(integer_inputs)  # event counts: input scale 1 (compile_model)
+        self.integer_range = integer_range  # event counts: input scale 1 (compile_model)
         self.segments = _segments(model)
         self.fx_net: FixedPointNetwork | None = None
         self.compilations = 0
@@ -218,7 +221,7 @@ class HardwareAwareNetwork(nn.Module):
         fingerprint = self._current_fingerprint()
         if fingerprint == self._fingerprint and self.fx_net is not None:
             return self.fx_net
-        fx_net, scales = compile_model(self.model, self.time_steps, self.input_shape, self.dt, self.integer_inputs)
+        fx_net, scales = compile_model(self.model, self.time_steps, self.input_shape, self.dt, self.integer_range)
         if len(fx_net.layers) != len(self.segments):
             raise ValueError(f"the compiled network has {len(fx_net.layers)} layers, the model {len(self.segments)} "
                              "synapse stages; cannot pair them")

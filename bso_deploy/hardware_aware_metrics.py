@@ -9,6 +9,7 @@ test batches and encoder keys, the float model, the undelayed integer forward of
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -18,12 +19,25 @@ import torch
 from torch import Tensor
 
 from bso_deploy.hardware.backends import run_fixed
+from bso_deploy.hardware.spec import SPEC
 
 from .encoding import Encoder
 from .hardware_aware import HardwareAwareNetwork
 from .network import SpikingNetwork
 
 __all__ = ["fixed_point_metrics"]
+
+
+def _first_samples(batches: Iterable[tuple[Tensor, Tensor]], max_samples: int | None) -> list[tuple[Tensor, Tensor]]:
+    """The batches holding the first ``max_samples`` samples (all of them for None), the last one cut."""
+    kept, seen = [], 0
+    for x, y in batches:
+        if max_samples is not None and seen >= max_samples:
+            break
+        count = len(y) if max_samples is None else min(len(y), max_samples - seen)
+        kept.append((x[:count], y[:count]))
+        seen += count
+    return kept
 
 
 @torch.no_grad()
@@ -39,12 +53,18 @@ def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, T
     (fractions of equal predictions with the simulator), and prediction_agreement: the latter with
     ``hardware_aware`` (the trained network is the integer one), the former otherwise. Inputs are the
     encoder's, keyed as in ``evaluate``. ``integer_inputs``: integer counts (event frames), compiled with input
-    scale 1 (:func:`~bso_deploy.hardware_aware.compile_model`); clipped_inputs counts the input values that the
-    simulator's input quantization saturated (docs/fixed-point.md §10.1)."""
+    scale 1 and their largest value on these batches as the input range (at most 255; docs/fixed-point.md §10.1,
+    :func:`~bso_deploy.hardware_aware.compile_model`); clipped_inputs counts the input values that the
+    simulator's input quantization saturated."""
     start = time.perf_counter()
     was_training = model.training
     model.eval()
-    network = HardwareAwareNetwork(model, time_steps, input_shape, integer_inputs=integer_inputs).eval()
+    integer_range = None
+    if integer_inputs:  # the counts' largest value bounds layer 0's activation (§10.3): read the batches first
+        batches = _first_samples(batches, max_samples)
+        largest = max((float(x.max()) for x, _ in batches), default=1.0)
+        integer_range = int(min(SPEC.input_max, max(1, math.ceil(largest))))
+    network = HardwareAwareNetwork(model, time_steps, input_shape, integer_range=integer_range).eval()
     fx_net = network.refresh()
     labels, float_pred, integer_pred, fixed_pred = [], [], [], []
     seen = clipped = 0

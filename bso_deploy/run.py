@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from bso_deploy.hardware.spec import SPEC
+
 from . import distributed
 from ._version import __version__
 from .checkpoint import load_checkpoint, load_model_payload, model_payload, save_checkpoint
@@ -160,7 +162,8 @@ class TrainingRun:
             hardware_aware = config.is_hardware_aware_epoch(self.epoch)
             if hardware_aware and hardware is None:
                 hardware = HardwareAwareNetwork(self.model, config.time_steps, tuple(self.split.input_shape),
-                                                integer_inputs=config.dataset in EVENT_DATASET_NAMES)
+                                                integer_range=SPEC.input_max if config.dataset in EVENT_DATASET_NAMES
+                                                else None)
             if sampler is not None:
                 sampler.set_epoch(self.epoch)
             else:

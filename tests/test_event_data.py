@@ -317,3 +317,4 @@ def test_train_one_epoch_and_deploy_event_frames_end_to_end(tmp_path):
     assert (float_report.mismatches, float_report.input_clipped) == (0, 0)
     assert float_report.prediction_agreement is not None
     assert os.path.isfile(tmp_path / "run" / "checkpoint.pt")
+
