@@ -34,6 +34,7 @@ that need it; without it they raise :class:`~bso_deploy.extras.MissingExtraError
 
 from __future__ import annotations
 
+import functools
 import io
 import operator
 from collections.abc import Callable, Mapping
@@ -205,7 +206,8 @@ class EventFrameDataset(Dataset):
         time_steps: frames per sample T.
 
     ``dataset[i]`` is (frames (T, P, H, W) float32 of counts, label); the input shape of the network is
-    ``input_shape`` = (P, H, W), one frame.
+    ``input_shape`` = (P, H, W), one frame. ``largest_count`` is the largest count of any pixel in any frame
+    of any sample (read on first use: one pass over the files), the input range of the fixed-point network.
     """
 
     def __init__(self, files: tuple[Path, ...], labels: torch.Tensor, layout: EventDatasetLayout,
@@ -219,6 +221,11 @@ class EventFrameDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @functools.cached_property
+    def largest_count(self) -> int:
+        """max over samples i, frames t, polarities, pixels of the count (0 for no events at all)."""
+        return max((int(self[index][0].max()) for index in range(len(self))), default=0)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.files[index]

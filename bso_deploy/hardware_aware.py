@@ -126,14 +126,14 @@ def compile_model(model: SpikingNetwork, time_steps: int, input_shape: tuple[int
     """The deployment of ``model`` (``to_nir`` + ``compile_nir`` in profile bso for ``time_steps``) and K_i per
     neuron of every layer (output shape): ``quantization[k]["scale"]`` divided by the binary rows' alpha_i.
     ``integer_range``: the inputs are integer counts in [0, integer_range] (event frames), compiled with input
-    scale 1 and input_max = integer_range (<= 255), so they reach layer 0 unchanged (docs/fixed-point.md §10.1);
+    scale 1 and input_max = min(integer_range, 255), so they reach layer 0 unchanged (docs/fixed-point.md §10.1);
     None: floats in [0, 1]."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NIRExportWarning)  # the subtractive reset: known, carried in metadata
         graph = to_nir(model, dt=dt, input_shape=input_shape)
     integer = integer_range is not None
     fx_net = compile_nir(graph, profile=PROFILE, time_steps=time_steps, input_scale=1.0 if integer else None,
-                         input_range=float(integer_range) if integer else None)
+                         input_range=float(max(1, integer_range)) if integer else None)
     scales = []
     for float_layer, report in zip(float_layers(graph, PROFILE), fx_net.quantization, strict=True):
         scale = np.full(float_layer.output_shape, float(report["scale"]))

@@ -9,7 +9,6 @@ test batches and encoder keys, the float model, the undelayed integer forward of
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,7 +18,6 @@ import torch
 from torch import Tensor
 
 from bso_deploy.hardware.backends import run_fixed
-from bso_deploy.hardware.spec import SPEC
 
 from .encoding import Encoder
 from .hardware_aware import HardwareAwareNetwork
@@ -28,23 +26,11 @@ from .network import SpikingNetwork
 __all__ = ["fixed_point_metrics"]
 
 
-def _first_samples(batches: Iterable[tuple[Tensor, Tensor]], max_samples: int | None) -> list[tuple[Tensor, Tensor]]:
-    """The batches holding the first ``max_samples`` samples (all of them for None), the last one cut."""
-    kept, seen = [], 0
-    for x, y in batches:
-        if max_samples is not None and seen >= max_samples:
-            break
-        count = len(y) if max_samples is None else min(len(y), max_samples - seen)
-        kept.append((x[:count], y[:count]))
-        seen += count
-    return kept
-
-
 @torch.no_grad()
 def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, Tensor]], encoder: Encoder,
                         time_steps: int, device: torch.device, input_shape: tuple[int, ...] | None = None,
                         hardware_aware: bool = False, max_samples: int | None = None,
-                        key_offset: int = 1 << 40, integer_inputs: bool = False) -> dict[str, Any]:
+                        key_offset: int = 1 << 40, integer_range: int | None = None) -> dict[str, Any]:
     """Deploy ``model`` (compile in profile bso for ``time_steps``) and compare on the test batches:
 
     float_accuracy (the float model, BatchNorm on running statistics), fixed_accuracy (the compiled network on
@@ -52,18 +38,13 @@ def fixed_point_metrics(model: SpikingNetwork, batches: Iterable[tuple[Tensor, T
     undelayed integer forward of hardware-aware training), float_fixed_agreement and integer_forward_agreement
     (fractions of equal predictions with the simulator), and prediction_agreement: the latter with
     ``hardware_aware`` (the trained network is the integer one), the former otherwise. Inputs are the
-    encoder's, keyed as in ``evaluate``. ``integer_inputs``: integer counts (event frames), compiled with input
-    scale 1 and their largest value on these batches as the input range (at most 255; docs/fixed-point.md §10.1,
-    :func:`~bso_deploy.hardware_aware.compile_model`); clipped_inputs counts the input values that the
-    simulator's input quantization saturated."""
+    encoder's, keyed as in ``evaluate``. ``integer_range``: the inputs are integer counts (event frames) up to
+    this value (the training data's largest), compiled with input scale 1 (docs/fixed-point.md §10.1,
+    :func:`~bso_deploy.hardware_aware.compile_model`); None: floats in [0, 1]. clipped_inputs counts the input
+    values that the simulator's input quantization saturated (larger than the input range)."""
     start = time.perf_counter()
     was_training = model.training
     model.eval()
-    integer_range = None
-    if integer_inputs:  # the counts' largest value bounds layer 0's activation (§10.3): read the batches first
-        batches = _first_samples(batches, max_samples)
-        largest = max((float(x.max()) for x, _ in batches), default=1.0)
-        integer_range = int(min(SPEC.input_max, max(1, math.ceil(largest))))
     network = HardwareAwareNetwork(model, time_steps, input_shape, integer_range=integer_range).eval()
     fx_net = network.refresh()
     labels, float_pred, integer_pred, fixed_pred = [], [], [], []

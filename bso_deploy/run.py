@@ -18,8 +18,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from bso_deploy.hardware.spec import SPEC
-
 from . import distributed
 from ._version import __version__
 from .checkpoint import load_checkpoint, load_model_payload, model_payload, save_checkpoint
@@ -108,6 +106,12 @@ class TrainingRun:
             "fixed_point": self.fixed_point,
         }
 
+    def integer_range(self) -> int | None:
+        """For event data, the largest count per pixel and frame of the training split (one pass over its files,
+        then cached): the input range of the fixed-point network, at input scale 1 (docs/fixed-point.md §10.1).
+        None for inputs in [0, 1]."""
+        return self.split.train.largest_count if self.config.dataset in EVENT_DATASET_NAMES else None
+
     def evaluate_fixed_point(self, test_loader, encoder, device: torch.device) -> dict[str, Any]:
         """Deploy the model (profile bso, the NumPy simulator) on up to ``fixed_point_samples`` test samples:
         :func:`bso_deploy.hardware_aware_metrics.fixed_point_metrics`, or ``{"skipped": why}``."""
@@ -118,7 +122,7 @@ class TrainingRun:
             return fixed_point_metrics(self.model, test_loader, encoder, config.time_steps, device,
                                        tuple(self.split.input_shape), hardware_aware=config.hardware_aware,
                                        max_samples=config.fixed_point_samples,
-                                       integer_inputs=config.dataset in EVENT_DATASET_NAMES)
+                                       integer_range=self.integer_range())
         except ValueError as error:  # e.g. inputs outside [0, 1] (normalized CIFAR-10), values out of range
             return {"skipped": f"the model cannot be deployed in profile bso: {error}"}
 
@@ -162,8 +166,7 @@ class TrainingRun:
             hardware_aware = config.is_hardware_aware_epoch(self.epoch)
             if hardware_aware and hardware is None:
                 hardware = HardwareAwareNetwork(self.model, config.time_steps, tuple(self.split.input_shape),
-                                                integer_range=SPEC.input_max if config.dataset in EVENT_DATASET_NAMES
-                                                else None)
+                                                integer_range=self.integer_range())
             if sampler is not None:
                 sampler.set_epoch(self.epoch)
             else:

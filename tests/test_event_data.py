@@ -289,13 +289,15 @@ def test_train_one_epoch_and_deploy_event_frames_end_to_end(tmp_path):
     assert config.encoder == "frames"
     run = TrainingRun.create(config, tmp_path / "run")
     metrics = run.fit(progress=False, plot=False)
-    fixed = metrics["fixed_point"]
-    assert "skipped" not in fixed, fixed
-    assert fixed["clipped_inputs"] == 0 and fixed["samples"] == 20
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["encoder"] == "frames"
-
     test_x = torch.stack([run.split.test[i][0] for i in range(len(run.split.test))])  # (N, T, P, H, W)
     train_x = torch.stack([run.split.train[i][0] for i in range(len(run.split.train))])
+    fixed = metrics["fixed_point"]
+    assert "skipped" not in fixed, fixed
+    assert run.integer_range() == run.split.train.largest_count == int(train_x.max())  # the range: training data's
+    over_training_range = int((test_x > train_x.max()).sum())
+    assert fixed["clipped_inputs"] == over_training_range and fixed["samples"] == 20  # counted, never silent
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["encoder"] == "frames"
+
     inputs = test_x.transpose(0, 1).numpy()  # (T, N, P, H, W): frame t at step t
     calibration = train_x.transpose(0, 1).numpy()
     assert calibration.max() > 1  # graded counts
@@ -318,3 +320,28 @@ def test_train_one_epoch_and_deploy_event_frames_end_to_end(tmp_path):
     assert float_report.prediction_agreement is not None
     assert os.path.isfile(tmp_path / "run" / "checkpoint.pt")
 
+
+@pytest.mark.slow
+def test_hardware_aware_training_feeds_the_counts_unscaled(tmp_path):
+    """The integer forward of hardware-aware training compiles event counts with input scale 1 and the training
+    data's largest count: its predictions are the simulator's (agreement 1.0)."""
+    data = tmp_path / "data"
+    synthetic_nmnist(data, {"Train": 16, "Test": 8}, learnable=True)
+    config = TrainConfig(dataset="nmnist", data_root=str(data), epochs=1, batch_size=8, time_steps=3,
+                         hidden=(16, 16), hardware_aware=True, hardware_aware_epochs=1, fixed_point_samples=8)
+    run = TrainingRun.create(config, tmp_path / "run")
+    metrics = run.fit(progress=False, plot=False)
+    fixed = metrics["fixed_point"]
+    assert metrics["epochs"][0]["hardware_aware"] is True
+    assert (fixed["integer_forward_agreement"], fixed["samples"]) == (1.0, 8)
+    test_x = torch.stack([run.split.test[i][0] for i in range(len(run.split.test))])
+    assert fixed["clipped_inputs"] == int((test_x > run.split.train.largest_count).sum())
+
+
+def test_largest_count_reads_every_sample_once(tmp_path):
+    written = synthetic_nmnist(tmp_path, {"Train": 5, "Test": 1})
+    train, _ = load_event_data("nmnist", tmp_path, 2)
+    expected = max(int(expected_frames(*written[path], 2, NMNIST_SENSOR).max()) for path in train.files)
+    assert train.largest_count == expected > 1
+    train.files[0].unlink()  # cached: not read again
+    assert train.largest_count == expected
