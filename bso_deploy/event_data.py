@@ -171,6 +171,16 @@ class EventDatasetLayout:
         return (polarities, height, width)
 
 
+def _folder_label(path: Path) -> str:
+    """N-MNIST: the digit is the name of the recording's folder."""
+    return path.parent.name
+
+
+def _file_label(path: Path) -> str:
+    """DVS Gesture: the class is the recording's file name, ``<label>.npy``."""
+    return path.stem
+
+
 def _check_nmnist_file(path: Path) -> None:
     _check_record_length(path.stat().st_size, path)
 
@@ -183,12 +193,12 @@ def _check_dvsgesture_file(path: Path) -> None:
 EVENT_LAYOUTS: Mapping[str, EventDatasetLayout] = MappingProxyType({
     "nmnist": EventDatasetLayout(
         folder="NMNIST", split_folders=("Train", "Test"), suffix=".bin", sensor_size=(34, 34, 2), num_classes=10,
-        read=read_nmnist_file, label=lambda path: path.parent.name, check_file=_check_nmnist_file,
+        read=read_nmnist_file, label=_folder_label, check_file=_check_nmnist_file,
         source="https://www.garrickorchard.com/datasets/n-mnist (Train.zip and Test.zip, extracted)",
         pattern="<digit 0-9>/*.bin"),
     "dvsgesture": EventDatasetLayout(
         folder="DVSGesture", split_folders=("ibmGestureTrain", "ibmGestureTest"), suffix=".npy",
-        sensor_size=(128, 128, 2), num_classes=11, read=read_dvsgesture_file, label=lambda path: path.stem,
+        sensor_size=(128, 128, 2), num_classes=11, read=read_dvsgesture_file, label=_file_label,
         check_file=_check_dvsgesture_file,
         source="tonic's preprocessed DVS Gesture (ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz, extracted)",
         pattern="user<NN>_<lighting>/<label 0-10>.npy"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -345,3 +346,10 @@ def test_largest_count_reads_every_sample_once(tmp_path):
     assert train.largest_count == expected > 1
     train.files[0].unlink()  # cached: not read again
     assert train.largest_count == expected
+
+
+def test_event_datasets_pickle_for_dataloader_workers(tmp_path):
+    synthetic_nmnist(tmp_path, {"Train": 2, "Test": 1})
+    train, _ = load_event_data("nmnist", tmp_path, 2)
+    copy = pickle.loads(pickle.dumps(train))  # spawned DataLoader workers receive the data set pickled
+    assert torch.equal(copy[1][0], train[1][0]) and int(copy[1][1]) == int(train[1][1])
