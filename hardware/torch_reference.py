@@ -2,13 +2,17 @@
 
 The arithmetic is in the pure step functions of ``hardware/torch_kernels.py``, written independently of the
 NumPy simulator on purpose (a parity test between two calls of the same code proves nothing); this module is
-the stateful wrapper that runs a whole network with them. States are int64 tensors. Layer 0's input does not
-depend on any state, so its sums for all steps are one product; the other layers run step by step (§5.1). A
-recurrent synapse (§4.9) adds its sum of the layer's own spikes to the delay buffer of the next step, where
-the feed-forward sum already waits. The saturation counts of §5.6 add up each step's events.
+the stateful wrapper that runs a whole network with them. States are int64 tensors. The batch runs in blocks
+of samples and, within a block, layer by layer: the network is feed-forward between layers and every synapse
+delays by one step (§4.8, §5.1), so a layer's whole input train is known before it runs, and its sums for
+all steps are one product; its neurons then run step by step. A recurrent synapse (§4.9) adds its sum of the
+layer's own spikes to the delay buffer of the next step, where the feed-forward sum already waits. The
+saturation counts of §5.6 add up each step's events.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -26,7 +30,9 @@ from .torch_kernels import (
     synaptic_current,
 )
 
-__all__ = ["TorchReference", "default_device"]
+__all__ = ["BLOCK_NEURONS", "TorchReference", "default_device"]
+
+BLOCK_NEURONS = {"cpu": 1 << 18, "cuda": 1 << 25}  # neurons of the widest layer per block of samples
 
 
 def default_device() -> torch.device:
@@ -51,6 +57,14 @@ class TorchReference:
         self._neurons = [neuron_constants(layer, self.device, spec) for layer in fx_net.layers]
         self._recurrent = [recurrent_synapse_constants(layer, self.device, spec) for layer in fx_net.layers]
 
+    def _block_samples(self, batch: int) -> int:
+        """Samples per block: at most BLOCK_NEURONS neurons in the widest layer: on the CPU so that a step's
+        elementwise passes over a block's int64 states stay in the caches, on a GPU to bound the memory of
+        a layer's sums for all steps; blocks of equal size."""
+        widest = max(max(math.prod(layer.output_shape), math.prod(layer.input_shape)) for layer in self.fx_net.layers)
+        largest = max(1, BLOCK_NEURONS.get(self.device.type, BLOCK_NEURONS["cuda"]) // widest)
+        return -(-batch // -(-batch // largest)) if batch else 1
+
     def _inputs(self, inputs: np.ndarray | Tensor) -> Tensor:
         spec = SPEC
         tensor = torch.as_tensor(inputs)
@@ -67,7 +81,9 @@ class TorchReference:
 
     @torch.no_grad()
     def run(self, inputs: np.ndarray | Tensor, record: bool = False) -> SimulationResult:
-        """Same contract as ``hardware.simulator.simulate``: exactly T steps; NumPy arrays on return."""
+        """Same contract as ``hardware.simulator.simulate``: exactly T steps; NumPy arrays on return. The batch
+        runs in blocks of samples (:meth:`_block_samples`), each layer of a block over all T steps before the
+        next layer (:meth:`_run_block`)."""
         x_all = self._inputs(inputs)
         steps, batch = int(x_all.shape[0]), int(x_all.shape[1])
         device = self.device
@@ -75,37 +91,16 @@ class TorchReference:
         def zeros(neuron: NeuronConstants, leading: tuple[int, ...] = (), dtype: torch.dtype = torch.int64) -> Tensor:
             return torch.zeros((*leading, batch, *neuron.shape), dtype=dtype, device=device)
 
-        states = [initial_state(neuron, batch) for neuron in self._neurons]  # §3.8
-        delayed = [zeros(neuron) for neuron in self._neurons]  # docs/fixed-point.md §4.8
         spikes = [zeros(neuron, (steps,), torch.int8) for neuron in self._neurons]
         u_trace = [zeros(neuron, (steps,)) for neuron in self._neurons] if record else []
         v_trace = [zeros(neuron, (steps,)) for neuron in self._neurons] if record else []
         last_v = zeros(self._neurons[-1], (steps,))
         counts = [[zeros(neuron) for _ in LayerSaturation._fields] for neuron in self._neurons]  # v, u, a (§5.6)
-        # layer 0's input does not depend on any state: its sums for all steps in one product (§4.8: the sum of
-        # step t arrives at step t + 1; the last step's sum would arrive after the run)
-        first = self._synapses[0]
-        first_inputs = synaptic_current(x_all[:-1].reshape(-1, *x_all.shape[2:]), first).reshape(
-            steps - 1, batch, *self._neurons[0].shape) if steps > 1 else None
-        for t in range(steps):
-            layer_input = None
-            for index, (synapse, neuron) in enumerate(zip(self._synapses, self._neurons)):
-                arriving = delayed[index]
-                if t + 1 < steps:  # a sum computed at the last step would only arrive after the run
-                    delayed[index] = first_inputs[t] if index == 0 else synaptic_current(layer_input, synapse)
-                step = lif_step(arriving, states[index], neuron, t >= neuron.bias_start)
-                states[index] = step.state
-                for count, event in zip(counts[index], step.events):
-                    count += event
-                recurrent = self._recurrent[index]
-                if recurrent is not None and t + 1 < steps:  # its own spikes, delivered at t + 1 (§4.9)
-                    delayed[index] = delayed[index] + synaptic_current(step.spikes, recurrent)
-                spikes[index][t].copy_(step.spikes)
-                if record:
-                    u_trace[index][t] = step.state.u
-                    v_trace[index][t] = step.state.v
-                layer_input = step.spikes
-            last_v[t] = states[-1].v
+        block = self._block_samples(batch)
+        for start in range(0, batch, block):
+            cut = slice(start, min(batch, start + block))
+            self._run_block(x_all[:, cut], [s[:, cut] for s in spikes], [u[:, cut] for u in u_trace],
+                            [v[:, cut] for v in v_trace], last_v[:, cut], [[c[cut] for c in layer] for layer in counts])
         output = spikes[-1].to(torch.int64) if self._neurons[-1].spiking else last_v
 
         def to_numpy(tensors: list[Tensor]) -> tuple[np.ndarray, ...]:
@@ -114,3 +109,33 @@ class TorchReference:
         saturation = tuple(LayerSaturation(*to_numpy(layer_counts)) for layer_counts in counts)
         return SimulationResult(spikes=to_numpy(spikes), output=output.cpu().numpy(), u=to_numpy(u_trace),
                                 v=to_numpy(v_trace), saturation=saturation)
+
+    def _run_block(self, x: Tensor, spikes: list[Tensor], u_trace: list[Tensor], v_trace: list[Tensor],
+                   last_v: Tensor, counts: list[list[Tensor]]) -> None:
+        """One block of samples x (T, block, *input_shape), written into views of the whole run's tensors
+        (spikes, traces, the last layer's v, the §5.6 counts). Layer by layer: layer k's input for all T
+        steps is layer k - 1's spike train, complete before layer k runs, so its feed-forward sums of all
+        steps are one product; the sum of step t arrives at step t + 1 (§4.8; the last step's would arrive
+        after the run), with the recurrent sum of the layer's own spikes of step t (§4.9)."""
+        steps, batch = int(x.shape[0]), int(x.shape[1])
+        layer_input = x
+        for index, (synapse, neuron) in enumerate(zip(self._synapses, self._neurons)):
+            sums = synaptic_current(layer_input[:-1].reshape(-1, *layer_input.shape[2:]), synapse).reshape(
+                steps - 1, batch, *neuron.shape) if steps > 1 else None
+            state = initial_state(neuron, batch)  # §3.8
+            arriving = torch.zeros((batch, *neuron.shape), dtype=torch.int64, device=self.device)
+            recurrent = self._recurrent[index]
+            for t in range(steps):
+                step = lif_step(arriving, state, neuron, t >= neuron.bias_start)
+                state = step.state
+                for count, event in zip(counts[index], step.events):
+                    count += event
+                if t + 1 < steps:
+                    arriving = sums[t] if recurrent is None else sums[t] + synaptic_current(step.spikes, recurrent)
+                spikes[index][t].copy_(step.spikes)
+                if u_trace:
+                    u_trace[index][t] = state.u
+                    v_trace[index][t] = state.v
+                if index == len(self._neurons) - 1:
+                    last_v[t] = state.v
+            layer_input = spikes[index]

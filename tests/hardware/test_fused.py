@@ -108,7 +108,7 @@ def test_repeated_and_silent_input_steps(chunk_rows: int) -> None:
     assert_same_run(net, inputs, result)
 
 
-def _conv_network(rng: np.random.Generator, stride: int, kernel: tuple[int, int]) -> FixedPointNetwork:
+def conv_network(rng: np.random.Generator, stride: int, kernel: tuple[int, int]) -> FixedPointNetwork:
     """32C3-P2-64C3-P2-FC in miniature (profile bso): an 8-bit conv, a binary conv after a sum pool, a pooled
     dense readout."""
     first = FixedPointLayer(name="c1", kind="conv", input_shape=(1, 12, 12),
@@ -136,7 +136,7 @@ def test_conv_network_in_blocks_equals_step_functions(block_neurons: int, block:
     strided additions, blocks of 1, a few and all samples: spikes, u, v, output and counts equal the step
     functions'; the layers are active (spikes in both convs)."""
     rng = np.random.default_rng(stride * 10 + kernel[1])
-    fx_net = _conv_network(rng, stride, kernel)
+    fx_net = conv_network(rng, stride, kernel)
     frames = rng.integers(0, SPEC.input_max + 1, size=(1, 7, 1, 12, 12))
     inputs = np.concatenate([np.repeat(frames[0][None], 5, axis=0), np.zeros((3, 7, 1, 12, 12), np.int64)])
     with pytest.MonkeyPatch.context() as patch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from bso_deploy.hardware import torch_reference
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork, append_zero_steps
 from bso_deploy.hardware.simulator import simulate
 from bso_deploy.hardware.spec import SPEC
@@ -16,6 +17,7 @@ from bso_deploy.hardware.torch_reference import TorchReference, default_device
 from fixed_point_strategies import inputs_for, networks, replace_layer, weights_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_fused import conv_network
 from test_simulator import assert_same_saturation
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,8 +39,24 @@ def assert_same(fx_net: FixedPointNetwork, inputs: np.ndarray, device: str | Non
 @SETTINGS
 @given(data=st.data())
 def test_torch_reference_equals_simulator(data: st.DataObject) -> None:
+    """Random networks (recurrent layers included), run in blocks of 1 sample up to the whole batch."""
     fx_net = data.draw(networks())
-    assert_same(fx_net, data.draw(inputs_for(fx_net)))
+    inputs = data.draw(inputs_for(fx_net))
+    with pytest.MonkeyPatch.context() as patch:
+        neurons = data.draw(st.sampled_from([1, 40, torch_reference.BLOCK_NEURONS["cpu"]]))
+        patch.setattr(torch_reference, "BLOCK_NEURONS", {"cpu": neurons, "cuda": neurons})
+        assert_same(fx_net, inputs)
+
+
+@pytest.mark.parametrize(("block_neurons", "kernel"), [(1, (3, 3)), (1800, (3, 2)), (1 << 18, (1, 1))])
+def test_conv_network_in_blocks(block_neurons: int, kernel: tuple[int, int]) -> None:
+    """The deployed conv shape in miniature (issue 13), in blocks of 1, 3 and all 7 samples, layer by layer."""
+    fx_net = conv_network(np.random.default_rng(kernel[1]), 1, kernel)
+    frames = np.random.default_rng(5).integers(0, SPEC.input_max + 1, size=(1, 7, 1, 12, 12))
+    inputs = append_zero_steps(np.repeat(frames, 5, axis=0), fx_net.latency)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch_reference, "BLOCK_NEURONS", {"cpu": block_neurons, "cuda": block_neurons})
+        assert_same(fx_net, inputs)
 
 
 @settings(max_examples=60, deadline=None)
