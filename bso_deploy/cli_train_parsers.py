@@ -11,8 +11,10 @@ from .hardware.spec import PROFILES
 from .options import (
     ADAPTATION_DATASETS,
     ADAPTATION_SHIFTS,
+    BATCHNORM_STATISTICS,
     BINARY_CHOICES,
     DATASET_NAMES,
+    DEFAULT_CNN_SPEC,
     DEVICES,
     ENCODER_NAMES,
     EXPORT_FORMATS,
@@ -20,10 +22,12 @@ from .options import (
     LEARNER_NAMES,
     LEARNING_ROUNDINGS,
     LEARNING_VARIANTS,
+    LR_SCHEDULES,
     METHODS,
     MODELS,
     ONNX_SEMANTICS,
     RESET_MODES,
+    parse_cnn_spec,
 )
 
 TRAIN_DESCRIPTION = """\
@@ -45,6 +49,15 @@ before/after (fixed point and float), the flip agreement with the float rule and
 writes OUT/learn.json and OUT/learn.png."""
 
 
+def cnn_spec(text: str) -> str:
+    """``--cnn``: the spec as given, once :func:`bso_deploy.options.parse_cnn_spec` accepts it."""
+    try:
+        parse_cnn_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_train_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a binary SNN online with T-BSO, BSO or Bop",
                                    description=TRAIN_DESCRIPTION)
@@ -52,7 +65,8 @@ def add_train_parser(subparsers) -> None:
     add_choice(parser, "--method", METHODS, "method", default="tbso",
                help="training method: tbso, bso, bop (online) or bptt-ste (offline baseline; default %(default)s)")
     add_choice(parser, "--model", MODELS, "model", default="mlp",
-               help="network: mlp (fully connected) or vgg (convolutional; default %(default)s)")
+               help="network: mlp (fully connected), cnn (conv blocks of --cnn, deployable) or vgg (the CIFAR "
+                    "VGG; default %(default)s)")
     parser.add_argument("--time-steps", type=int, default=4, help="time steps T per sample (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="samples per batch (default %(default)s)")
@@ -64,6 +78,14 @@ def add_train_parser(subparsers) -> None:
                help="which layers have 1-bit weights: hidden (all but the first and the readout), all, none "
                     "(default %(default)s)")
     parser.add_argument("--hidden", default="256,256", help="MLP hidden sizes, comma separated (default %(default)s)")
+    parser.add_argument("--cnn", default=DEFAULT_CNN_SPEC, type=cnn_spec,
+                        help="--model cnn blocks separated by '-': NC3 = 3x3 conv with N channels + BatchNorm + "
+                             "LIF, Pk = k x k pooling; a Linear classifier follows (default %(default)s)")
+    add_choice(parser, "--batchnorm", BATCHNORM_STATISTICS, "BatchNorm statistics", default="shared",
+               help="BatchNorm statistics: shared (torch's: batch statistics in training, one running set for "
+                    "evaluation), per-step (one running set per time step in float evaluation; deployment folds "
+                    "their pooled mean and variance) or running (the training forward normalizes with the "
+                    "running statistics that deploy, gradients as with batch statistics; default %(default)s)")
     add_choice(parser, "--encoder", ENCODER_NAMES, "encoder", default="direct",
                help="input encoding: direct (the same analog input every step) or rate (Bernoulli spikes; "
                     "default %(default)s)")
@@ -81,6 +103,9 @@ def add_train_parser(subparsers) -> None:
                         help="multiply threshold and 1-momentum by --decay-factor every N epochs (0: never)")
     parser.add_argument("--decay-factor", type=float, default=0.1,
                         help="factor of --decay-every (default %(default)s)")
+    add_choice(parser, "--lr-schedule", LR_SCHEDULES, "learning-rate schedule", default="constant",
+               help="learning rate of the full-precision (and bptt-ste latent) weights per epoch: constant, or "
+                    "cosine from --lr to 0 over --epochs (default %(default)s)")
     add_choice(parser, "--reset", RESET_MODES, "reset mode", default="subtract",
                help="LIF reset after a spike: subtract the threshold or set v to zero (default %(default)s)")
     parser.add_argument("--data-root", default=None, help="directory of local MNIST/CIFAR files (default: download)")

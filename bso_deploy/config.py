@@ -6,16 +6,20 @@ from dataclasses import asdict, dataclass, fields
 
 from .neuron import LIFParameters
 from .options import (
+    BATCHNORM_STATISTICS,
     BINARY_CHOICES,
     DATASET_NAMES,
+    DEFAULT_CNN_SPEC,
     DEVICES,
     ENCODER_NAMES,
     EVENT_DATASET_NAMES,
     FP_OPTIMIZERS,
+    LR_SCHEDULES,
     METHODS,
     MODELS,
     ONLINE_METHODS,
     RESET_MODES,
+    parse_cnn_spec,
 )
 
 CONFIG_VERSION = 1
@@ -44,6 +48,8 @@ class TrainConfig:
     device: str = "cpu"
     binary: str = "hidden"
     hidden: tuple[int, ...] = (256, 256)
+    cnn: str = DEFAULT_CNN_SPEC
+    batchnorm: str = "shared"
     encoder: str = "direct"  # for an event data set "direct" (the default) means its frames: stored as "frames"
     tau: float = 2.0
     v_threshold: float = 1.0
@@ -60,6 +66,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     decay_every: int = 0
     decay_factor: float = 0.1
+    lr_schedule: str = "constant"
     mse_weight: float = 0.05
     data_root: str | None = None
     num_workers: int = 0
@@ -81,6 +88,9 @@ class TrainConfig:
                              "frames (their default); the others are static inputs for --encoder direct or rate")
         _choice("reset mode", self.reset, RESET_MODES)
         _choice("full-precision optimizer", self.fp_optimizer, FP_OPTIMIZERS)
+        _choice("BatchNorm statistics", self.batchnorm, BATCHNORM_STATISTICS)
+        _choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
+        parse_cnn_spec(self.cnn)  # validates the conv net's spec (used by model="cnn" only)
         if not (self.device in DEVICES or self.device.startswith("cuda:")):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
         for name in ("time_steps", "epochs", "batch_size"):
@@ -106,6 +116,9 @@ class TrainConfig:
         if self.hardware_aware and not self.online:
             raise ValueError(f"hardware-aware training runs the online step; method {self.method!r} is not online. "
                              f"Use one of {', '.join(ONLINE_METHODS)}, or drop --hardware-aware")
+        if self.hardware_aware and self.batchnorm == "per-step":
+            raise ValueError("hardware-aware training folds one set of BatchNorm statistics; use --batchnorm "
+                             "shared with --hardware-aware")
         if self.hardware_aware and self.dataset == "cifar10" and self.encoder == "direct":
             raise ValueError("hardware-aware training feeds the deployed network, whose input is unsigned "
                              "(docs/fixed-point.md §5.3), but normalized CIFAR-10 pixels go below 0; "

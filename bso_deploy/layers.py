@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .options import BATCHNORM_STATISTICS
+
 
 def _random_signs(shape: torch.Size, generator: torch.Generator | None) -> Tensor:
     bits = torch.randint(0, 2, shape, generator=generator)
@@ -58,6 +60,108 @@ class BinaryConv2d(nn.Conv2d):
                 self.bias.zero_()
 
 
+class _PerStepStatistics:
+    """BatchNorm with one set of running statistics per time step and shared affine parameters.
+
+    Call t (0-based, counted since :meth:`reset_state`; steps beyond ``time_steps - 1`` use the last set)
+    normalizes with ``step_mean[t]``, ``step_var[t]`` (shape (T, C)): in training the batch's statistics,
+    which update set t with torch's momentum rule; in eval mode set t. ``running_mean`` / ``running_var``
+    hold the statistics pooled over the T steps, what one integer network can fold (the exporter folds them)::
+
+        running_mean = mean_t step_mean[t]
+        running_var  = mean_t step_var[t] + mean_t (step_mean[t] - running_mean)^2   (law of total variance)
+    """
+
+    def _init_steps(self, num_features: int, time_steps: int) -> None:
+        if not isinstance(time_steps, int) or time_steps < 1:
+            raise ValueError(f"per-step BatchNorm needs time_steps >= 1, got {time_steps!r}")
+        self.time_steps = time_steps
+        self.time_step = 0
+        self.register_buffer("step_mean", torch.zeros(time_steps, num_features))
+        self.register_buffer("step_var", torch.ones(time_steps, num_features))
+
+    def reset_state(self) -> None:
+        self.time_step = 0
+
+    def forward(self, current: Tensor) -> Tensor:
+        self._check_input_dim(current)
+        t = min(self.time_step, self.time_steps - 1)
+        self.time_step += 1
+        mean, var = self.step_mean[t], self.step_var[t]  # row views: batch_norm updates them in place
+        output = F.batch_norm(current, mean, var, self.weight, self.bias, self.training, self.momentum, self.eps)
+        if self.training:
+            with torch.no_grad():
+                pooled = self.step_mean.mean(0)
+                self.running_mean.copy_(pooled)
+                self.running_var.copy_(self.step_var.mean(0) + (self.step_mean - pooled).pow(2).mean(0))
+                self.num_batches_tracked += 1
+        return output
+
+
+class StepBatchNorm1d(_PerStepStatistics, nn.BatchNorm1d):
+    """:class:`nn.BatchNorm1d` with per-time-step running statistics (see :class:`_PerStepStatistics`)."""
+
+    def __init__(self, num_features: int, time_steps: int) -> None:
+        super().__init__(num_features)
+        self._init_steps(num_features, time_steps)
+
+
+class StepBatchNorm2d(_PerStepStatistics, nn.BatchNorm2d):
+    """:class:`nn.BatchNorm2d` with per-time-step running statistics (see :class:`_PerStepStatistics`)."""
+
+    def __init__(self, num_features: int, time_steps: int) -> None:
+        super().__init__(num_features)
+        self._init_steps(num_features, time_steps)
+
+
+class _RunningForward:
+    """BatchNorm whose training forward normalizes with the running statistics, what deployment folds, while
+    the gradient is that of batch-statistics BatchNorm (straight through)::
+
+        y_batch = gamma (x - mean_batch) / sqrt(var_batch + eps) + beta     (updates the running statistics)
+        y       = gamma (x - running_mean) / sqrt(running_var + eps) + beta  (statistics before this update)
+        forward: y        backward: dL/dx, dL/dgamma, dL/dbeta of y_batch
+
+    So the layers after it see in training what they see in evaluation and on the chip; the gradient keeps
+    the per-feature batch mean removed, which the binary optimizers' statistics need (docs/training.md).
+    Eval mode is torch's."""
+
+    def forward(self, current: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(current)
+        self._check_input_dim(current)
+        deployed = F.batch_norm(current, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                self.eps)
+        batch = F.batch_norm(current, self.running_mean, self.running_var, self.weight, self.bias, True,
+                             self.momentum, self.eps)
+        self.num_batches_tracked += 1
+        return batch + (deployed - batch).detach()
+
+
+class RunningBatchNorm1d(_RunningForward, nn.BatchNorm1d):
+    """:class:`nn.BatchNorm1d` with the running-statistics forward of :class:`_RunningForward`."""
+
+
+class RunningBatchNorm2d(_RunningForward, nn.BatchNorm2d):
+    """:class:`nn.BatchNorm2d` with the running-statistics forward of :class:`_RunningForward`."""
+
+
+def make_batchnorm(num_features: int, dims: int, statistics: str = "shared", time_steps: int = 1) -> nn.Module:
+    """BatchNorm over ``num_features`` channels of a ``dims``-D current (1: (N, C), 2: (N, C, H, W)).
+    ``statistics`` (``BATCHNORM_STATISTICS``): ``"shared"`` torch's (batch statistics in training, one set of
+    running statistics, shared by the time steps, for evaluation), ``"per-step"`` one set of running
+    statistics per time step (:class:`StepBatchNorm1d` / :class:`StepBatchNorm2d`), ``"running"`` the
+    running statistics in the training forward too (:class:`RunningBatchNorm1d` / :class:`RunningBatchNorm2d`)."""
+    if statistics not in BATCHNORM_STATISTICS:
+        raise ValueError(f"unknown BatchNorm statistics {statistics!r}; valid: {', '.join(BATCHNORM_STATISTICS)}")
+    if statistics == "per-step":
+        return (StepBatchNorm1d if dims == 1 else StepBatchNorm2d)(num_features, time_steps)
+    if statistics == "running":
+        return (RunningBatchNorm1d if dims == 1 else RunningBatchNorm2d)(num_features)
+    return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(num_features)
+
+
+PER_STEP_BATCHNORM_TYPES = (StepBatchNorm1d, StepBatchNorm2d)
 BINARY_LAYER_TYPES = (BinaryLinear, BinaryConv2d)
 SYNAPSE_TYPES = (nn.Linear, nn.Conv2d)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import SYNAPSE_TYPES, synapse_forward
+from .layers import PER_STEP_BATCHNORM_TYPES, SYNAPSE_TYPES, synapse_forward
 from .neuron import LIF
 
 LINEAR_SPIKE_OPS = (nn.Flatten, nn.AvgPool2d, nn.Identity)
@@ -49,8 +49,10 @@ class SpikingNetwork(nn.Module):
         return [layer for layer in self.layers if isinstance(layer, LIF)]
 
     def reset_state(self) -> None:
-        for layer in self.lif_layers():
-            layer.reset_state()
+        """Forget the neurons' state and restart the time-step count of per-step BatchNorm."""
+        for layer in self.layers:
+            if isinstance(layer, (LIF, PER_STEP_BATCHNORM_TYPES)):
+                layer.reset_state()
 
     def step(self, x: Tensor) -> Tensor:
         """Advance one time step. x: (batch, *input_shape) input at this step; returns the last layer's

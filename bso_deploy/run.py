@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from . import distributed
 from ._version import __version__
@@ -44,6 +44,7 @@ from .training import (
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
 PLOT_NAME = "training.png"
+TRAIN_EVAL_SAMPLES = 1000  # training images of the per-epoch eval-mode accuracy (train_eval_accuracy)
 FIXED_POINT_SUMMARY = ("float_accuracy", "fixed_accuracy", "prediction_agreement")  # copied to metrics' top level
 
 
@@ -106,6 +107,15 @@ class TrainingRun:
             "fixed_point": self.fixed_point,
         }
 
+    def train_eval_loader(self) -> DataLoader:
+        """A fixed subset of the training split (``TRAIN_EVAL_SAMPLES`` images drawn with the run's seed, the
+        same every epoch and after a resume) for ``train_eval_accuracy``: the eval-mode accuracy on training
+        images, which shows the train/eval gap next to the running ``train_accuracy``."""
+        generator = torch.Generator().manual_seed(self.config.seed)
+        count = min(TRAIN_EVAL_SAMPLES, len(self.split.train))
+        indices = torch.randperm(len(self.split.train), generator=generator)[:count].tolist()
+        return DataLoader(Subset(self.split.train, indices), batch_size=self.config.batch_size)
+
     def integer_range(self) -> int | None:
         """For event data, the largest count per pixel and frame of the training split (one pass over its files,
         then cached): the input range of the fixed-point network, at input scale 1 (docs/fixed-point.md §10.1).
@@ -154,6 +164,7 @@ class TrainingRun:
                                       num_workers=config.num_workers, drop_last=True)
             stepper = distributed.DistributedStepper(self.model, device)
         encoder = make_encoder(config.encoder, seed=config.seed)
+        train_eval_loader = self.train_eval_loader()
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if plot:
@@ -186,6 +197,7 @@ class TrainingRun:
             distributed.assert_replicas_identical(context, self.model, self.optimizers)
             record["seconds"] = time.perf_counter() - start
             record["test_accuracy"] = evaluate(self.model, test_loader, encoder, config.time_steps, device)
+            record["train_eval_accuracy"] = evaluate(self.model, train_eval_loader, encoder, config.time_steps, device)
             if hardware_aware:  # test_accuracy: the integer forward, which the deployment runs
                 record["hardware_aware"] = True
                 record["float_test_accuracy"] = record["test_accuracy"]
@@ -205,7 +217,8 @@ class TrainingRun:
             distributed.barrier(context)
             if progress:
                 print(f"epoch {self.epoch:3d}/{config.epochs}  loss {record['loss']:.4f}  "
-                      f"train {record['train_accuracy']:.4f}  test {record['test_accuracy']:.4f}  "
+                      f"train {record['train_accuracy']:.4f} (eval mode {record['train_eval_accuracy']:.4f})  "
+                      f"test {record['test_accuracy']:.4f}  "
                       f"({record['seconds']:.1f} s){'  [integer forward]' if hardware_aware else ''}", flush=True)
         if context.is_main:
             self.fixed_point = self.evaluate_fixed_point(test_loader, encoder, device)

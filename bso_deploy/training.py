@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .layers import binary_layer_names, is_binary_layer, split_parameters
 from .models import build_model
 from .network import SpikingNetwork
-from .optim import BINARY_OPTIMIZERS, StepDecay
+from .optim import BINARY_OPTIMIZERS, CosineLR, StepDecay
 from .ste import LatentAdam, attach_latent_weights, latent_parameters
 
 
@@ -43,7 +43,8 @@ def build_network(config: TrainConfig, input_shape: Sequence[int], num_classes: 
     """The model of ``config`` for samples of ``input_shape`` (without the batch axis) and ``num_classes``
     outputs; for ``bptt-ste`` with latent weights and backpropagation through time."""
     model = build_model(config.model, input_shape, num_classes, binary=config.binary,
-                        lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden)
+                        lif=config.lif_parameters(), seed=config.seed, hidden=config.hidden, cnn=config.cnn,
+                        batchnorm=config.batchnorm, time_steps=config.time_steps)
     if not config.online:
         attach_latent_weights(model)
         model.set_online(False)
@@ -59,11 +60,11 @@ def online_loss(output: Tensor, target: Tensor, num_classes: int, time_steps: in
 
 @dataclass
 class Optimizers:
-    """The binary optimizer, the full-precision one, and their step-decay schedules."""
+    """The binary optimizer, the full-precision one, and their per-epoch schedules (step decay, cosine lr)."""
 
     binary: torch.optim.Optimizer
     full_precision: torch.optim.Optimizer
-    schedules: list[StepDecay] = field(default_factory=list)
+    schedules: list[StepDecay | CosineLR] = field(default_factory=list)
 
     def zero_grad(self) -> None:
         self.binary.zero_grad(set_to_none=True)
@@ -116,10 +117,14 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
             full_precision, lr=config.lr, momentum=config.fp_momentum, weight_decay=config.weight_decay)
     else:
         fp_optimizer = torch.optim.Adam(full_precision, lr=config.lr, weight_decay=config.weight_decay)
-    schedules = []
+    schedules: list[StepDecay | CosineLR] = []
     if config.decay_every and config.online:
         schedules = [StepDecay(binary_optimizer, name, every=config.decay_every, factor=config.decay_factor)
                      for name in ("threshold", "one_minus_momentum")]
+    if config.lr_schedule == "cosine":
+        schedules.append(CosineLR(fp_optimizer, config.epochs))
+        if not config.online:  # the latent weights' Adam
+            schedules.append(CosineLR(binary_optimizer, config.epochs))
     return Optimizers(binary_optimizer, fp_optimizer, schedules)
 
 

@@ -131,7 +131,7 @@ def test_the_parser_defaults_are_the_configs_defaults() -> None:
 
     train = parsed_defaults("train")
     assert_defaults(train, TrainConfig())
-    assert len(set(train) & {f.name for f in dataclasses.fields(TrainConfig)}) == 24
+    assert len(set(train) & {f.name for f in dataclasses.fields(TrainConfig)}) == 27
     learn = parsed_defaults("learn")
     assert {f.name for f in dataclasses.fields(AdaptationConfig)} == set(learn) - {"command", "out", "json",
                                                                                    "no_progress"}

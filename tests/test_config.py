@@ -23,7 +23,11 @@ def test_the_defaults_are_the_digits_tbso_run():
     ("dataset", "imagenet",
      "unknown dataset 'imagenet'; valid: digits, mnist, fashion-mnist, cifar10, nmnist, dvsgesture"),
     ("method", "adam", "unknown method 'adam'; valid: tbso, bso, bop, bptt-ste"),
-    ("model", "resnet", "unknown model 'resnet'; valid: mlp, vgg"),
+    ("model", "resnet", "unknown model 'resnet'; valid: mlp, vgg, cnn"),
+    ("cnn", "32C3-P2-F10", "bad CNN block 'F10' in '32C3-P2-F10': use <channels>C3 (3x3 conv, channels >= 1) or "
+     "P<k> (k x k pooling, k >= 2), separated by '-', e.g. 32C3-P2-64C3-P2"),
+    ("batchnorm", "group", "unknown BatchNorm statistics 'group'; valid: shared, per-step, running"),
+    ("lr_schedule", "step", "unknown learning-rate schedule 'step'; valid: constant, cosine"),
     ("binary", "some", "unknown binary layer choice 'some'; valid: hidden, all, none"),
     ("encoder", "latency", "unknown encoder 'latency'; valid: direct, rate, frames"),
     ("reset", "hard", "unknown reset mode 'hard'; valid: subtract, zero"),
@@ -60,6 +64,8 @@ def test_hardware_aware_training_needs_an_online_method_and_unsigned_inputs():
     with pytest.raises(ValueError, match="use --encoder rate"):
         TrainConfig(dataset="cifar10", hardware_aware=True)
     assert TrainConfig(dataset="cifar10", encoder="rate", hardware_aware=True).hardware_aware
+    with pytest.raises(ValueError, match="hardware-aware training folds one set of BatchNorm statistics"):
+        TrainConfig(batchnorm="per-step", hardware_aware=True)
 
 
 def test_the_last_hardware_aware_epochs_run_the_integer_forward():
@@ -84,7 +90,8 @@ def test_lif_parameters_carry_the_neuron_fields():
 
 def test_to_dict_from_dict_round_trip():
     config = TrainConfig(dataset="mnist", method="bop", hidden=(32, 16, 8), threshold=1e-6, data_root="/data",
-                         hardware_aware=True, fixed_point_samples=0)
+                         hardware_aware=True, fixed_point_samples=0, model="cnn", cnn="8C3-P2",
+                         batchnorm="running", lr_schedule="cosine")
     data = config.to_dict()
     assert data["version"] == CONFIG_VERSION and data["hidden"] == [32, 16, 8]
     assert set(data) == {f.name for f in dataclasses.fields(TrainConfig)} | {"version"}

@@ -1,9 +1,19 @@
-"""Binary layers and the OTTT gradient dL/dW[t] = delta[t] (outer) trace[t]."""
+"""Binary layers, the OTTT gradient dL/dW[t] = delta[t] (outer) trace[t], and the BatchNorm variants
+(per-step statistics, running-statistics forward)."""
 
+import pytest
 import torch
 from torch import nn
 
-from bso_deploy.layers import BinaryConv2d, BinaryLinear, split_parameters, synapse_forward
+from bso_deploy.layers import (
+    BinaryConv2d,
+    BinaryLinear,
+    RunningBatchNorm2d,
+    StepBatchNorm1d,
+    StepBatchNorm2d,
+    split_parameters,
+    synapse_forward,
+)
 from bso_deploy.models import build_mlp, build_vgg
 from bso_deploy.neuron import LIF, LIFParameters
 
@@ -88,3 +98,55 @@ def test_vgg_steps_and_backpropagates():
     out.sum().backward()
     binary, _ = split_parameters(model)
     assert all(p.grad is not None for p in binary)
+
+
+def test_per_step_batchnorm_keeps_one_set_per_step_and_pools_them():
+    torch.manual_seed(0)
+    norm = StepBatchNorm1d(3, time_steps=2)
+    norm.momentum = 1.0  # running statistics = the last batch's, to compare exactly
+    batches = [torch.randn(16, 3) * (t + 1) + 5 * t for t in range(3)]
+    outputs = [norm(x) for x in batches]  # step 3 falls back to the last set
+    expected_var = [x.var(0, unbiased=True) for x in batches]
+    torch.testing.assert_close(norm.step_mean[0], batches[0].mean(0))
+    torch.testing.assert_close(norm.step_mean[1], batches[2].mean(0))
+    torch.testing.assert_close(norm.step_var[1], expected_var[2])
+    pooled = (norm.step_mean[0] + norm.step_mean[1]) / 2
+    torch.testing.assert_close(norm.running_mean, pooled)
+    torch.testing.assert_close(norm.running_var, (norm.step_var[0] + norm.step_var[1]) / 2
+                               + ((norm.step_mean - pooled) ** 2).mean(0))
+    torch.testing.assert_close(outputs[1], nn.functional.batch_norm(batches[1], None, None, training=True))
+    norm.eval()
+    norm.reset_state()
+    torch.testing.assert_close(norm(batches[0]), (batches[0] - norm.step_mean[0]) / torch.sqrt(norm.step_var[0]
+                                                                                               + norm.eps))
+    with pytest.raises(ValueError, match="per-step BatchNorm needs time_steps >= 1"):
+        StepBatchNorm2d(3, time_steps=0)
+
+
+def test_network_reset_restarts_the_per_step_count():
+    model = build_mlp((6, 5, 4, 2), batchnorm="per-step", time_steps=3)
+    norm = model.layers[3]
+    model(torch.rand(3, 4, 6))
+    assert norm.time_step == 3
+    model.reset_state()
+    assert norm.time_step == 0
+
+
+def test_running_batchnorm_forwards_the_running_statistics_with_batch_gradients():
+    torch.manual_seed(1)
+    norm, reference = RunningBatchNorm2d(2), nn.BatchNorm2d(2)
+    with torch.no_grad():
+        for layer in (norm, reference):
+            layer.running_mean.copy_(torch.tensor([0.5, -1.0]))
+            layer.running_var.copy_(torch.tensor([2.0, 0.5]))
+    x = torch.randn(4, 2, 3, 3, requires_grad=True)
+    deployed = reference.eval()(x).detach()
+    y = norm(x)
+    torch.testing.assert_close(y, deployed)  # the forward value is the eval-mode one (statistics before update)
+    (y * torch.arange(72.0).reshape(4, 2, 3, 3)).sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    reference.train()
+    (reference(x) * torch.arange(72.0).reshape(4, 2, 3, 3)).sum().backward()
+    torch.testing.assert_close(grad, x.grad)  # the gradient is batch-statistics BatchNorm's
+    torch.testing.assert_close(norm.running_mean, reference.running_mean)  # both updated once

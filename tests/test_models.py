@@ -7,8 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from bso_deploy.layers import BinaryConv2d, BinaryLinear
-from bso_deploy.models import build_mlp, build_model, build_vgg
+from bso_deploy.layers import (
+    BinaryConv2d,
+    BinaryLinear,
+    RunningBatchNorm1d,
+    RunningBatchNorm2d,
+    StepBatchNorm1d,
+    StepBatchNorm2d,
+)
+from bso_deploy.models import build_cnn, build_mlp, build_model, build_vgg, parse_cnn_spec
 from bso_deploy.network import SpikingNetwork
 from bso_deploy.neuron import LIF, LIFParameters
 
@@ -101,3 +108,51 @@ def test_build_model_vgg_and_unknown_names():
     assert isinstance(build_model("vgg", (3, 32, 32), 10).layers[0], nn.Conv2d)
     with pytest.raises(ValueError, match="unknown model 'resnet'; valid models: mlp, vgg"):
         build_model("resnet", (64,), 10)
+
+
+def test_cnn_default_spec_for_28x28_and_binary_hidden_convs():
+    model = build_model("cnn", (1, 28, 28), 10)
+    assert layout(model) == [("Conv2d", (32, 1, 3, 3)), ("BatchNorm2d", None), ("LIF", None), ("AvgPool2d", None),
+                             ("BinaryConv2d", (64, 32, 3, 3)), ("BatchNorm2d", None), ("LIF", None),
+                             ("AvgPool2d", None), ("Flatten", None), ("Linear", (10, 64 * 7 * 7))]
+    assert model.layers[3].kernel_size == 2 and model.layers[4].padding == (1, 1)
+    model.eval().reset_state()
+    assert model.step(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cnn_spec_string_sets_channels_and_pools():
+    assert parse_cnn_spec("32C3-P2-64C3-P2") == (("conv", 32), ("pool", 2), ("conv", 64), ("pool", 2))
+    assert parse_cnn_spec(" 8c3 - p4 ") == (("conv", 8), ("pool", 4))
+    model = build_cnn((1, 8, 8), 4, "4C3-P2-6C3-8C3-P4", binary="hidden")
+    convs = [layer for layer in model.layers if isinstance(layer, nn.Conv2d)]
+    assert [type(c).__name__ for c in convs] == ["Conv2d", "BinaryConv2d", "BinaryConv2d"]
+    assert [c.out_channels for c in convs] == [4, 6, 8] and model.layers[-1].in_features == 8
+    assert [type(layer) for layer in build_cnn((1, 4, 4), 3, "2C3", binary="all").layers][-2:] == [
+        BinaryLinear, nn.BatchNorm1d]
+    assert build_model("cnn", (8, 8), 3, cnn="2C3-P2").layers[0].in_channels == 1  # (H, W): one channel
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("32C5", "bad CNN block '32C5'"), ("0C3", "bad CNN block '0C3'"), ("P1", "bad CNN block 'P1'"),
+    ("32C3--P2", "bad CNN block ''"), ("P2", "has no convolution"),
+])
+def test_cnn_spec_errors_name_the_bad_block(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_cnn_spec(spec)
+
+
+def test_cnn_refuses_unpoolable_maps_and_flat_samples():
+    with pytest.raises(ValueError, match="cannot 4x4-pool a 6x6 feature map"):
+        build_cnn((1, 6, 6), 2, "2C3-P4")
+    with pytest.raises(ValueError, match="--model cnn needs image samples"):
+        build_model("cnn", (64,), 10)
+
+
+@pytest.mark.parametrize(("statistics", "types"), [
+    ("per-step", (StepBatchNorm1d, StepBatchNorm2d)), ("running", (RunningBatchNorm1d, RunningBatchNorm2d)),
+    ("shared", (nn.BatchNorm1d, nn.BatchNorm2d))])
+def test_batchnorm_statistics_choose_the_batchnorm_of_every_builder(statistics, types):
+    mlp = build_model("mlp", (12,), 3, hidden=(8, 8), batchnorm=statistics, time_steps=3)
+    cnn = build_model("cnn", (1, 4, 4), 3, cnn="2C3-3C3", binary="all", batchnorm=statistics, time_steps=3)
+    norms = [layer for net in (mlp, cnn) for layer in net.layers if isinstance(layer, nn.modules.batchnorm._BatchNorm)]
+    assert [type(layer) for layer in norms] == [types[0], types[1], types[1], types[0]]

@@ -27,10 +27,11 @@ def state_of(run: TrainingRun) -> dict:
     return state
 
 
-@pytest.mark.parametrize("method,encoder", [("tbso", "direct"), ("bso", "rate"), ("bop", "direct"),
-                                            ("bptt-ste", "direct")])
-def test_resume_continues_exactly(tmp_path, method, encoder):
-    config = TrainConfig(method=method, encoder=encoder, epochs=3, decay_every=2, **SMALL)
+@pytest.mark.parametrize("method,encoder,schedule", [("tbso", "direct", "constant"), ("bso", "rate", "constant"),
+                                                     ("bop", "direct", "constant"), ("bptt-ste", "direct", "constant"),
+                                                     ("tbso", "direct", "cosine"), ("bptt-ste", "rate", "cosine")])
+def test_resume_continues_exactly(tmp_path, method, encoder, schedule):
+    config = TrainConfig(method=method, encoder=encoder, epochs=3, decay_every=2, lr_schedule=schedule, **SMALL)
     straight = TrainingRun.create(config, tmp_path / "straight")
     straight.fit(progress=False)
 
@@ -45,6 +46,11 @@ def test_resume_continues_exactly(tmp_path, method, encoder):
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
     assert [e["loss"] for e in straight.history] == [e["loss"] for e in resumed.history]
+    learning_rates = [[group["lr"] for group in run.optimizers.full_precision.param_groups]
+                      for run in (straight, resumed)]
+    assert learning_rates[0] == learning_rates[1]
+    if schedule == "cosine":  # after 3 of 3 epochs the cosine is at 0
+        assert learning_rates[0] == [0.0]
 
 
 def test_files_and_metrics(tmp_path):
@@ -54,7 +60,11 @@ def test_files_and_metrics(tmp_path):
     assert saved["test_accuracy"] == metrics["test_accuracy"] == saved["epochs"][-1]["test_accuracy"]
     assert 0.0 <= saved["test_accuracy"] <= 1.0
     record = saved["epochs"][0]
-    assert {"loss", "train_accuracy", "test_accuracy", "flip_rate", "flips", "seconds"} <= record.keys()
+    assert {"loss", "train_accuracy", "test_accuracy", "flip_rate", "flips", "seconds",
+            "train_eval_accuracy"} <= record.keys()
+    assert 0.0 <= record["train_eval_accuracy"] <= 1.0
+    subset = run.train_eval_loader()  # fixed by the seed: the same images every time
+    assert len(subset.dataset) == 1000 and subset.dataset.indices == run.train_eval_loader().dataset.indices
     assert list(record["flip_rate"]) == ["layers.2"]
     assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     document = load_checkpoint(tmp_path / "checkpoint.pt")

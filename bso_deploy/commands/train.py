@@ -20,7 +20,8 @@ def train_from_args(args: argparse.Namespace) -> TrainingRun:
         config = TrainConfig(
             dataset=args.dataset, method=args.method, model=args.model, time_steps=args.time_steps,
             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-            binary=args.binary, hidden=comma_separated_ints(args.hidden), encoder=args.encoder,
+            binary=args.binary, hidden=comma_separated_ints(args.hidden), cnn=args.cnn, batchnorm=args.batchnorm,
+            encoder=args.encoder, lr_schedule=args.lr_schedule,
             threshold=args.threshold, momentum=args.momentum, lr=args.lr, ste_lr=args.ste_lr,
             fp_optimizer=args.fp_optimizer, decay_every=args.decay_every, decay_factor=args.decay_factor,
             reset=args.reset, data_root=args.data_root, num_workers=args.num_workers,

@@ -7,7 +7,7 @@ torch.optim.SGD; these optimizers take the binary parameters only. Equations: se
 from bso_deploy.optim.bop import Bop
 from bso_deploy.optim.bso import BSO, BinaryOptimizer
 from bso_deploy.optim.functional import bop_update, bso_update, tbso_update
-from bso_deploy.optim.schedules import StepDecay
+from bso_deploy.optim.schedules import CosineLR, StepDecay
 from bso_deploy.optim.tbso import TBSO
 
 BINARY_OPTIMIZERS: dict[str, type[BinaryOptimizer]] = {"bso": BSO, "tbso": TBSO, "bop": Bop}
@@ -18,6 +18,7 @@ __all__ = [
     "TBSO",
     "BinaryOptimizer",
     "Bop",
+    "CosineLR",
     "StepDecay",
     "bop_update",
     "bso_update",

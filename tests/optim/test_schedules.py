@@ -1,11 +1,13 @@
-"""StepDecay: decayed values at the decay epochs, validation and state_dict."""
+"""StepDecay and CosineLR: values at each epoch, validation and state_dict."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
-from bso_deploy.optim import BINARY_OPTIMIZERS, BSO, TBSO, Bop, StepDecay
+from bso_deploy.optim import BINARY_OPTIMIZERS, BSO, TBSO, Bop, CosineLR, StepDecay
 
 
 def binary_param() -> torch.nn.Parameter:
@@ -87,3 +89,46 @@ def test_validation():
     sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     with pytest.raises(ValueError, match="has no 'threshold'"):
         StepDecay(sgd, "threshold", every=5)
+
+
+def test_cosine_lr_follows_the_half_cosine_to_zero_and_repeats_nothing():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    schedule = CosineLR(opt, total_epochs=4)
+    rates = []
+    for epoch in range(1, 6):
+        schedule.step(epoch)
+        schedule.step(epoch)  # a repeated epoch changes nothing
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates == [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4)] + [0.0]
+    assert rates[1] == pytest.approx(0.05) and rates[3] == 0.0
+    with pytest.raises(ValueError, match="epoch 2 is before the last epoch seen, 5"):
+        schedule.step(2)
+
+
+def test_cosine_lr_state_dict_restores_the_rate_of_the_completed_epochs():
+    def make(total):
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
+        return opt, CosineLR(opt, total_epochs=total)
+
+    opt, schedule = make(6)
+    for epoch in (1, 2):
+        schedule.step(epoch)
+    state = schedule.state_dict()
+    assert state == {"name": "cosine_lr", "base_lrs": [1e-3], "total_epochs": 6, "last_epoch": 2}
+    fresh_opt, fresh = make(6)
+    fresh_opt.param_groups[0]["lr"] = 123.0  # whatever the optimizer's state said
+    fresh.load_state_dict(state)
+    assert fresh_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == 1e-3 * 0.75
+    fresh.step(3)
+    schedule.step(3)
+    assert fresh_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    with pytest.raises(ValueError, match="not 'cosine_lr'"):
+        fresh.load_state_dict(StepDecay(BSO([binary_param()]), "threshold", every=1).state_dict())
+
+
+@pytest.mark.parametrize("total", [0, -1, 2.5, True])
+def test_cosine_lr_validation(total):
+    with pytest.raises(ValueError, match="Invalid total_epochs"):
+        CosineLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), total_epochs=total)
+    with pytest.raises(ValueError, match="has no 'lr'"):
+        CosineLR(BSO([binary_param()]), total_epochs=3)
