@@ -21,9 +21,8 @@ every step, latency steps included) over this machine's measured float32 matmul 
 and NumPy on a 1024 x 1024 product, at ``threads`` threads). In-process rows and the matmul rate are the
 fastest of ``repeats`` calls; Lava rows time one pass over their samples. Records (``bench/sim.json``):
 backend, mode, batch, samples_per_second, us_per_sample, time_steps, steps (with the latency), network,
-profile (and processes for Lava rows); ``bench/sim_summary.json``: the floor, the target ratios, spike
-rates, accuracy.
-"""
+profile (processes for Lava rows, dtype for float rows); ``bench/sim_summary.json``: the floor, the target
+ratios, spike rates, accuracy, the conv ratios."""
 
 from __future__ import annotations
 
@@ -55,10 +54,12 @@ from ..models import build_mlp
 from ..neuron import LIFParameters
 from ..plots import pyplot, save_figure
 from ..run import TrainingRun
+from .sim_conv import CONV_NETWORK, measure_conv, summarize_conv
 
 SIZES = (64, 256, 256, 10)
 STREAMED_TARGET = 300.0  # sim@batch vs Lava streamed (issue 5, ## Speed)
 FLOOR_TARGET = 3.0  # sim@batch within 3x of the dense floor
+CONV_REPEATS = 3  # timed calls of each conv row at most: a conv call takes seconds, not milliseconds
 STEP_LOOP_TARGET = 1.5  # the prepared fused simulator at least 1.5x faster than the plain step loop at the batch
 
 
@@ -76,6 +77,7 @@ class SimBenchConfig:
     seed: int = 0
     out_dir: str = "bench"
     threads: int = 1
+    conv_samples: int = 256  # images of the conv rows (bench/sim_conv.py); 0: none
 
     def __post_init__(self) -> None:
         for name in ("time_steps", "batch", "repeats", "lava_streamed_samples", "lava_per_sample_runs", "threads",
@@ -83,6 +85,8 @@ class SimBenchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.conv_samples, bool) or not isinstance(self.conv_samples, int) or self.conv_samples < 0:
+            raise ValueError(f"conv_samples must be an integer >= 0 (0: no conv rows), got {self.conv_samples!r}")
         if not self.weight_gain > 0:
             raise ValueError(f"weight_gain must be > 0, got {self.weight_gain!r}")
         if not self.hidden or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.hidden):
@@ -306,6 +310,11 @@ def _measure(config: SimBenchConfig, progress: bool, lava_deploy) -> tuple[list[
     summary = {"macs_per_sample": macs, "matmul_macs_per_second": rate, "floor_us": macs / rate * 1e6,
                "spike_rates": [float(s.mean()) for s in bso_result.spikes[:-1]], "samples": len(labels),
                "fixed_accuracy": float((prediction == labels).mean()), "step_loop_us": step_loop / batch * 1e6}
+    if config.conv_samples:
+        conv_records, conv_summary = measure_conv(config.time_steps, config.conv_samples, config.seed,
+                                                  min(config.repeats, CONV_REPEATS), _best_seconds)
+        records += conv_records
+        summary.update(conv_summary)
     return records, summary
 
 
@@ -318,6 +327,7 @@ def format_sim_table(records: list[dict]) -> str:
                      f"{r['us_per_sample']:>12.1f}  {r['network']} ({r['profile']})"
                      + (f", {r['processes']}" if "processes" in r else "")
                      + (f", {r['copies']} copies" if "copies" in r else "")
+                     + (f", {r['dtype']}" if "dtype" in r else "")
                      + (f" (compile {r['compile_seconds']:.2f} s, {r['us_per_step']:.0f} us/step)"
                         if "compile_seconds" in r else ""))
     return "\n".join(lines)
@@ -356,6 +366,8 @@ def summarize_sim_targets(summary: dict, config: SimBenchConfig) -> str:
              f"sim@{config.batch} vs the plain step loop (simulate_stepwise): {summary['step_loop_over_sim']:.1f}x "
              f"faster (target >= {STEP_LOOP_TARGET}x) "
              f"{'met' if summary['step_loop_over_sim'] >= STEP_LOOP_TARGET else 'MISSED'}"]
+    if "conv_network" in summary:
+        lines.append(summarize_conv(summary, config.time_steps))
     if "lava_deployed_over_sim" in summary:
         deployed = summary["lava_deployed_over_sim"]
         lines.append(f"sim@{config.batch} vs our Lava processes streaming the same bso network: {deployed:.0f}x "
@@ -370,15 +382,16 @@ def summarize_sim_targets(summary: dict, config: SimBenchConfig) -> str:
 
 def plot_sim_bench(records: list[dict], path: Path, floor_us: float) -> None:
     plt = pyplot()
-    labels = [f"{r['backend']}\n{r['mode']}\nbatch {r['batch']}\n{r['profile']}" for r in records]
-    colors = ["tab:blue" if r["profile"] == "bso" else "tab:orange" for r in records]
+    labels = [f"{r['backend']}\n{r['mode']}\nbatch {r['batch']}\n{r.get('dtype', r['profile'])}" for r in records]
+    colors = ["tab:green" if r["network"] == CONV_NETWORK else "tab:blue" if r["profile"] == "bso" else "tab:orange"
+              for r in records]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.bar(labels, [r["us_per_sample"] for r in records], color=colors)
     ax.axhline(floor_us, color="tab:red", linestyle="--", label=f"dense floor (bso) {floor_us:.1f} us")
     ax.set_yscale("log")
-    names = {r["profile"]: r["network"] for r in records}
+    names = {r["profile"]: r["network"] for r in records if r["network"] != CONV_NETWORK}
     ax.set(ylabel="us per sample", title=f"digits, T = {records[0]['time_steps']}: blue {names.get('bso')} (bso), "
-           f"orange {names.get('loihi')} (loihi)")
+           f"orange {names.get('loihi')} (loihi); green {CONV_NETWORK} (bso, float)")
     ax.title.set_fontsize(9)
     ax.tick_params(axis="x", labelsize=7)
     ax.legend()

@@ -18,6 +18,7 @@ from bso_deploy.bench.sim import (
     make_inputs,
     run_sim_bench,
 )
+from bso_deploy.bench.sim_conv import CONV_NETWORK
 
 REQUIRED = {"backend", "mode", "batch", "samples_per_second", "time_steps", "network", "profile", "us_per_sample",
             "steps"}
@@ -26,7 +27,7 @@ REQUIRED = {"backend", "mode", "batch", "samples_per_second", "time_steps", "net
 def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     require_lava()
     config = SimBenchConfig(time_steps=3, batch=4, repeats=1, lava_streamed_samples=2, lava_per_sample_runs=1,
-                            epochs=1, hidden=(16, 16), lava_copies=3, out_dir=str(tmp_path))
+                            epochs=1, hidden=(16, 16), lava_copies=3, out_dir=str(tmp_path), conv_samples=2)
     from bso_deploy.hardware.lava.deploy import deploy
 
     records = run_sim_bench(config, progress=False, lava_deploy=deploy)  # our own Lava processes, for real
@@ -39,7 +40,11 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
         ("sim", "batched", 1, bso), ("sim", "batched", 4, bso), ("sim", "one_shot", 4, bso),
         ("torch", "batched", 1, bso), ("torch", "batched", 4, bso),
         ("sim", "batched", 4, loihi), ("lava", "streamed", 2, loihi),
-        ("lava", "per_sample", 1, loihi), ("lava", "streamed", 4, bso), ("lava", "streamed", 4, bso)]
+        ("lava", "per_sample", 1, loihi), ("lava", "streamed", 4, bso), ("lava", "streamed", 4, bso),
+        ("sim", "batched", 2, CONV_NETWORK), ("torch", "batched", 2, CONV_NETWORK),
+        ("float", "batched", 2, CONV_NETWORK), ("float", "batched", 2, CONV_NETWORK)]
+    conv = records[-4:]
+    records = records[:-4]
     for record in records:
         assert REQUIRED <= set(record)
         assert record["samples_per_second"] > 0 and record["time_steps"] == 3
@@ -54,6 +59,14 @@ def test_tiny_sim_bench_writes_records(tmp_path, capsys) -> None:
     assert summary["macs_per_sample"] == (64 * 16 + 16 * 16 + 16 * 10) * 6 and summary["samples"] == 4
     assert 0 < min(summary["spike_rates"]) and summary["lava_streamed_over_sim"] > 0
     assert summary["step_loop_over_sim"] > 0 and "vs the plain step loop" in printed  # timed here, not in tests
+    assert [r.get("dtype") for r in conv] == [None, None, "float32", "float64"]
+    for record in conv:  # the conv rows: fixed backends with the latency's zero steps, the float model without
+        assert REQUIRED <= set(record) and record["profile"] == "bso" and record["inputs"]
+        assert record["steps"] == 3 + (0 if record["backend"] == "float" else 3) and record["samples_per_second"] > 0
+    sim_us, float_us = conv[0]["us_per_sample"], conv[2]["us_per_sample"]
+    assert summary["conv_sim_over_float32"] == pytest.approx(sim_us / float_us)
+    assert summary["conv_sim_minutes_for_10k"] == pytest.approx(sim_us * 1e-6 * 10_000 / 60)
+    assert "simulator vs float torch" in printed and summary["conv_samples"] == 2
     deployed, copies = records[-2:]
     assert "copies" not in deployed and copies["copies"] == 3  # the ratio below uses the single-copy row
     assert deployed["processes"] == "bso-deploy BinarySynapse + BsoNeuron" and deployed["compile_seconds"] > 0
@@ -83,3 +96,5 @@ def test_config_validation() -> None:
         SimBenchConfig(epochs=0)
     with pytest.raises(ValueError, match="hidden"):
         SimBenchConfig(hidden=())
+    with pytest.raises(ValueError, match="conv_samples must be an integer >= 0"):
+        SimBenchConfig(conv_samples=-1)
