@@ -12,6 +12,16 @@ from torch.optim import Optimizer
 VALID_NAMES = ("threshold", "one_minus_momentum")
 
 
+def is_new_epoch(epoch: int, last_epoch: int) -> bool:
+    """Whether a schedule told ``epoch`` completed epochs acts: True when epoch > last_epoch, False when it is
+    the same (a resumed run cannot apply a step twice); ValueError for an earlier or invalid epoch."""
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        raise ValueError(f"Invalid epoch: {epoch!r}; valid range: integer >= 0")
+    if epoch < last_epoch:
+        raise ValueError(f"epoch {epoch} is before the last epoch seen, {last_epoch}")
+    return epoch > last_epoch
+
+
 class StepDecay:
     """Multiply `threshold` or `1 - momentum` of every param group by `factor` every `every` epochs.
 
@@ -53,11 +63,7 @@ class StepDecay:
 
     def step(self, epoch: int) -> None:
         """Record that `epoch` epochs are complete; decay when epoch > 0 and epoch % every == 0."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"Invalid epoch: {epoch!r}; valid range: integer >= 0")
-        if epoch < self.last_epoch:
-            raise ValueError(f"epoch {epoch} is before the last epoch seen, {self.last_epoch}")
-        if epoch == self.last_epoch:
+        if not is_new_epoch(epoch, self.last_epoch):
             return
         self.last_epoch = int(epoch)
         if epoch % self.every != 0:
@@ -118,11 +124,7 @@ class CosineLR:
 
     def step(self, epoch: int) -> None:
         """Record that ``epoch`` epochs are complete and set every group's lr to lr(epoch)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"Invalid epoch: {epoch!r}; valid range: integer >= 0")
-        if epoch < self.last_epoch:
-            raise ValueError(f"epoch {epoch} is before the last epoch seen, {self.last_epoch}")
-        if epoch == self.last_epoch:
+        if not is_new_epoch(epoch, self.last_epoch):
             return
         self.last_epoch = int(epoch)
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
