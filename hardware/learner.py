@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -24,6 +25,8 @@ __all__ = [
     "check_learning_inputs",
     "check_learning_layer",
     "learning_window",
+    "population_network",
+    "with_layer_bias",
 ]
 
 
@@ -42,6 +45,8 @@ class LearningState(NamedTuple):
     trace: (n_in,) int64 presynaptic traces, in [0, trace_max]; reset to 0 at the start of every sample.
     second_moment: (time_steps,) int64 T-BSO estimates s[t] (zeros, unused, for BSO).
     counter: learning steps taken so far (drives t_epoch and the stochastic-rounding hash, §6, §8).
+    bias: (n_out,) int64 learned biases b, in [-bias_max, bias_max] (§15; zeros without a learned bias).
+        None (a state written before §15) reads as zeros.
     """
 
     weight: Any
@@ -49,17 +54,19 @@ class LearningState(NamedTuple):
     trace: Any
     second_moment: Any
     counter: int
+    bias: Any = None
 
 
 class LearningRecord(NamedTuple):
     """What a learner returns for N samples of S = T + latency steps each (NumPy arrays).
 
     predictions: (N,) int64, the network's prediction for each sample while it learned (argmax of the
-        readout's v at the last step, or of the summed output spikes).
+        readout's v at the last step, or of the summed output spikes; with a population readout, §14, of
+        their sums over each class's P neurons).
     flips: (N,) int64 flips per sample. flip_events: (E, 4) int64 rows (sample, step, i, j), in order.
     state: the learning state after the last sample.
     steps: with ``record=True`` a dict of per-step arrays, each (N, S, ...): "trace", "momentum", "weight",
-        "second_moment", "error", "surrogate" of the learning layer after the step; "spikes/<k>" and
+        "second_moment", "error", "surrogate", "bias" of the learning layer after the step; "spikes/<k>" and
         "v/<k>" of every layer k >= the learning layer; otherwise empty.
     """
 
@@ -114,6 +121,11 @@ def check_learning_layer(fx_net: Any, layer: int, rule: LearningRule) -> int:
         raise ValueError(f"layer {chosen.name!r} is a {chosen.kind} layer; on-chip learning supports dense layers "
                          "only (docs/onchip-learning.md §11)")
     n_out, n_in = chosen.weight.shape
+    if rule.population > 1 and (index != count - 1 or n_out % rule.population):
+        raise ValueError(f"a population readout of {rule.population} neurons per class (docs/onchip-learning.md "
+                         f"§14) must be the output layer with a multiple of {rule.population} neurons; layer "
+                         f"{chosen.name!r} is layer {index} of {count} with {n_out} (build it with "
+                         "population_network)")
     if rule.product_bound(n_in, n_out, chosen.spiking) >= 1 << 63:
         raise ValueError(f"layer {chosen.name!r}: the sum of squared products of {n_out} x {n_in} synapses may "
                          "exceed int64 (§7); lower error_bits or trace_bits")
@@ -145,10 +157,10 @@ def check_learning_inputs(fx_net: Any, rule: LearningRule, layer: int, inputs: A
             raise ValueError("labels drive the on-chip error of the output layer only (§5); for a hidden layer "
                              "give errors (T, N, n_out) from the host")
         labels = np.asarray(labels)
-        n_out = fx_net.layers[index].num_neurons
+        n_classes = fx_net.layers[index].num_neurons // rule.population  # a population readout, §14
         if labels.dtype.kind not in "iu" or labels.shape != (samples,) or (
-                labels.size and (labels.min() < 0 or labels.max() >= n_out)):
-            raise ValueError(f"labels must be {samples} integers in [0, {n_out}), got {labels!r:.200}")
+                labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
+            raise ValueError(f"labels must be {samples} integers in [0, {n_classes}), got {labels!r:.200}")
         return inputs.astype(np.int64), labels.astype(np.int64), None
     errors = np.asarray(errors)
     shape = (rule.time_steps, samples, fx_net.layers[index].num_neurons)
@@ -156,3 +168,33 @@ def check_learning_inputs(fx_net: Any, rule: LearningRule, layer: int, inputs: A
         raise ValueError(f"errors must be integers of shape (T, N, n_out) = {shape}, got {errors.dtype} "
                          f"{errors.shape}")
     return inputs.astype(np.int64), None, errors.astype(np.int64)
+
+
+def population_network(fx_net: Any, population: int) -> Any:
+    """``fx_net`` with its output layer replaced by a population readout (docs/onchip-learning.md §14): each
+    of its C neurons repeated ``population`` times (rows of ``weight``, ``vth``, ``bias_mant``, ``bias_exp``),
+    neuron c P + p being member p of class c. The members start equal, so the pooled output (the sum over a
+    class's members) is P times the original one and every prediction is unchanged."""
+    if isinstance(population, bool) or not isinstance(population, numbers.Integral) or population < 1:
+        raise ValueError(f"population must be an integer >= 1, got {population!r}")
+    last = fx_net.layers[-1]
+    if population == 1:
+        return fx_net
+    if last.kind != "dense" or len(last.output_shape) != 1:
+        raise ValueError(f"a population readout repeats the neurons of a dense output layer; layer {last.name!r} "
+                         f"is a {last.kind} layer of shape {last.output_shape}")
+    n_out = last.output_shape[0]
+
+    def repeat(value: Any) -> Any:
+        array = np.asarray(value)
+        return np.repeat(array, population, axis=0) if array.ndim and array.shape[0] == n_out else value
+
+    changes = {name: repeat(getattr(last, name)) for name in ("weight", "vth", "bias_mant", "bias_exp")}
+    return replace(fx_net, layers=(*fx_net.layers[:-1], replace(last, **changes)))
+
+
+def with_layer_bias(fx_net: Any, layer: int, bias_mant: np.ndarray) -> Any:
+    """``fx_net`` with layer ``layer``'s ``bias_mant`` registers replaced (e.g. by the learned ones, §15)."""
+    layers = list(fx_net.layers)
+    layers[layer] = replace(layers[layer], bias_mant=np.asarray(bias_mant, dtype=np.int64))
+    return replace(fx_net, layers=tuple(layers))

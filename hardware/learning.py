@@ -36,11 +36,14 @@ from .learner import (
     check_learning_inputs,
     check_learning_layer,
     learning_window,
+    with_layer_bias,
 )
+from .learning_readout import learned_bias_mant_int, member_thresholds_int, readout_error_int, saturate_error_int
 from .learning_rule import HASH_GOLDEN, HASH_MASK, HASH_MULTIPLIERS, LearningRule
 from .network import FixedPointLayer, FixedPointNetwork, append_zero_steps
 from .simulator import NeuronState, lif_step_int, neuron_params, simulate, synapse_params, synapse_step_int
 from .spec import SPEC
+from .step_functions import NeuronParams, bias_int
 
 __all__ = [
     "Learner",
@@ -53,8 +56,10 @@ __all__ = [
     "hash32_int",
     "init_learning_state",
     "isqrt_int",
+    "learned_bias_mant_int",
     "learning_step_int",
     "learning_window",
+    "member_thresholds_int",
     "random_words_int",
     "readout_error_int",
     "refuse_recurrent",
@@ -124,22 +129,6 @@ def surrogate_int(v: np.ndarray, vth: np.ndarray | None, rule: LearningRule) -> 
     return table[np.minimum(distance, len(rule.surrogate_table))]
 
 
-def saturate_error_int(error: np.ndarray, rule: LearningRule) -> np.ndarray:
-    """Errors are signed and saturate at +-(2**(error_bits - 1) - 1) (§5)."""
-    return np.clip(np.asarray(error, dtype=np.int64), -rule.error_max, rule.error_max)
-
-
-def readout_error_int(current: np.ndarray, label: int, rule: LearningRule) -> np.ndarray:
-    """On-chip error of the output layer (§5): with c the readout current of this step (u + bias(t), what v
-    gains this step) and target +A for the label, -A for the other classes (A = error_target):
-    ``e = clip(c >> error_shift, -A, A) - target`` (arithmetic shift). e = dL/dc of L = 1/2 (clip - target)^2:
-    0 once the label's current reaches A and the others' fall to -A (a margin); |e| <= 2 A."""
-    scaled = np.asarray(current, dtype=np.int64) >> rule.error_shift
-    target = np.full(scaled.shape, -rule.error_target, dtype=np.int64)
-    target[label] = rule.error_target
-    return saturate_error_int(np.clip(scaled, -rule.error_target, rule.error_target) - target, rule)
-
-
 def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth: np.ndarray | None,
                       error: np.ndarray, t: int, rule: LearningRule) -> tuple[LearningState, np.ndarray]:
     """One learning step of one layer (docs/onchip-learning.md §3 - §8), in this order:
@@ -151,8 +140,10 @@ def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth:
         T-BSO: s[t] = sat(s[t] - R(s[t], s2) + R(sum(g^2) // (n_out n_in), p2));
                theta = (flip_threshold * isqrt(s[t])) >> threshold_shift                       §7
         BSO:   theta = flip_threshold
-        flip = W m > theta  (strict), only when (counter + 1) % t_epoch == 0                  §6
+        theta_p = theta (p + 1) // P for member p = i mod P of a population (before >> threshold_shift) §14
+        flip = W m > theta_p  (strict), only when (counter + 1) % t_epoch == 0                §6
         W[flip] = -W[flip];  BSO: m[flip] = 0;  counter += 1
+        bias: b = sat(b - e h) (learned bias, bias_bits > 0)                                  §15
 
     R is :func:`round_shift_int` with the rule's rounding; its random words come from
     :func:`random_words_int` keyed by (seed, counter), streams 0 (m decay), 1 (product), 2 and 3 (s[t]).
@@ -181,9 +172,9 @@ def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth:
         updated = min(max(updated, 0), rule.second_moment_max)
         second_moment = second_moment.copy()
         second_moment[t] = updated
-        theta = (rule.flip_threshold * isqrt_int(updated)) >> rule.threshold_shift
+        theta = member_thresholds_int(rule.flip_threshold * isqrt_int(updated), n_out, rule) >> rule.threshold_shift
     else:
-        theta = rule.flip_threshold
+        theta = member_thresholds_int(rule.flip_threshold, n_out, rule)
     if (counter + 1) % rule.t_epoch == 0:
         flips = weight.astype(np.int64) * momentum > theta
     else:
@@ -191,8 +182,11 @@ def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth:
     new_weight = np.where(flips, -weight, weight).astype(np.int8)
     if rule.variant == "bso":
         momentum = np.where(flips, 0, momentum)
+    bias = np.zeros(n_out, np.int64) if state.bias is None else np.asarray(state.bias, dtype=np.int64)
+    if rule.learns_bias:
+        bias = np.clip(bias - post, -rule.bias_max, rule.bias_max)
     return LearningState(weight=new_weight, momentum=momentum, trace=trace, second_moment=second_moment,
-                         counter=counter + 1), flips
+                         counter=counter + 1, bias=bias), flips
 
 
 def _shaped(words: np.ndarray | None, like: np.ndarray) -> np.ndarray | None:
@@ -211,7 +205,8 @@ def init_learning_state(layer: FixedPointLayer, rule: LearningRule) -> LearningS
     n_out, n_in = layer.weight.shape
     return LearningState(weight=np.asarray(layer.weight, dtype=np.int8).copy(),
                          momentum=np.zeros((n_out, n_in), dtype=np.int64), trace=np.zeros(n_in, dtype=np.int64),
-                         second_moment=np.zeros(rule.time_steps, dtype=np.int64), counter=0)
+                         second_moment=np.zeros(rule.time_steps, dtype=np.int64), counter=0,
+                         bias=np.zeros(n_out, dtype=np.int64))
 
 
 def with_layer_weight(fx_net: FixedPointNetwork, layer: int, weight: np.ndarray) -> FixedPointNetwork:
@@ -229,7 +224,8 @@ def _record_buffers(fx_net: FixedPointNetwork, index: int, samples: int, steps: 
     buffers = {"trace": np.zeros((*lead, n_in), np.int64), "momentum": np.zeros((*lead, n_out, n_in), np.int64),
                "weight": np.zeros((*lead, n_out, n_in), np.int8),
                "second_moment": np.zeros((*lead, rule.time_steps), np.int64),
-               "error": np.zeros((*lead, n_out), np.int64), "surrogate": np.zeros((*lead, n_out), np.int64)}
+               "error": np.zeros((*lead, n_out), np.int64), "surrogate": np.zeros((*lead, n_out), np.int64),
+               "bias": np.zeros((*lead, n_out), np.int64)}
     for k in range(index, len(fx_net.layers)):
         shape = fx_net.layers[k].output_shape
         buffers[f"spikes/{k}"] = np.zeros((*lead, *shape), np.int8)
@@ -259,14 +255,26 @@ class SimLearner:
         self.rule = rule
         self.layer = check_learning_layer(fx_net, layer, rule)
         self._state = init_learning_state(fx_net.layers[self.layer], rule) if state is None else state
+        if self._state.bias is None:
+            self._state = self._state._replace(bias=np.zeros(fx_net.layers[self.layer].num_neurons, np.int64))
 
     @property
     def state(self) -> LearningState:
         return self._state
 
     def network(self) -> FixedPointNetwork:
-        """The network with the learned signs in the learning layer."""
-        return with_layer_weight(self.fx_net, self.layer, self._state.weight)
+        """The network with the learned signs (and, §15, the learned biases) in the learning layer."""
+        learned = with_layer_weight(self.fx_net, self.layer, self._state.weight)
+        if not self.rule.learns_bias:
+            return learned
+        bias_mant = learned_bias_mant_int(self.fx_net.layers[self.layer].bias_mant, self._state.bias, self.rule)
+        return with_layer_bias(learned, self.layer, bias_mant)
+
+    def _neuron(self, bias: np.ndarray) -> NeuronParams:
+        """The learning layer's neuron constants with the learned biases b (§15)."""
+        layer = self.fx_net.layers[self.layer]
+        return neuron_params(layer)._replace(
+            bias=bias_int(learned_bias_mant_int(layer.bias_mant, bias, self.rule), layer.bias_exp))
 
     def run(self, inputs: np.ndarray, labels: np.ndarray | None = None, errors: np.ndarray | None = None,
             record: bool = False) -> LearningRecord:
@@ -284,11 +292,11 @@ class SimLearner:
         bounds = [SPEC.input_max if k == 0 else 1 for k in range(count)]
         synapses = {k: synapse_params(layers[k], bounds[k]) for k in range(index, count)}
         neurons = {k: neuron_params(layers[k]) for k in range(index, count)}
-        learner_neuron = neurons[index]
+        state = self._state
+        learner_neuron = neurons[index] = self._neuron(state.bias)
         before_reset = learner_neuron._replace(spiking=False)  # the same update without firing: v before reset
         vth = np.asarray(layers[index].vth, dtype=np.int64) if layers[index].spiking else None
         window = learning_window(index, rule)
-        state = self._state
         synapses[index] = synapses[index]._replace(matrix=_matrix(state.weight, synapses[index].matrix.dtype))
         predictions = np.zeros(samples, np.int64)
         flip_counts = np.zeros(samples, np.int64)
@@ -333,6 +341,9 @@ class SimLearner:
                     surrogate = surrogate_int(v, vth, rule)
                     state, flips = learning_step_int(state, delivered_input.reshape(-1), v, vth, error,
                                                      t - window.start, rule)
+                    if rule.learns_bias:  # the new biases act from the next step on, as flips do (§15)
+                        learner_neuron = neurons[index] = self._neuron(state.bias)
+                        before_reset = learner_neuron._replace(spiking=False)
                     if flips.any():
                         synapses[index] = synapses[index]._replace(
                             matrix=_matrix(state.weight, synapses[index].matrix.dtype))
@@ -342,10 +353,12 @@ class SimLearner:
                 if record:
                     for name, value in (("trace", state.trace), ("momentum", state.momentum),
                                         ("weight", state.weight), ("second_moment", state.second_moment),
-                                        ("error", error), ("surrogate", surrogate)):
+                                        ("error", error), ("surrogate", surrogate), ("bias", state.bias)):
                         buffers[name][n, t] = value
             last = layers[-1]
-            predictions[n] = int(np.argmax(neuron_states[count - 1].v[0] if not last.spiking else summed))
+            readout = neuron_states[count - 1].v[0] if not last.spiking else summed
+            population = rule.population if index == count - 1 else 1
+            predictions[n] = int(np.argmax(readout.reshape(-1, population).sum(axis=1)))
         self._state = state
         flip_events = np.concatenate(events).astype(np.int64) if events else np.zeros((0, 4), np.int64)
         return LearningRecord(predictions=predictions, flips=flip_counts, flip_events=flip_events, state=state,

@@ -28,6 +28,8 @@ __all__ = [
     "HASH_GOLDEN",
     "HASH_MASK",
     "HASH_MULTIPLIERS",
+    "MAX_BIAS_BITS",
+    "MAX_POPULATION",
     "ROUNDINGS",
     "RULE_VERSION",
     "SURROGATE_BITS",
@@ -35,7 +37,7 @@ __all__ = [
     "LearningRule",
 ]
 
-RULE_VERSION = 1
+RULE_VERSION = 1  # population, bias_bits and bias_shift default to the rule without them: still version 1
 VARIANTS = ("bso", "tbso")
 ROUNDINGS = ("nearest", "stochastic")
 SURROGATE_BITS = 4  # postsynaptic factor h: unsigned 4-bit table entries (§4)
@@ -43,6 +45,8 @@ DECAY_BITS = SPEC.decay_bits  # trace decay: 12-bit register, as the neuron's de
 HASH_MASK = (1 << 32) - 1  # the stochastic-rounding hash works on 32-bit words (§8)
 HASH_MULTIPLIERS = (0x7FEB352D, 0x1B873593)  # odd, < 2**31: every product of a 32-bit word fits int64 (§8)
 HASH_GOLDEN = 0x9E3779B9  # mixes the learning-step counter into the key (§8)
+MAX_POPULATION = 64  # neurons per class of a population readout (§14)
+MAX_BIAS_BITS = 32  # the learned bias register (§15)
 
 
 def _check_int(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
@@ -74,6 +78,12 @@ class LearningRule:
         s[t] <- sat(s[t] - R(s[t], second_moment_shift) + R(sum(g*g) // n, second_moment_product_shift)) (§7).
     t_epoch: flips are decided at every t_epoch-th learning step only; momenta update every step (§6).
     rounding: R() is round-half-away ("nearest") or seeded "stochastic" rounding with ``seed`` (§8).
+    population: P, binary neurons per class of a population readout (§14): the layer has n_classes * P
+        neurons, neuron c P + p being member p of class c; the on-chip error pools each class's currents and
+        member p flips at theta_p = theta (p + 1) // P. 1: one neuron per class (the rule without pooling).
+    bias_bits, bias_shift: the learnable bias of §15, one signed saturating register b per neuron of
+        ``bias_bits`` bits (0: no learned bias), b <- sat(b - e h) every learning step; the neuron adds
+        b >> bias_shift to its bias_mant (docs/fixed-point.md §3.4), saturated to the 13-bit register.
     """
 
     variant: str = "tbso"
@@ -97,6 +107,9 @@ class LearningRule:
     t_epoch: int = 1
     rounding: str = "nearest"
     seed: int = 0
+    population: int = 1
+    bias_bits: int = 0
+    bias_shift: int = 0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -133,6 +146,13 @@ class LearningRule:
         _check_int("second_moment_product_shift", self.second_moment_product_shift, 0, 62)
         _check_int("t_epoch", self.t_epoch, 1, 1 << 20)
         _check_int("seed", self.seed, 0, HASH_MASK, "seeds are 32-bit words (§8)")
+        _check_int("population", self.population, 1, MAX_POPULATION, "neurons per class of the readout (§14)")
+        _check_int("bias_bits", self.bias_bits, 0, MAX_BIAS_BITS, "0 turns the learned bias off (§15)")
+        if self.bias_bits == 1:
+            raise ValueError("LearningRule.bias_bits = 1 leaves no magnitude bit for a signed bias; use 0 (no "
+                             f"learned bias) or 2 ... {MAX_BIAS_BITS} (§15)")
+        _check_int("bias_shift", self.bias_shift, 0, max(0, self.bias_bits - 1),
+                   "the bias's fraction bits must leave room in its register (§15)")
         if self.rounding == "stochastic":
             for name in ("momentum_shift", "product_shift", "second_moment_shift", "second_moment_product_shift"):
                 if getattr(self, name) > 32:
@@ -162,13 +182,28 @@ class LearningRule:
         return (1 << self.second_moment_bits) - 1
 
     @property
+    def bias_max(self) -> int:
+        """Learned biases saturate symmetrically at +-bias_max (§15); 0 without a learned bias."""
+        return (1 << (self.bias_bits - 1)) - 1 if self.bias_bits else 0
+
+    @property
+    def learns_bias(self) -> bool:
+        return self.bias_bits > 0
+
+    @property
+    def bits_per_bias(self) -> int:
+        """Learning state per neuron for its bias: the bias register (§15); 0 without a learned bias."""
+        return self.bias_bits
+
+    @property
     def surrogate_max(self) -> int:
         return max(self.surrogate_table)
 
     @property
     def bits_per_synapse(self) -> int:
         """Learning state per synapse: the 1-bit weight plus the momentum (§10). The traces (per input), the
-        second moments (per layer and time step) and the surrogate (per neuron) are not per synapse."""
+        second moments (per layer and time step), the surrogate and the learned bias (per neuron) are not per
+        synapse; a population readout (§14) has P such synapses per class and input."""
         return SPEC.binary_weight_bits + self.momentum_bits
 
     def product_bound(self, n_in: int, n_out: int, spiking: bool) -> int:

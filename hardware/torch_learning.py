@@ -9,6 +9,7 @@ of the learning one, ``hardware/torch_reference.py``. Roundings are spelled with
 corrected in integers, so that a shared mistake is unlikely.
 
 - :func:`torch_learning_step` ``(state, pre, v, vth, error, t, rule) -> (state, flips)``: one step (tensors).
+- :func:`torch_readout_error` ``(current, label, rule) -> error``: the output layer's pooled on-chip error.
 - :class:`TorchLearner` ``(fx_net, rule, layer=-1, device=None)``: the ``"torch"`` Learner.
 """
 
@@ -25,7 +26,16 @@ from .learning import refuse_recurrent
 from .learning_rule import HASH_GOLDEN, HASH_MASK, HASH_MULTIPLIERS, LearningRule
 from .network import FixedPointNetwork, append_zero_steps
 from .spec import SPEC
-from .torch_kernels import LIFState, SynapseConstants, lif_step, neuron_constants, synapse_constants, synaptic_current
+from .torch_kernels import (
+    LIFState,
+    NeuronConstants,
+    SynapseConstants,
+    lif_step,
+    neuron_constants,
+    pow2_shift,
+    synapse_constants,
+    synaptic_current,
+)
 from .torch_reference import TorchReference, default_device
 
 __all__ = [
@@ -33,6 +43,7 @@ __all__ = [
     "torch_hash32",
     "torch_isqrt",
     "torch_learning_step",
+    "torch_readout_error",
     "torch_round_shift",
     "torch_surrogate",
 ]
@@ -121,16 +132,39 @@ def torch_learning_step(state: LearningState, pre: Tensor, v: Tensor, vth: Tenso
         new = new.clamp(0, rule.second_moment_max)
         second_moment = second_moment.clone()
         second_moment[t] = new
-        theta = torch.bitwise_right_shift(torch_isqrt(new) * rule.flip_threshold, rule.threshold_shift)
+        theta = torch.bitwise_right_shift(_member_thresholds(torch_isqrt(new) * rule.flip_threshold, n_out, rule),
+                                          rule.threshold_shift)
     else:
-        theta = torch.tensor(rule.flip_threshold, dtype=torch.int64, device=device)
+        theta = _member_thresholds(torch.tensor(rule.flip_threshold, dtype=torch.int64, device=device), n_out, rule)
     signed = state.weight.to(torch.int64) * momentum
     flips = (signed > theta) if (counter + 1) % rule.t_epoch == 0 else torch.zeros_like(signed, dtype=torch.bool)
     weight = torch.where(flips, -state.weight, state.weight)
     if rule.variant == "bso":
         momentum = torch.where(flips, torch.zeros_like(momentum), momentum)
+    bias = torch.zeros(n_out, dtype=torch.int64, device=device) if state.bias is None else state.bias
+    if rule.learns_bias:  # §15: b <- sat(b - e h)
+        bias = (bias - post).clamp(-rule.bias_max, rule.bias_max)
     return LearningState(weight=weight, momentum=momentum, trace=trace, second_moment=second_moment,
-                         counter=counter + 1), flips
+                         counter=counter + 1, bias=bias), flips
+
+
+def _member_thresholds(theta: Tensor, n_out: int, rule: LearningRule) -> Tensor:
+    """(n_out, 1): theta (p + 1) // P for member p = i mod P of each class (docs/onchip-learning.md §14)."""
+    members = torch.remainder(torch.arange(n_out, dtype=torch.int64, device=theta.device), rule.population) + 1
+    return torch.div(theta * members, rule.population, rounding_mode="floor").reshape(n_out, 1)
+
+
+def torch_readout_error(current: Tensor, label: int, rule: LearningRule) -> Tensor:
+    """The output layer's on-chip error (docs/onchip-learning.md §5, §14): each class's P currents summed,
+    floor-divided by P 2**error_shift, clipped to +-A, minus the class's target (+A for the label, else -A),
+    repeated for the class's P neurons."""
+    population = rule.population
+    pooled = current.reshape(-1, population).sum(dim=1)
+    scaled = torch.div(pooled, population * (1 << rule.error_shift), rounding_mode="floor")
+    target = torch.full_like(scaled, -rule.error_target)
+    target[label] = rule.error_target
+    error = (scaled.clamp(-rule.error_target, rule.error_target) - target).clamp(-rule.error_max, rule.error_max)
+    return error.repeat_interleave(population)
 
 
 class TorchLearner:
@@ -152,7 +186,12 @@ class TorchLearner:
             state = LearningState(weight=np.asarray(chosen.weight, np.int8), momentum=np.zeros((n_out, n_in), np.int64),
                                   trace=np.zeros(n_in, np.int64), second_moment=np.zeros(rule.time_steps, np.int64),
                                   counter=0)
+        if state.bias is None:
+            state = state._replace(bias=np.zeros(chosen.num_neurons, np.int64))
         self._state = self._to_device(state)
+        self._neuron_base = neuron_constants(chosen, self.device, SPEC)
+        self._bias_registers = tuple(torch.as_tensor(np.array(value), dtype=torch.int64, device=self.device)
+                                     for value in (chosen.bias_mant, chosen.bias_exp))
 
     def _to_device(self, state: LearningState) -> LearningState:
         def tensor(value, dtype):
@@ -160,7 +199,20 @@ class TorchLearner:
 
         return LearningState(weight=tensor(state.weight, torch.int8), momentum=tensor(state.momentum, torch.int64),
                              trace=tensor(state.trace, torch.int64),
-                             second_moment=tensor(state.second_moment, torch.int64), counter=int(state.counter))
+                             second_moment=tensor(state.second_moment, torch.int64), counter=int(state.counter),
+                             bias=tensor(state.bias, torch.int64))
+
+    def _learned_bias_mant(self, bias: Tensor) -> Tensor:
+        """The learning layer's bias_mant with the learned biases b (docs/onchip-learning.md §15):
+        clip(bias_mant + (b >> bias_shift)) to the 13-bit register."""
+        learned = self._bias_registers[0] + torch.bitwise_right_shift(bias, self.rule.bias_shift)
+        return learned.clamp(SPEC.bias_mant_min, SPEC.bias_mant_max)
+
+    def _neuron(self, bias: Tensor) -> NeuronConstants:
+        """The learning layer's neuron constants with the learned biases (§15; docs/fixed-point.md §3.4)."""
+        if not self.rule.learns_bias:
+            return self._neuron_base
+        return self._neuron_base._replace(bias=pow2_shift(self._learned_bias_mant(bias), self._bias_registers[1]))
 
     @property
     def state(self) -> LearningState:
@@ -168,11 +220,15 @@ class TorchLearner:
         s = self._state
         return LearningState(weight=s.weight.cpu().numpy(), momentum=s.momentum.cpu().numpy(),
                              trace=s.trace.cpu().numpy(), second_moment=s.second_moment.cpu().numpy(),
-                             counter=s.counter)
+                             counter=s.counter, bias=s.bias.cpu().numpy())
 
     def network(self) -> FixedPointNetwork:
+        """The network with the learned signs (and, §15, the learned biases) in the learning layer."""
         layers = list(self.fx_net.layers)
-        layers[self.layer] = replace(layers[self.layer], weight=self.state.weight.astype(np.int64))
+        changes = {"weight": self.state.weight.astype(np.int64)}
+        if self.rule.learns_bias:
+            changes["bias_mant"] = self._learned_bias_mant(self._state.bias).cpu().numpy()
+        layers[self.layer] = replace(layers[self.layer], **changes)
         return replace(self.fx_net, layers=tuple(layers))
 
     @torch.no_grad()
@@ -193,6 +249,7 @@ class TorchLearner:
         synapses = {k: synapse_constants(layers[k], SPEC.input_max if k == 0 else 1, device, SPEC)
                     for k in range(index, count)}
         neurons = {k: neuron_constants(layers[k], device, SPEC) for k in range(index, count)}
+        neurons[index] = self._neuron(self._state.bias)
         vth = (torch.tensor(np.array(layers[index].vth), dtype=torch.int64, device=device)
                if layers[index].spiking else None)
         window = learning_window(index, rule)
@@ -237,16 +294,15 @@ class TorchLearner:
                     if labels is not None:
                         neuron = neurons[index]
                         current = u[index][0] + (neuron.bias if t >= neuron.bias_start else 0)
-                        scaled = torch.div(current, 1 << rule.error_shift, rounding_mode="floor")
-                        target = torch.full_like(scaled, -rule.error_target)
-                        target[int(labels[n])] = rule.error_target
-                        error = scaled.clamp(-rule.error_target, rule.error_target) - target
+                        error = torch_readout_error(current, int(labels[n]), rule)
                     else:
                         error = torch.as_tensor(errors[t - window.start, n], device=device)
                     voltage = v[index][0] if v_before is None else v_before[0]
                     surrogate = torch_surrogate(voltage, vth, rule)
                     state, flips = torch_learning_step(state, pre.reshape(-1), voltage, vth, error, t - window.start,
                                                        rule)
+                    if rule.learns_bias:  # the new biases act from the next step on (docs/onchip-learning.md §15)
+                        neurons[index] = self._neuron(state.bias)
                     if bool(flips.any()):
                         synapses[index] = with_weights(state.weight)
                         rows, cols = (tensor.cpu().numpy() for tensor in torch.nonzero(flips, as_tuple=True))
@@ -255,10 +311,11 @@ class TorchLearner:
                 if record:
                     for name, value in (("trace", state.trace), ("momentum", state.momentum), ("weight", state.weight),
                                         ("second_moment", state.second_moment), ("error", error),
-                                        ("surrogate", surrogate)):
+                                        ("surrogate", surrogate), ("bias", state.bias)):
                         trail.setdefault(name, []).append(value.clone())
             readout = v[count - 1][0] if not layers[-1].spiking else spike_sum
-            predictions[n] = int(torch.argmax(readout).item())
+            population = rule.population if index == count - 1 else 1  # pooled classes (§14)
+            predictions[n] = int(torch.argmax(readout.reshape(-1, population).sum(dim=1)).item())
         self._state = state
         steps_out = {name: torch.stack(values).reshape(samples, steps, *values[0].shape).cpu().numpy()
                      for name, values in trail.items()}

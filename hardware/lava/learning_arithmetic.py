@@ -23,7 +23,9 @@ from bso_deploy.hardware.spec import SPEC
 __all__ = [
     "LearningUpdate",
     "hash32",
+    "learned_bias_mant",
     "learning_update",
+    "member_thresholds",
     "random_words",
     "readout_error",
     "round_shift",
@@ -62,11 +64,30 @@ def saturate_error(error: np.ndarray, rule: LearningRule) -> np.ndarray:
 
 
 def readout_error(current: np.ndarray, label: int, rule: LearningRule) -> np.ndarray:
-    """The output layer's on-chip error (§5) from its current c = u + bias(t) (n,) and the label: with
-    A = error_target, ``e_i = clip(floor(c_i / 2**error_shift), -A, A) - (A if i == label else -A)``."""
-    scaled = np.floor_divide(np.asarray(current, dtype=np.int64), 1 << rule.error_shift)
+    """The output layer's on-chip error (§5, §14) from its current c = u + bias(t) (n,) and the label: with
+    A = error_target and P = population, class k's pooled current C_k = c_(k P) + ... + c_(k P + P - 1) and
+    ``e_k = clip(floor(C_k / (P 2**error_shift)), -A, A) - (A if k == label else -A)``, sent to each of the
+    class's P neurons."""
+    population = rule.population
+    pooled = np.add.reduceat(np.asarray(current, dtype=np.int64), np.arange(0, len(current), population))
+    scaled = np.floor_divide(pooled, population * 2 ** rule.error_shift)
     target = np.where(np.arange(scaled.shape[-1]) == int(label), rule.error_target, -rule.error_target)
-    return saturate_error(np.clip(scaled, -rule.error_target, rule.error_target) - target, rule)
+    class_error = saturate_error(np.clip(scaled, -rule.error_target, rule.error_target) - target, rule)
+    return np.repeat(class_error, population)
+
+
+def member_thresholds(theta: int, n_out: int, rule: LearningRule) -> np.ndarray:
+    """The flip threshold of every neuron (n_out, 1) of a population readout (§14): neuron i is member
+    p = i mod P of its class and flips above floor(theta (p + 1) / P)."""
+    members = np.tile(np.arange(1, rule.population + 1, dtype=np.int64), n_out // rule.population)
+    return np.floor_divide(int(theta) * members, rule.population).reshape(n_out, 1)
+
+
+def learned_bias_mant(bias_mant: np.ndarray, bias: np.ndarray, rule: LearningRule) -> np.ndarray:
+    """The bias_mant register a learning layer's neuron runs with (§15): the deployed bias_mant plus the learned
+    bias's integer part floor(b / 2**bias_shift), saturated to the 13-bit register of docs/fixed-point.md §3.4."""
+    integer_part = np.floor_divide(np.asarray(bias, dtype=np.int64), 2 ** rule.bias_shift)
+    return np.clip(np.asarray(bias_mant, dtype=np.int64) + integer_part, SPEC.bias_mant_min, SPEC.bias_mant_max)
 
 
 def hash32(x: np.ndarray) -> np.ndarray:
@@ -107,7 +128,8 @@ def round_shift(y: np.ndarray, shift: int, rounding: str, words: np.ndarray | No
 
 class LearningUpdate(NamedTuple):
     """A layer's learning state after one step: signs (n_out, n_in) -1/+1, momentum (n_out, n_in), trace
-    (n_in,), second_moment (T,), counter; and what the step saw: flips (n_out, n_in) bool, surrogate h (n_out,)."""
+    (n_in,), second_moment (T,), counter; what the step saw: flips (n_out, n_in) bool, surrogate h (n_out,);
+    and the learned biases (n_out,) (§15)."""
 
     signs: np.ndarray
     momentum: np.ndarray
@@ -116,11 +138,12 @@ class LearningUpdate(NamedTuple):
     counter: int
     flips: np.ndarray
     surrogate: np.ndarray
+    bias: np.ndarray
 
 
 def learning_update(*, signs: np.ndarray, momentum: np.ndarray, trace: np.ndarray, second_moment: np.ndarray,
                     counter: int, pre: np.ndarray, v: np.ndarray, vth: np.ndarray | None, error: np.ndarray,
-                    t: int, rule: LearningRule) -> LearningUpdate:
+                    t: int, rule: LearningRule, bias: np.ndarray | None = None) -> LearningUpdate:
     """One learning step of a layer (docs/onchip-learning.md §3 - §8) from its delivered input ``pre`` (n_in,),
     the voltage before reset v (n_out,), the thresholds vth (None: a readout) and the error (n_out,), at
     time-step index t of the learning window; R is :func:`round_shift` with the words of step ``counter``::
@@ -130,8 +153,9 @@ def learning_update(*, signs: np.ndarray, momentum: np.ndarray, trace: np.ndarra
         BSO: theta = flip_threshold
         T-BSO: s[t] = sat_s(s[t] - R(s[t], s2) + R((sum p^2 sum x'^2) // (n_out n_in), p2));
                theta = (flip_threshold isqrt(s[t])) >> threshold_shift                          §7
-        flip = W m' > theta where (counter + 1) % t_epoch == 0, else none;  W <- -W where flip;
-        BSO: m' <- 0 where flip;  counter + 1
+        population (§14): neuron i flips above theta_i = floor(theta (i mod P + 1) / P) (T-BSO: before the shift)
+        flip = W m' > theta_i where (counter + 1) % t_epoch == 0, else none;  W <- -W where flip;
+        BSO: m' <- 0 where flip;  counter + 1;  learned bias (§15): b' = sat_b(b - p)
 
     Random streams (§8): 0 the momentum decay and 1 the product (word i = the synapse's row-major index),
     2 and 3 (word 0) the decay and the input of s[t]. Inputs are not modified."""
@@ -151,19 +175,23 @@ def learning_update(*, signs: np.ndarray, momentum: np.ndarray, trace: np.ndarra
     momentum = momentum - rounded(momentum, rule.momentum_shift, 0) + rounded(gradient, rule.product_shift, 1)
     momentum = np.clip(momentum, -rule.momentum_max, rule.momentum_max)
     second_moment = np.array(second_moment, dtype=np.int64)
-    theta = rule.flip_threshold
+    theta = member_thresholds(rule.flip_threshold, n_out, rule)
     if rule.variant == "tbso":
         mean_square = int(np.sum(post * post)) * int(np.sum(new_trace * new_trace)) // (n_out * n_in)
         moment = np.int64(second_moment[t])
         moment = moment - rounded(moment, rule.second_moment_shift, 2) + rounded(
             np.int64(mean_square), rule.second_moment_product_shift, 3)
         second_moment[t] = min(max(int(moment), 0), rule.second_moment_max)
-        theta = (rule.flip_threshold * math.isqrt(int(second_moment[t]))) >> rule.threshold_shift
+        theta = member_thresholds(rule.flip_threshold * math.isqrt(int(second_moment[t])), n_out,
+                                  rule) >> rule.threshold_shift
     if (int(counter) + 1) % rule.t_epoch == 0:
         flips = signs * momentum > theta
     else:
         flips = np.zeros(signs.shape, dtype=bool)
     if rule.variant == "bso":
         momentum = np.where(flips, 0, momentum)
+    bias = np.zeros(n_out, np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    if rule.bias_bits:
+        bias = np.clip(bias - post, -rule.bias_max, rule.bias_max)
     return LearningUpdate(signs=np.where(flips, -signs, signs), momentum=momentum, trace=new_trace,
-                          second_moment=second_moment, counter=int(counter) + 1, flips=flips, surrogate=h)
+                          second_moment=second_moment, counter=int(counter) + 1, flips=flips, surrogate=h, bias=bias)

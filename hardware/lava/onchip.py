@@ -28,17 +28,25 @@ from typing import Any
 
 import numpy as np
 
-from ..learner import LearningRecord, LearningState, check_learning_inputs, check_learning_layer, learning_window
+from ..learner import (
+    LearningRecord,
+    LearningState,
+    check_learning_inputs,
+    check_learning_layer,
+    learning_window,
+    with_layer_bias,
+)
 from ..learning import init_learning_state, refuse_recurrent, with_layer_weight  # containers, no arithmetic
 from ..learning_rule import LearningRule
 from ..network import FixedPointNetwork
 from ..spec import SPEC
 from .compat import ensure_lava_importable
+from .learning_arithmetic import learned_bias_mant
 
 __all__ = ["LavaLearner"]
 
 CHANNEL_BYTES = 16 << 20  # per channel (inputs, labels, reports, probes): bounds the samples of one Lava run
-_RECORD_STATE = ("trace", "momentum", "weight", "second_moment", "error", "surrogate")
+_RECORD_STATE = ("trace", "momentum", "weight", "second_moment", "error", "surrogate", "bias")
 
 
 def _lava() -> SimpleNamespace:
@@ -80,7 +88,7 @@ class _Engine:
         learning = layers[index]
         self.shape = tuple(learning.weight.shape)
         self.layout = lava.report_layout(*self.shape, rule.time_steps, record)
-        report_size = self.layout["surrogate" if record else "flips"].stop
+        report_size = self.layout["bias" if record else "flips"].stop
         probe_sizes = [3 * layers[k].num_neurons for k in range(index, len(layers))]
         step_bytes = 8 * max(math.prod(fx_net.input_shape), self.shape[0], *probe_sizes)
         self.chunk_samples = max(1, min(CHANNEL_BYTES // (8 * report_size * rule.time_steps),
@@ -100,7 +108,7 @@ class _Engine:
                     vth=np.asarray(layer.vth).reshape(-1) if layer.spiking else None, momentum=state.momentum,
                     second_moment=state.second_moment, counter=int(state.counter), sample_steps=self.steps,
                     record=record, report_buffer=self.chunk_samples * rule.time_steps,
-                    shift_rounding=layer.shift_rounding)
+                    shift_rounding=layer.shift_rounding, bias=state.bias)
                 neuron = lava.LearningNeuron(n=layer.num_neurons, du=layer.du, dv=layer.dv,
                                              vth=np.asarray(layer.vth).reshape(-1),
                                              bias_mant=np.asarray(layer.bias_mant).reshape(-1),
@@ -108,6 +116,7 @@ class _Engine:
                                              bias_delay=layer.bias_delay, reset=layer.reset, spiking=layer.spiking,
                                              sample_steps=self.steps)
                 neuron.v_out.connect(synapse.post_in)
+                synapse.bias_out.connect(neuron.bias_in)
                 self.learning_neuron = neuron
             else:
                 synapse, neuron = self._frozen_layer(k, layer)
@@ -173,7 +182,8 @@ class _Engine:
                              momentum=np.asarray(synapse.momentum.get()).astype(np.int64).reshape(self.shape),
                              trace=np.asarray(synapse.trace.get()).astype(np.int64),
                              second_moment=np.asarray(synapse.second_moment.get()).astype(np.int64),
-                             counter=int(np.asarray(synapse.counter.get()).reshape(-1)[0]))
+                             counter=int(np.asarray(synapse.counter.get()).reshape(-1)[0]),
+                             bias=np.asarray(synapse.bias.get()).astype(np.int64).reshape(-1))
 
     def run_chunk(self, inputs: np.ndarray, labels: np.ndarray | None,
                   errors: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -229,6 +239,8 @@ class LavaLearner:
         self.fx_net, self.rule = fx_net, rule
         self.layer = check_learning_layer(fx_net, layer, rule)
         self._state = init_learning_state(fx_net.layers[self.layer], rule) if state is None else state
+        if self._state.bias is None:
+            self._state = self._state._replace(bias=np.zeros(fx_net.layers[self.layer].num_neurons, np.int64))
         self._state_fresh = True  # False when Lava holds a newer momentum / trace / second moment
         self._engines: list[_Engine] = []
         self._finalizer = weakref.finalize(self, _stop, self._engines)
@@ -248,8 +260,13 @@ class LavaLearner:
         return self._state
 
     def network(self) -> FixedPointNetwork:
-        """The network with the learned signs in the learning layer (kept on the host from the reports)."""
-        return with_layer_weight(self.fx_net, self.layer, self._state.weight)
+        """The network with the learned signs in the learning layer (kept on the host from the reports) and,
+        with a learned bias (docs/onchip-learning.md §15), its bias_mant registers (read from Lava)."""
+        learned = with_layer_weight(self.fx_net, self.layer, self._state.weight)
+        if not self.rule.learns_bias:
+            return learned
+        base = self.fx_net.layers[self.layer].bias_mant
+        return with_layer_bias(learned, self.layer, learned_bias_mant(base, self.state.bias, self.rule))
 
     def close(self) -> None:
         """Stop Lava (idempotent); the state is read back first, so ``state`` stays valid."""
@@ -315,8 +332,9 @@ class LavaLearner:
         self._state = self._state._replace(weight=weight, counter=int(reports[-1, -1, 0]))
         last = self.fx_net.layers[-1]
         output = probes[-1]
-        predictions = (np.argmax(output[:, -1, 2], axis=-1) if not last.spiking
-                       else np.argmax(output[:, :, 0].sum(axis=1), axis=-1)).astype(np.int64)
+        readout = output[:, -1, 2] if not last.spiking else output[:, :, 0].sum(axis=1)  # (N, n_out)
+        population = rule.population if self.layer == len(self.fx_net.layers) - 1 else 1  # classes pooled, §14
+        predictions = np.argmax(readout.reshape(samples, -1, population).sum(axis=2), axis=-1).astype(np.int64)
         buffers: dict[str, np.ndarray] = {}
         if before is not None:
             buffers = _step_buffers(engine, reports, before)
@@ -339,17 +357,17 @@ def _step_buffers(engine: _Engine, reports: np.ndarray, before: LearningState) -
     decoded = {"weight": np.stack([2 * _unpack(row[layout["weight"]].astype(np.uint8), shape).astype(np.int8) - 1
                                    for row in rows]),
                "momentum": rows[:, layout["momentum"]].reshape(-1, *shape)}
-    for name in ("trace", "second_moment", "error", "surrogate"):
+    for name in ("trace", "second_moment", "error", "surrogate", "bias"):
         decoded[name] = rows[:, layout[name]]
     initial = {"weight": np.asarray(before.weight, dtype=np.int8), "momentum": np.asarray(before.momentum),
-               "second_moment": np.asarray(before.second_moment)}
+               "second_moment": np.asarray(before.second_moment), "bias": np.asarray(before.bias)}
     buffers = {}
     for name in _RECORD_STATE:
         per_step = decoded[name].reshape(samples, len(window), *decoded[name].shape[1:])
         out = np.zeros((samples, steps, *per_step.shape[2:]), dtype=per_step.dtype)
         out[:, window.start:window.stop] = per_step
         out[:, window.stop:] = per_step[:, -1:]
-        if name in initial:  # trace, error and surrogate stay zero before the window
+        if name in initial:  # trace, error and surrogate stay zero before the window; bias persists
             out[0, :window.start] = initial[name]
             out[1:, :window.start] = per_step[:-1, -1:]
         buffers[name] = out

@@ -5,7 +5,7 @@ Every module under ``hardware/lava/`` is parsed with ``ast`` (not imported: no L
 it, at the top or inside a function, relative or absolute, is resolved to the module it names. Forbidden:
 
 - the modules of :data:`FORBIDDEN_MODULES` (and their submodules): the NumPy simulator and its step functions,
-  the torch reference, its kernels and the torch learning rule;
+  the torch reference, its kernels, the torch learning rule and the NumPy rule's readout part;
 - from ``bso_deploy.hardware.learning`` (the NumPy learning rule) every name but :data:`ALLOWED_FROM_LEARNING`,
   which hold or check data (its step functions ``learning_step_int``, ``readout_error_int``, ``trace_step_int``,
   ``surrogate_int``, ... are forbidden), and the module itself (``import ...learning``);
@@ -30,6 +30,7 @@ FORBIDDEN_MODULES = (
     "bso_deploy.hardware.torch_reference",
     "bso_deploy.hardware.torch_kernels",
     "bso_deploy.hardware.torch_learning",
+    "bso_deploy.hardware.learning_readout",
 )
 LEARNING_MODULE = "bso_deploy.hardware.learning"
 ALLOWED_FROM_LEARNING = frozenset({"init_learning_state", "refuse_recurrent", "with_layer_weight"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bso_deploy.hardware.learner import population_network
 from bso_deploy.hardware.learners import get_learner
 from bso_deploy.hardware.learning import LearningRule, SimLearner
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
@@ -57,6 +58,9 @@ READOUT_CASES = {
     "bso-nearest": dict(variant="bso", rounding="nearest", t_epoch=1, flip_threshold=5, momentum_bits=4),
     "tbso-stochastic": dict(variant="tbso", rounding="stochastic", t_epoch=2, flip_threshold=5, threshold_shift=6,
                             second_moment_shift=2, second_moment_product_shift=4, momentum_bits=5),
+    # a population readout of 3 neurons per class (§14) with a narrow learned bias (§15), which saturates
+    "bso-population-bias": dict(variant="bso", rounding="nearest", t_epoch=1, flip_threshold=15, momentum_bits=5,
+                                product_shift=2, population=3, bias_bits=6, bias_shift=2),
 }
 
 
@@ -66,12 +70,13 @@ def test_readout_learning_from_labels_matches_numpy_every_step(case: str) -> Non
     from bso_deploy.hardware.lava.onchip import LavaLearner
 
     rng = np.random.default_rng(sorted(READOUT_CASES).index(case))
-    fx_net = _network(rng, 6, (10, 4), spiking_last=False)
-    rule = LearningRule(time_steps=4, trace_bits=5, trace_increment=12, trace_decay=1024,
-                        momentum_shift=2, product_shift=4, error_bits=6, error_target=8, error_shift=6, seed=11,
-                        **READOUT_CASES[case])
+    rule = LearningRule(**{**dict(time_steps=4, trace_bits=5, trace_increment=12, trace_decay=1024, momentum_shift=2,
+                                  product_shift=4, error_bits=6, error_target=8, error_shift=6, seed=11),
+                           **READOUT_CASES[case]})
+    fx_net = population_network(_network(rng, 6, (10, 4), spiking_last=False), rule.population)
     sim = SimLearner(fx_net, rule)
-    seen = {"flips": 0, "momentum saturated": 0, "trace saturated": 0, "ties": 0}
+    seen = {"flips": 0, "momentum saturated": 0, "trace saturated": 0, "ties": 0, "bias saturated": 0,
+            "members differ": 0}
     with LavaLearner(fx_net, rule) as lava:
         for part in range(2):  # two runs: signs, momenta, second moments and the counter persist in Lava
             inputs = _stream(rng, rule, fx_net, 24)
@@ -82,10 +87,20 @@ def test_readout_learning_from_labels_matches_numpy_every_step(case: str) -> Non
             seen["flips"] += expected.flip_events.shape[0]
             seen["momentum saturated"] += int(np.sum(np.abs(steps["momentum"]) == rule.momentum_max))
             seen["trace saturated"] += int(np.sum(steps["trace"] == rule.trace_max))
-            # a tie W m == theta does not flip (strict >); BSO's theta is the constant flip_threshold
-            seen["ties"] += int(np.sum(steps["weight"].astype(np.int64) * steps["momentum"] == rule.flip_threshold))
-    # the streams reach what the comparison is about: flips, saturation and (BSO) ties at the threshold
-    assert all(count > 0 for name, count in seen.items() if name != "ties" or rule.variant == "bso"), seen
+            # a tie W m == theta does not flip (strict >); BSO's theta is the constant flip_threshold, staggered over
+            # a population's members: theta (p + 1) // P for member p (§14)
+            members = np.arange(fx_net.layers[-1].num_neurons) % rule.population + 1
+            theta = (rule.flip_threshold * members // rule.population)[:, None]
+            seen["ties"] += int(np.sum(steps["weight"].astype(np.int64) * steps["momentum"] == theta))
+            seen["bias saturated"] += int(np.sum(np.abs(steps["bias"]) == rule.bias_max))
+            n_in = fx_net.layers[-1].weight.shape[1]
+            members = steps["weight"].reshape(*steps["weight"].shape[:2], -1, rule.population, n_in)
+            seen["members differ"] += int(np.sum(members.min(axis=3) != members.max(axis=3)))
+    # the streams reach what the comparison is about: flips, saturation and (BSO) ties at the threshold; with a
+    # population, members of one class that disagree (their staggered thresholds) and a saturated bias
+    optional = {"ties": rule.variant == "bso", "bias saturated": rule.learns_bias,
+                "members differ": rule.population > 1}
+    assert all(count > 0 for name, count in seen.items() if optional.get(name, True)), seen
 
 
 def test_hidden_spiking_layer_with_host_errors_matches_numpy_every_step() -> None:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from bso_deploy.hardware.learner import population_network
 from bso_deploy.hardware.learning import LearningRule, LearningState, SimLearner, learning_step_int
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.torch_learning import TorchLearner, torch_isqrt, torch_learning_step
@@ -38,7 +39,16 @@ def rules(draw, time_steps: int | None = None) -> LearningRule:
         momentum_shift=draw(st.integers(0, 8)), product_shift=draw(st.integers(0, 6)),
         flip_threshold=draw(st.integers(0, (1 << (momentum_bits - 1)) - 1)), threshold_shift=draw(st.integers(0, 8)),
         second_moment_bits=draw(st.integers(4, 40)), second_moment_shift=draw(st.integers(0, 10)),
-        second_moment_product_shift=draw(st.integers(0, 12)), t_epoch=draw(st.integers(1, 3)))
+        second_moment_product_shift=draw(st.integers(0, 12)), t_epoch=draw(st.integers(1, 3)),
+        **draw(biases()))
+
+
+@st.composite
+def biases(draw) -> dict[str, int]:
+    """The learned bias (docs/onchip-learning.md §15): off, narrow (saturates) or wide (the 13-bit bias_mant
+    register saturates)."""
+    bits = draw(st.sampled_from([0, 2, 3, 6, 16]))
+    return {"bias_bits": bits, "bias_shift": draw(st.integers(0, max(0, bits - 1)))}
 
 
 def network(rng: np.random.Generator) -> FixedPointNetwork:
@@ -62,19 +72,23 @@ def assert_records_equal(a, b) -> None:
     np.testing.assert_array_equal(a.predictions, b.predictions)
     np.testing.assert_array_equal(a.flips, b.flips)
     np.testing.assert_array_equal(a.flip_events, b.flip_events)
-    for name in ("weight", "momentum", "trace", "second_moment"):
+    for name in ("weight", "momentum", "trace", "second_moment", "bias"):
         np.testing.assert_array_equal(getattr(a.state, name), getattr(b.state, name), err_msg=name)
     assert a.state.counter == b.state.counter
 
 
 @FAST
-@given(rule=rules(), seed=st.integers(0, 2 ** 32 - 1), layer=st.sampled_from([0, 1]))
-def test_learners_agree_after_every_step(rule: LearningRule, seed: int, layer: int):
+@given(rule=rules(), seed=st.integers(0, 2 ** 32 - 1), layer=st.sampled_from([0, 1]),
+       population=st.sampled_from([1, 2, 3]))
+def test_learners_agree_after_every_step(rule: LearningRule, seed: int, layer: int, population: int):
+    """Both learning layers; the readout as a population of 1 to 3 neurons per class (§14)."""
     rng = np.random.default_rng(seed)
     fx_net = network(rng)
     samples = 4
     inputs = rng.integers(0, 256, (rule.time_steps, samples, 5))
     if layer == 1:
+        rule = replace(rule, population=population)
+        fx_net = population_network(fx_net, population)
         targets = {"labels": rng.integers(0, 3, samples)}
     else:
         targets = {"errors": rng.integers(-300, 300, (rule.time_steps, samples, 7))}
@@ -116,7 +130,7 @@ def random_state(rng: np.random.Generator, rule: LearningRule, n_out: int, n_in:
         momentum=rng.integers(-rule.momentum_max, rule.momentum_max + 1, (n_out, n_in)),
         trace=rng.integers(0, rule.trace_max + 1, n_in),
         second_moment=rng.integers(0, rule.second_moment_max + 1, rule.time_steps),
-        counter=int(rng.integers(0, 1000)))
+        counter=int(rng.integers(0, 1000)), bias=rng.integers(-rule.bias_max, rule.bias_max + 1, n_out))
 
 
 @FAST
@@ -138,11 +152,11 @@ def test_step_functions_agree_on_random_states(rule: LearningRule, seed: int, sp
 
         torch_state = LearningState(weight=tensor(state.weight), momentum=tensor(state.momentum),
                                     trace=tensor(state.trace), second_moment=tensor(state.second_moment),
-                                    counter=state.counter)
+                                    counter=state.counter, bias=tensor(state.bias))
         got, flips = torch_learning_step(torch_state, tensor(pre), tensor(v), None if vth is None else tensor(vth),
                                          tensor(error), t, rule)
         np.testing.assert_array_equal(flips.cpu().numpy(), expected_flips)
-        for name in ("weight", "momentum", "trace", "second_moment"):
+        for name in ("weight", "momentum", "trace", "second_moment", "bias"):
             np.testing.assert_array_equal(getattr(got, name).cpu().numpy(), getattr(expected, name), err_msg=name)
         assert got.counter == expected.counter
         state = expected

@@ -9,6 +9,9 @@ BsoNeuron` does). What the learning rule needs besides the spikes leaves on two 
 - ``current_out``: c = u + bias(t), what v gains this step (§5: the readout error's input), to
   :class:`~.error.ReadoutError`.
 
+Its bias_mant register is the deployed one (``bias_base``) plus the learned biases' integer parts that
+arrive on ``bias_in`` from the synapse each step, saturated to 13 bits (docs/onchip-learning.md §15).
+
 ``probe_out`` sends (spikes, u, v after reset) for recording, as BsoNeuron's does. With ``sample_steps`` S
 the neuron restarts (u = v = 0, bias-delay step counter 0) every S steps.
 """
@@ -21,9 +24,9 @@ from bso_deploy.hardware.lava.compat import ensure_lava_importable
 ensure_lava_importable()  # Lava models are searched by executing this file: the shim must come first
 
 from bso_deploy.hardware.lava.processes.neuron import FixedPointNeuronModel  # noqa: E402
-from bso_deploy.hardware.spec import RESET_MODES  # noqa: E402
+from bso_deploy.hardware.spec import RESET_MODES, SPEC  # noqa: E402
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
-from lava.magma.core.model.py.ports import PyOutPort  # noqa: E402
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
 from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
 from lava.magma.core.process.ports.ports import InPort, OutPort  # noqa: E402
 from lava.magma.core.process.process import AbstractProcess  # noqa: E402
@@ -50,6 +53,7 @@ class LearningNeuron(AbstractProcess):
             raise ValueError(f"sample_steps must be an integer >= 1, got {sample_steps!r}")
         shape = (int(n),)
         self.a_in = InPort(shape=shape)
+        self.bias_in = InPort(shape=shape)  # learned biases' integer parts, from the LearningSynapse (§15)
         self.s_out = OutPort(shape=shape)
         self.v_out = OutPort(shape=shape)
         self.current_out = OutPort(shape=shape)
@@ -60,6 +64,7 @@ class LearningNeuron(AbstractProcess):
         self.dv = Var(shape=(1,), init=int(dv))
         self.vth = Var(shape=shape, init=np.broadcast_to(vth, shape).copy())
         self.bias_mant = Var(shape=shape, init=np.broadcast_to(bias_mant, shape).copy())
+        self.bias_base = Var(shape=shape, init=np.broadcast_to(bias_mant, shape).copy())  # the deployed bias_mant
         self.bias_exp = Var(shape=shape, init=np.broadcast_to(bias_exp, shape).copy())
         self.bias_delay = Var(shape=(1,), init=int(bias_delay))
         self.sample_steps = Var(shape=(1,), init=int(sample_steps))
@@ -74,9 +79,13 @@ class PyLearningNeuronModelFixed(FixedPointNeuronModel):
 
     v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
     current_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+    bias_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
+    bias_base: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=SPEC.bias_mant_bits)
 
     def run_spk(self) -> None:
         a = np.asarray(self.a_in.recv(), dtype=np.int64)
+        learned = np.asarray(self.bias_in.recv(), dtype=np.int64)  # floor(b / 2**bias_shift), §15
+        self.bias_mant[:] = np.clip(self.bias_base + learned, SPEC.bias_mant_min, SPEC.bias_mant_max)
         step = int(self.step)
         if step == 0:  # a sample's first step: the initial state of §3.8
             self.u[:] = 0

@@ -48,7 +48,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 __all__ = ["REPORT_FIELDS", "LearningSynapse", "PyLearningSynapseModelFixed", "report_layout"]
 
 # What a report holds after its two header words (counter after the step, time-step index t), in order.
-REPORT_FIELDS = ("flips", "weight", "trace", "momentum", "second_moment", "error", "surrogate")
+REPORT_FIELDS = ("flips", "weight", "trace", "momentum", "second_moment", "error", "surrogate", "bias")
 
 
 def report_layout(n_out: int, n_in: int, time_steps: int, record: bool) -> dict[str, slice]:
@@ -58,7 +58,7 @@ def report_layout(n_out: int, n_in: int, time_steps: int, record: bool) -> dict[
     sizes = {"header": 2, "flips": packed}
     if record:
         sizes.update(weight=packed, trace=n_in, momentum=n_out * n_in, second_moment=time_steps, error=n_out,
-                     surrogate=n_out)
+                     surrogate=n_out, bias=n_out)
     layout, start = {}, 0
     for name, size in sizes.items():
         layout[name] = slice(start, start + size)
@@ -81,7 +81,8 @@ class LearningSynapse(AbstractProcess):
     def __init__(self, *, signs: np.ndarray, weight_mant: int, weight_exp: int, input_max: int,
                  rule: LearningRule, window_start: int, vth: np.ndarray | None, momentum: np.ndarray,
                  second_moment: np.ndarray, counter: int, sample_steps: int, record: bool = False,
-                 report_buffer: int = 64, shift_rounding: str = "floor", name: str | None = None) -> None:
+                 report_buffer: int = 64, shift_rounding: str = "floor", bias: np.ndarray | None = None,
+                 name: str | None = None) -> None:
         signs = np.asarray(signs, dtype=np.int64)
         if signs.ndim != 2 or not np.all(np.abs(signs) == 1):
             raise ValueError("signs must be a (n_out, n_in) array of -1/+1 (docs/fixed-point.md §4.6)")
@@ -90,7 +91,7 @@ class LearningSynapse(AbstractProcess):
         super().__init__(shape=(n_out, n_in), rule=rule.to_dict(), window_start=int(window_start),
                          spiking=vth is not None, input_max=int(input_max), record=bool(record),
                          shift_rounding=shift_rounding,
-                         report_size=layout["surrogate" if record else "flips"].stop, name=name)
+                         report_size=layout["bias" if record else "flips"].stop, name=name)
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, (int, np.integer)) or sample_steps < 1:
             raise ValueError(f"sample_steps must be an integer >= 1, got {sample_steps!r}")
         if not (1 <= window_start and window_start + rule.time_steps <= sample_steps):
@@ -100,6 +101,7 @@ class LearningSynapse(AbstractProcess):
         self.post_in = InPort(shape=(n_out,))
         self.error_in = InPort(shape=(n_out,))
         self.a_out = OutPort(shape=(n_out,))
+        self.bias_out = OutPort(shape=(n_out,))  # the learned biases' integer parts, to the neuron (§15)
         self.report_out = OutPort(shape=(self.proc_params["report_size"],))
         self.report_out.flag_external_pipe(buffer_size=int(report_buffer))
         bits = np.packbits((signs > 0).reshape(-1))
@@ -111,6 +113,8 @@ class LearningSynapse(AbstractProcess):
         self.trace = Var(shape=(n_in,), init=0)
         self.second_moment = Var(shape=(rule.time_steps,), init=np.asarray(second_moment, dtype=np.int64).copy())
         self.counter = Var(shape=(1,), init=int(counter))
+        self.bias = Var(shape=(n_out,), init=np.zeros(n_out, np.int64) if bias is None else
+                        np.asarray(bias, dtype=np.int64).copy())
         self.error = Var(shape=(n_out,), init=0)
         self.surrogate = Var(shape=(n_out,), init=0)
         self.pre_buff = Var(shape=(n_in,), init=0)  # the input of the previous step: delivered this step
@@ -129,6 +133,7 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
     post_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     error_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+    bias_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
     report_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
     weight_bits: np.ndarray = LavaPyType(np.ndarray, np.uint8, precision=8)
     weight_mant: int = LavaPyType(int, np.int64, precision=SPEC.weight_bits - 1)
@@ -138,6 +143,7 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
     trace: np.ndarray = LavaPyType(np.ndarray, np.int64)
     second_moment: np.ndarray = LavaPyType(np.ndarray, np.int64)
     counter: int = LavaPyType(int, np.int64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64)
     error: np.ndarray = LavaPyType(np.ndarray, np.int64)
     surrogate: np.ndarray = LavaPyType(np.ndarray, np.int64)
     pre_buff: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -173,6 +179,7 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
                 var[:] = 0
         self._delivered = self.pre_buff.astype(np.int64)
         self.a_out.send(synapse_step(self._delivered[None], self._synapse)[0])
+        self.bias_out.send(np.floor_divide(self.bias.astype(np.int64), 2 ** self._rule.bias_shift))
         self.pre_buff[:] = np.asarray(self.s_in.recv(), dtype=np.int64)
         self._v = np.asarray(self.post_in.recv(), dtype=np.int64)
         self._error = np.asarray(self.error_in.recv(), dtype=np.int64)
@@ -188,13 +195,15 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
         vth = np.asarray(self.vth, dtype=np.int64) if self.proc_params["spiking"] else None
         update = learning_update(signs=self._signs, momentum=self.momentum, trace=self.trace,
                                  second_moment=self.second_moment, counter=int(self.counter), pre=self._delivered,
-                                 v=self._v, vth=vth, error=self._error, t=self._learn_step, rule=self._rule)
+                                 v=self._v, vth=vth, error=self._error, t=self._learn_step, rule=self._rule,
+                                 bias=self.bias)
         self.momentum[:] = update.momentum
         self.trace[:] = update.trace
         self.second_moment[:] = update.second_moment
         self.counter = update.counter
         self.error[:] = self._error
         self.surrogate[:] = update.surrogate
+        self.bias[:] = update.bias
         if update.flips.any():
             self._use_signs(update.signs)
             self.weight_bits[:] = np.packbits((update.signs > 0).reshape(-1))
@@ -204,5 +213,5 @@ class PyLearningSynapseModelFixed(PyLoihiProcessModel):
         parts = [np.array([int(self.counter), t], dtype=np.int64), np.packbits(flips.reshape(-1)).astype(np.int64)]
         if self.proc_params["record"]:
             parts += [np.asarray(self.weight_bits, dtype=np.int64), self.trace, self.momentum.reshape(-1),
-                      self.second_moment, self.error, self.surrogate]
+                      self.second_moment, self.error, self.surrogate, self.bias]
         self.report_out.csp_ports[-1].send(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
