@@ -2,20 +2,20 @@
 exact floats, layer by layer over a chunk of steps (docs/fixed-point.md §5.1, §1.1).
 
 The fused path of :func:`~.simulator.simulate` computes the numbers of the step loop
-(:func:`~.simulator.simulate_stepwise`) faster, using two facts. (1) The network is feed-forward and
-every synapse delays by one step (§4.8), so layer k's whole spike train is known before layer k + 1 runs:
-each layer's synaptic input for a chunk of steps (all T steps for small batches) is ONE matrix product over
-(steps * batch) rows, and only the elementwise neuron update loops over time; trailing steps without any
-input event (the zero flush steps of §5.2) skip the product. (2) The neuron update is exact in floats too
-(§1.1): u, v, a << 6, vth << 6 and the bias are integers, ``trunc(x * f / 4096)`` is
-``np.trunc(x * (f / 4096))`` (f / 4096 is a dyadic constant and the product is exact while ``|x| * f`` fits
-the mantissa), the weight scale ``weight_mant * 2**weight_exp`` folds into the matrix (partial sums are
-exact dyadic numbers), the rounding of a negative exponent is ``np.floor`` (``floor``) or ``np.floor(x + 0.5)``
-(``nearest``, §4.7; exact while the integer sum plus 2**(k-1) fits the mantissa), the wrap is ``np.mod``. Per layer,
-bounds worked out from the weights (inputs are >= 0, so a row's sum lies between minus its negative and its
-positive weight mass) pick float32 when every intermediate stays below 2**24, float64 when below 2**53 (else
-the step loop runs), and decide whether the wrap (§3.2), the saturation (§3.3) and a synaptic input beyond
-2**15 - 1 (§8) can happen at all; only then does the fused path count them (§5.6), else the counts are zero.
+(:func:`~.simulator.simulate_stepwise`) faster, using two facts. (1) The network is feed-forward and every
+synapse delays by one step (§4.8), so layer k's whole spike train is known before layer k + 1 runs: each layer's
+synaptic input for a chunk of steps (all T steps for small batches) is ONE matrix product over (steps * batch)
+rows (a conv's: im2col, :func:`_connect_chunk`), and only the elementwise neuron update loops over time;
+trailing steps without any input event (the zero flush steps of §5.2) skip the product. (2) The neuron update is
+exact in floats too (§1.1): u, v, a << 6, vth << 6 and the bias are integers, ``trunc(x * f / 4096)`` is
+``np.trunc(x * (f / 4096))`` (f / 4096 is a dyadic constant and the product is exact while ``|x| * f`` fits the
+mantissa), the weight scale ``weight_mant * 2**weight_exp`` folds into the matrix (partial sums are exact dyadic
+numbers), the rounding of a negative exponent is ``np.floor`` (``floor``) or ``np.floor(x + 0.5)`` (``nearest``,
+§4.7; exact while the integer sum plus 2**(k-1) fits the mantissa), the wrap is ``np.mod``. Per layer, bounds
+worked out from the weights (inputs are >= 0, so a row's sum lies between minus its negative and its positive
+weight mass) pick float32 when every intermediate stays below 2**24, float64 when below 2**53 (else the step
+loop runs), and decide whether the wrap (§3.2), the saturation (§3.3) and a synaptic input beyond 2**15 - 1 (§8)
+can happen at all; only then does the fused path count them (§5.6), else the counts are zero.
 
 :func:`fused_plans` gives a network's per-layer plans (None where the step loop must run),
 :func:`prepare_fused` the working memory of a block of samples, :func:`run_fused` runs a block into the
@@ -117,9 +117,7 @@ def fused_layer(layer: FixedPointLayer, synapse: SynapseParams, input_max: int, 
 
 
 class LayerWork(NamedTuple):
-    """One layer's working memory for a run, reused by every chunk of steps and, in a :class:`Simulator`, by
-    every run."""
-
+    """One layer's working memory for a block, reused by every chunk of steps, block and (Simulator) run."""
     drive: np.ndarray  # (chunk + 1, batch, *output_shape) plan.dtype; row 0 holds the pending sum (§4.8)
     values: np.ndarray  # (chunk * batch, ...) plan.dtype: the layer input as floats (_values_shape)
     cols: np.ndarray | None  # conv: (chunk * batch, C_in, kh, kw, H_out, W_out) plan.dtype, the window matrix
@@ -131,8 +129,8 @@ class LayerWork(NamedTuple):
 
 
 def _values_shape(layer: FixedPointLayer) -> tuple[int, ...]:
-    """Per row, what the connection multiplies: the input (dense), its sum pool (dense after a pool, §4.2),
-    or the pooled input inside a zero border of the padding (conv, §4.4)."""
+    """Per row, what a dense connection multiplies (the input or its sum pool, §4.2), or a conv's pooled
+    input inside the zero border of the padding (§4.4)."""
     if layer.kind == "dense":
         return layer.pooled_shape
     channels, height, width = layer.pooled_shape
@@ -173,9 +171,8 @@ def _works(plans: list[FusedLayer], layers: tuple[FixedPointLayer, ...], batch: 
 
 
 def _sum_pool_into(x: np.ndarray, pool: tuple[int, int], out: np.ndarray) -> None:
-    """out = the sum over non-overlapping pool windows of x (..., C, H, W) integers (§4.2), as pool area - 1
-    additions of strided views in out's float dtype (exact: small integers), not a reduction over two
-    interleaved axes, which NumPy runs about ten times slower."""
+    """out = the sum over the pool windows of integers x (..., C, H, W) (§4.2) by additions of strided views
+    in out's float dtype (exact), ten times faster than NumPy's reduction over two interleaved axes."""
     parts = [x[..., i::pool[0], j::pool[1]] for i in range(pool[0]) for j in range(pool[1])]
     np.add(parts[0], parts[1], out=out, dtype=out.dtype)
     for part in parts[2:]:
@@ -299,17 +296,12 @@ def _neuron_chunk(drive: np.ndarray, start: int, plan: FusedLayer, work: LayerWo
 
 def _chunk_steps(fx_net: FixedPointNetwork, plans: list[FusedLayer], steps: int, batch: int) -> int:
     """Steps per chunk: enough rows (steps * batch) for an efficient matrix product, few enough that the
-    drive buffers and a conv's window matrix stay bounded in memory."""
-    widest = max(max(math.prod(layer.output_shape), math.prod(layer.input_shape), _im2col_size(plan.synapse))
+    drive buffers and a conv's window matrix (floats per sample and step: outputs per channel x fan-in) stay
+    bounded in memory."""
+    widest = max(max(math.prod(layer.output_shape), math.prod(layer.input_shape),
+                     0 if layer.kind == "dense" else math.prod(layer.output_shape[1:]) * plan.synapse.matrix[0].size)
                  for layer, plan in zip(fx_net.layers, plans))
     return max(1, min(steps, -(-CHUNK_ROWS // batch), CHUNK_ELEMENTS // (widest * batch)))
-
-
-def _im2col_size(synapse: SynapseParams) -> int:
-    """Floats a conv's window matrix holds per sample and step (0 for dense)."""
-    if synapse.kind == "dense":
-        return 0
-    return math.prod(synapse.output_shape[1:]) * math.prod(synapse.matrix.shape[1:])
 
 
 def fused_plans(fx_net: FixedPointNetwork, steps: int, spec: FixedPointSpec) -> list[FusedLayer] | None:
@@ -341,12 +333,13 @@ class FusedOutputs(NamedTuple):
     output_v: np.ndarray | None
     counts: list[LayerSaturation]
 
-    def block(self, start: int, stop: int) -> FusedOutputs:
-        """Views of samples start:stop of every array (writes go to the whole run's arrays)."""
-        return FusedOutputs(spikes=[a[:, start:stop] for a in self.spikes], u=[a[:, start:stop] for a in self.u],
-                            v=[a[:, start:stop] for a in self.v],
-                            output_v=None if self.output_v is None else self.output_v[:, start:stop],
-                            counts=[LayerSaturation(*(a[start:stop] for a in c)) for c in self.counts])
+    def block(self, start: int, stop: int) -> FusedOutputs:  # views: writes go to the whole run's arrays
+
+        cut = slice(start, stop)
+        trace = None if self.output_v is None else self.output_v[:, cut]
+        return FusedOutputs(spikes=[a[:, cut] for a in self.spikes], u=[a[:, cut] for a in self.u],
+                            v=[a[:, cut] for a in self.v], output_v=trace,
+                            counts=[LayerSaturation(*(a[cut] for a in c)) for c in self.counts])
 
     def result(self) -> SimulationResult:
         """The :class:`SimulationResult` of the filled arrays (§5.4: the last layer's spikes, or its v)."""
