@@ -27,11 +27,13 @@ def state_of(run: TrainingRun) -> dict:
     return state
 
 
-@pytest.mark.parametrize("method,encoder,schedule", [("tbso", "direct", "constant"), ("bso", "rate", "constant"),
-                                                     ("bop", "direct", "constant"), ("bptt-ste", "direct", "constant"),
-                                                     ("tbso", "direct", "cosine"), ("bptt-ste", "rate", "cosine")])
-def test_resume_continues_exactly(tmp_path, method, encoder, schedule):
-    config = TrainConfig(method=method, encoder=encoder, epochs=3, decay_every=2, lr_schedule=schedule, **SMALL)
+@pytest.mark.parametrize("method,encoder,schedule,batchnorm", [
+    ("tbso", "direct", "constant", "shared"), ("bso", "rate", "constant", "shared"),
+    ("bop", "direct", "constant", "shared"), ("bptt-ste", "direct", "constant", "shared"),
+    ("tbso", "direct", "cosine", "per-step"), ("bptt-ste", "rate", "cosine", "running")])
+def test_resume_continues_exactly(tmp_path, method, encoder, schedule, batchnorm):
+    config = TrainConfig(method=method, encoder=encoder, epochs=3, decay_every=2, lr_schedule=schedule,
+                         batchnorm=batchnorm, **SMALL)
     straight = TrainingRun.create(config, tmp_path / "straight")
     straight.fit(progress=False)
 
