@@ -248,3 +248,23 @@ def test_export_refuses_what_it_cannot_represent(nir_io):
         nir_io.to_nir(model, dt=0.0)
     with pytest.raises(ValueError, match="rejects"):
         nir_io.to_nir(model, input_shape=(21,))
+
+
+def test_per_step_batchnorm_exports_its_pooled_statistics(nir_io):
+    model = build_mlp((5, 4, 3, 2), batchnorm="per-step", time_steps=3, seed=4)
+    model.train()
+    torch.manual_seed(5)
+    for _ in range(4):  # per-step statistics that differ between the steps
+        model(torch.rand(3, 16, 5) * torch.tensor([1.0, 2.0, 3.0]).reshape(3, 1, 1))
+    model.eval()
+    norm = model.layers[3]
+    pooled_mean = norm.step_mean.double().mean(0)
+    pooled_var = norm.step_var.double().mean(0) + (norm.step_mean.double() - pooled_mean).pow(2).mean(0)
+    assert not torch.allclose(norm.step_mean[0], norm.step_mean[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nir_io.NIRExportWarning)
+        graph = nir_io.to_nir(model)
+    scale = norm.weight.double() / torch.sqrt(pooled_var + norm.eps)
+    expected_bias = norm.bias.double() - scale * pooled_mean
+    np.testing.assert_allclose(graph.nodes["affine_2"].bias, expected_bias.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(graph.nodes["affine_2"].metadata["alpha"], scale.abs().detach().numpy(), rtol=1e-5)
