@@ -36,6 +36,7 @@ COMMANDS: MappingProxyType[str, str] = MappingProxyType({
     "bench sim": "bso_deploy.commands.bench_sim:bench_sim_command",
     "bench learn": "bso_deploy.commands.bench_learn:bench_learn_command",
     "bench deploy": "bso_deploy.bench.deploy:run_from_args",
+    "bench data": "bso_deploy.bench.data:run_from_args",
 })
 
 

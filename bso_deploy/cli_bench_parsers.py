@@ -5,13 +5,24 @@ The defaults are those of the benchmarks' configs (``bso_deploy.bench.*``), whic
 from __future__ import annotations
 
 from .cli_args import add_choice, add_choice_list
-from .options import DEPLOY_BENCH_NETWORKS, LEARNER_NAMES, LEARNING_VARIANTS, METHODS, MODELS
+from .options import (
+    DATA_BENCH_DATASETS,
+    DATA_BENCH_METHODS,
+    DATA_BENCH_MODELS,
+    DEPLOY_BENCH_NETWORKS,
+    LEARNER_NAMES,
+    LEARNING_VARIANTS,
+    LR_SCHEDULES,
+    METHODS,
+    MODELS,
+)
 
 BENCH_DESCRIPTION = """\
 Benchmarks that print a table and write their measurements as JSON (and a figure) under --out (default
 bench/): train (memory, speed and accuracy of the training methods), sim (samples per second of the
 fixed-point backends), learn (learning steps per second of the on-chip rule), deploy (networks made with
-snnTorch, Sinabs and lava-dl, deployed: accuracy and parity)."""
+snnTorch, Sinabs and lava-dl, deployed: accuracy and parity), data (MLP and CNN trained on a real data set with
+each method, deployed on the whole test set, against snnTorch's BPTT)."""
 
 DEPLOY_QUICK_TEST_SAMPLES = 60  # bench.deploy.QUICK_TEST_SAMPLES (tests/test_cli.py checks)
 
@@ -96,9 +107,43 @@ def _add_deploy(kinds) -> None:
     deploy.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_data(kinds) -> None:
+    data = kinds.add_parser(
+        "data", help="MLP and CNN on a real data set: accuracy, fixed point, speed and memory vs snnTorch",
+        description="Trains (or loads from --cache) each model with each method, deploys it in profile bso on the "
+                    "whole test set (simulator against the float torch model), measures training throughput "
+                    "and activation memory against snnTorch's BPTT on the same float architecture; writes "
+                    "OUT/data_DATASET.json and OUT/data_DATASET.png.")
+    add_choice(data, "--dataset", DATA_BENCH_DATASETS, "data set", default="fashion-mnist",
+               help="data set (default %(default)s)")
+    add_choice_list(data, "--models", DATA_BENCH_MODELS, "model", default=",".join(DATA_BENCH_MODELS),
+                    help="models to train")
+    add_choice_list(data, "--methods", DATA_BENCH_METHODS, "method", default=",".join(DATA_BENCH_METHODS),
+                    help="training methods")
+    data.add_argument("--epochs", type=int, default=10, help="training epochs per model (default %(default)s)")
+    data.add_argument("--cnn-epochs", type=int, default=None, help="training epochs of the CNN (default: --epochs)")
+    data.add_argument("--cnn-train-samples", type=int, default=None,
+                      help="the CNN trains on the first N training samples (default: all)")
+    data.add_argument("--time-steps", type=int, default=4, help="time steps of training and deployment "
+                      "(default %(default)s)")
+    data.add_argument("--batch-size", type=int, default=128, help="training batch size (default %(default)s)")
+    add_choice(data, "--lr-schedule", LR_SCHEDULES, "learning-rate schedule", default="cosine",
+               help="learning rate of the full-precision weights per epoch (default %(default)s)")
+    data.add_argument("--seed", type=int, default=0, help="seed of every run (default %(default)s)")
+    data.add_argument("--throughput-batches", type=int, default=10,
+                      help="timed training batches per throughput figure, after one warm-up (default %(default)s)")
+    data.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
+    data.add_argument("--data-root", default=None, help="folder of the data set files (default: the loader's)")
+    data.add_argument("--out", default="bench", help="output directory (data_DATASET.json, data_DATASET.png)")
+    data.add_argument("--cache", default="runs/bench-data-cache",
+                      help="trained models and their deployment figures, keyed by the training config")
+    data.add_argument("--quick", action="store_true", help="1 epoch, 2 timed batches (a test, not figures)")
+    data.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def add_bench_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks that print a table and write JSON under bench/",
                                    description=BENCH_DESCRIPTION)
-    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy}")
-    for add in (_add_train, _add_sim, _add_learn, _add_deploy):
+    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy,data}")
+    for add in (_add_train, _add_sim, _add_learn, _add_deploy, _add_data):
         add(kinds)

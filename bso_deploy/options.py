@@ -45,6 +45,9 @@ LEARNING_ROUNDINGS = ("nearest", "stochastic")
 
 # Benchmarks (bso_deploy.bench).
 DEPLOY_BENCH_NETWORKS = ("snntorch-mlp", "snntorch-rnn", "sinabs-cnn", "lavadl-mlp")
+DATA_BENCH_DATASETS = ("digits", "mnist", "fashion-mnist")  # bench data: image sets that deploy (inputs in [0, 1])
+DATA_BENCH_MODELS = ("mlp", "cnn")
+DATA_BENCH_METHODS = ("tbso", "bso", "bptt-ste")
 
 
 def parse_cnn_spec(spec: str) -> tuple[tuple[str, int], ...]:
