@@ -96,22 +96,26 @@ def format_data_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _label(record: dict[str, Any]) -> str:
+    return f"{record['model']}\n{'snnTorch' if record['method'] == 'snntorch-bptt' else record['method']}"
+
+
 def plot_data_bench(report: dict[str, Any], path: Path) -> None:
     """Three panels: test and fixed-point accuracy per row; training samples per second at T = 8 (snnTorch
     included); activation memory at each measured T."""
     plt = pyplot()
     rows, everything = report["rows"], [*report["rows"], *report["baselines"]]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    labels = [f"{r['model']}\n{r['method']}" for r in rows]
+    labels = [_label(r) for r in rows]
     positions = range(len(rows))
     axes[0].bar([p - 0.2 for p in positions], [r["test_accuracy"] for r in rows], 0.4, label="float (eval)")
     axes[0].bar([p + 0.2 for p in positions], [r.get("fixed_accuracy") or 0.0 for r in rows], 0.4,
                 label="fixed point (sim)")
     axes[0].set(xticks=list(positions), ylim=(0.5, 1.0), ylabel="test accuracy", title="accuracy")
     axes[0].set_xticklabels(labels, fontsize=7)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, loc="lower right")
     key = f"samples_per_second_T{report['settings']['throughput_time_steps']}"
-    all_labels = [f"{r['model']}\n{r['method']}" for r in everything]
+    all_labels = [_label(r) for r in everything]
     axes[1].bar(range(len(everything)), [r[key] for r in everything],
                 color=["tab:gray" if r["method"] == "snntorch-bptt" else "tab:blue" for r in everything])
     axes[1].set(xticks=list(range(len(everything))), ylabel="training samples / s",
