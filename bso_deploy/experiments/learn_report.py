@@ -81,5 +81,9 @@ def format_learn_summary(result: dict[str, Any]) -> str:
         f"{result.get('flips', '?')} fixed vs {result.get('float_flips', '?')} float flips)",
         f"learning state per synapse: {result['bits_per_synapse']} bits (float BSO: "
         f"{result.get('float_bits_per_synapse', 33)})",
+        f"scenario {result.get('scenario', '?')}: reference (float logistic regression of the same parameters on "
+        f"the chip's spike counts, docs/onchip-learning.md §16) {percent(result.get('reference_accuracy'))}; "
+        f"population {result.get('config', {}).get('population', 1)}, learned-bias bits per neuron "
+        f"{result.get('bits_per_bias', 0)}",
     ]
     return "\n".join(lines)

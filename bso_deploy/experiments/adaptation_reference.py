@@ -1,0 +1,102 @@
+"""The learning capacity and the upper reference of the on-chip adaptation scenario (docs/onchip-learning.md
+§14 - §16; :mod:`.adaptation` runs the scenario):
+
+- :func:`learning_fields` and :func:`learning_network`: the rule's population and learned-bias fields and the
+  network the learner runs (the compiled one with a population readout, §14, and room for a learned bias, §15);
+- :func:`readout_counts`: the readout's input spike counts per sample, as the chip produces them;
+- :func:`logistic_reference`: ``reference_accuracy``, the accuracy that the same learnable parameters (the
+  readout's weights, and its biases when they learn) reach when retrained offline in float on the same samples:
+  a multinomial logistic regression on the chip's spike counts (§16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from bso_deploy.hardware.learner import population_network
+from bso_deploy.hardware.network import FixedPointNetwork, append_zero_steps
+from bso_deploy.hardware.simulator import simulate
+from bso_deploy.hardware.spec import SPEC
+
+__all__ = ["learning_fields", "learning_network", "logistic_reference", "readout_counts"]
+
+LOGISTIC_ITERATIONS = 300  # L-BFGS iterations of the offline reference: converged on 1000 x 256 counts
+LOGISTIC_L2 = 1e-4  # a small weight decay, so that separable data still gives a finite optimum
+
+
+def _bias_exp(fx_net: FixedPointNetwork, error_shift: int) -> int:
+    """The readout's bias exponent while its bias learns (§15): a readout without a deployed bias (bias_mant
+    all zero, where the exponent changes nothing) gets bias_exp = error_shift (clipped to the 4-bit register), so
+    that one bias_mant unit is one error unit; a deployed bias keeps its exponent (the largest, if per neuron)."""
+    readout = fx_net.layers[-1]
+    if np.any(np.asarray(readout.bias_mant)):
+        return int(np.max(readout.bias_exp))
+    return int(np.clip(error_shift, SPEC.bias_exp_min, SPEC.bias_exp_max))
+
+
+def learning_fields(config: Any, fx_net: FixedPointNetwork, error_shift: int) -> dict[str, int]:
+    """The LearningRule fields of ``config``'s population and learned bias (§14, §15): ``population``;
+    with ``learn_bias``, ``bias_shift`` such that the float bias moves by 2**-config.bias_shift float units per
+    float error unit and step (with bias_exp = error_shift: bias_shift = config.bias_shift) and ``bias_bits``
+    = 13 + bias_shift, so that the register saturates where the 13-bit bias_mant it feeds does."""
+    fields = {"population": config.population}
+    if config.learn_bias:
+        shift = max(0, config.bias_shift + _bias_exp(fx_net, error_shift) - error_shift)
+        fields.update(bias_bits=SPEC.bias_mant_bits + shift, bias_shift=shift)
+    return fields
+
+
+def learning_network(fx_net: FixedPointNetwork, config: Any, error_shift: int) -> FixedPointNetwork:
+    """The network the learner runs: ``fx_net`` with a population readout of ``config.population`` neurons
+    per class (:func:`~bso_deploy.hardware.learner.population_network`) and, with ``learn_bias``, the bias
+    exponent of :func:`_bias_exp`. Its pooled predictions equal ``fx_net``'s."""
+    learning = population_network(fx_net, config.population)
+    if not config.learn_bias:
+        return learning
+    readout = learning.layers[-1]
+    exponent = np.full(readout.output_shape, _bias_exp(fx_net, error_shift), dtype=np.int64)
+    if np.any(np.asarray(readout.bias_mant)):
+        exponent = np.asarray(readout.bias_exp)
+    return replace(learning, layers=(*learning.layers[:-1], replace(readout, bias_exp=exponent)))
+
+
+def readout_counts(fx_net: FixedPointNetwork, inputs: np.ndarray, time_steps: int) -> np.ndarray:
+    """(N, n_in) spike counts of the readout's input layer on the chip (NumPy simulator) for integer inputs
+    (T, N, ...), over the T steps whose spikes reach the readout in its learning window (§5, §11): its v at
+    the last step is its weight times these counts plus its bias (docs/fixed-point.md §3.7)."""
+    count = len(fx_net.layers)
+    front = replace(fx_net, layers=fx_net.layers[:-1], quantization=fx_net.quantization[:-1])
+    spikes = simulate(front, append_zero_steps(inputs, count)).spikes[-1]
+    window = range(count - 1, count - 1 + time_steps)  # the input steps of the readout's window, one step earlier
+    return spikes[window.start:window.stop].sum(axis=0).reshape(inputs.shape[1], -1).astype(np.float64)
+
+
+def logistic_reference(train_counts: np.ndarray, train_labels: np.ndarray, test_counts: np.ndarray,
+                       test_labels: np.ndarray, num_classes: int, bias: bool, seed: int = 0) -> float:
+    """Test accuracy of a float multinomial logistic regression (softmax cross-entropy, weight decay
+    ``LOGISTIC_L2``, full-batch L-BFGS) trained on ``train_counts`` (N, n_in) -> labels, with a bias per class
+    when ``bias`` (the learnable parameters of the chip's readout, §16). Counts are divided by their largest
+    training value, which changes the optimum's scale only."""
+    generator = torch.Generator().manual_seed(seed)
+    scale = max(float(np.max(train_counts)), 1.0)
+    x = torch.as_tensor(train_counts / scale, dtype=torch.float64)
+    y = torch.as_tensor(train_labels, dtype=torch.int64)
+    weight = (0.01 * torch.randn(x.shape[1], num_classes, generator=generator, dtype=torch.float64)).requires_grad_()
+    offset = torch.zeros(num_classes, dtype=torch.float64, requires_grad=bias)
+    parameters = [weight, offset] if bias else [weight]
+    optimizer = torch.optim.LBFGS(parameters, max_iter=LOGISTIC_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight + offset, y) + LOGISTIC_L2 * (weight ** 2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        scores = torch.as_tensor(test_counts / scale, dtype=torch.float64) @ weight + offset
+    return float(np.mean(scores.argmax(dim=1).numpy() == np.asarray(test_labels)))
