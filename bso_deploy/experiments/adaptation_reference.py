@@ -6,7 +6,9 @@
 - :func:`readout_counts`: the readout's input spike counts per sample, as the chip produces them;
 - :func:`logistic_reference`: ``reference_accuracy``, the accuracy that the same learnable parameters (the
   readout's weights, and its biases when they learn) reach when retrained offline in float on the same samples:
-  a multinomial logistic regression on the chip's spike counts (§16).
+  a multinomial logistic regression on the chip's spike counts (§16);
+- :func:`float_rule_reference`: the float BSO / T-BSO rule itself, offline, over several passes of the same
+  samples on the chip's spikes, its signs then scored on the chip's test counts (§16).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from bso_deploy.hardware.network import FixedPointNetwork, append_zero_steps
 from bso_deploy.hardware.simulator import simulate
 from bso_deploy.hardware.spec import SPEC
 
-__all__ = ["learning_fields", "learning_network", "logistic_reference", "readout_counts"]
+__all__ = ["REFERENCE_PASSES", "float_rule_reference", "learning_fields", "learning_network", "logistic_reference",
+           "readout_counts", "readout_spikes"]
+
+REFERENCE_PASSES = 3  # passes of the float rule offline over the stream (a few seconds each)
 
 LOGISTIC_ITERATIONS = 300  # L-BFGS iterations of the offline reference: converged on 1000 x 256 counts
 LOGISTIC_L2 = 1e-4  # a small weight decay, so that separable data still gives a finite optimum
@@ -68,11 +73,7 @@ def readout_counts(fx_net: FixedPointNetwork, inputs: np.ndarray, time_steps: in
     """(N, n_in) spike counts of the readout's input layer on the chip (NumPy simulator) for integer inputs
     (T, N, ...), over the T steps whose spikes reach the readout in its learning window (§5, §11): its v at
     the last step is its weight times these counts plus its bias (docs/fixed-point.md §3.7)."""
-    count = len(fx_net.layers)
-    front = replace(fx_net, layers=fx_net.layers[:-1], quantization=fx_net.quantization[:-1])
-    spikes = simulate(front, append_zero_steps(inputs, count)).spikes[-1]
-    window = range(count - 1, count - 1 + time_steps)  # the input steps of the readout's window, one step earlier
-    return spikes[window.start:window.stop].sum(axis=0).reshape(inputs.shape[1], -1).astype(np.float64)
+    return readout_spikes(fx_net, inputs, time_steps).sum(axis=0).reshape(inputs.shape[1], -1).astype(np.float64)
 
 
 def logistic_reference(train_counts: np.ndarray, train_labels: np.ndarray, test_counts: np.ndarray,
@@ -100,3 +101,24 @@ def logistic_reference(train_counts: np.ndarray, train_labels: np.ndarray, test_
     with torch.no_grad():
         scores = torch.as_tensor(test_counts / scale, dtype=torch.float64) @ weight + offset
     return float(np.mean(scores.argmax(dim=1).numpy() == np.asarray(test_labels)))
+
+
+def readout_spikes(fx_net: FixedPointNetwork, inputs: np.ndarray, time_steps: int) -> np.ndarray:
+    """(T, N, n_in) 0/1 spikes of the readout's input layer on the chip that reach the readout in its learning
+    window (the steps :func:`readout_counts` sums)."""
+    count = len(fx_net.layers)
+    front = replace(fx_net, layers=fx_net.layers[:-1], quantization=fx_net.quantization[:-1])
+    spikes = simulate(front, append_zero_steps(inputs, count)).spikes[-1]
+    return spikes[count - 1:count - 1 + time_steps]
+
+
+def float_rule_reference(float_learner: Any, images: np.ndarray, labels: np.ndarray, spikes: np.ndarray,
+                         test_counts: np.ndarray, test_labels: np.ndarray, passes: int = REFERENCE_PASSES) -> float:
+    """Accuracy of the float rule retrained offline: ``float_learner`` (the scenario's float readout learner,
+    ``run(images, labels, first_sample, hidden=spikes)``) runs ``passes`` times over the stream driven by the
+    chip's spikes (T, N, n_in); its readout's signs W (C, n_in), one scale for the layer, then score the chip's
+    test counts: prediction argmax_k (W counts)_k (no bias: the float rule has none)."""
+    for _ in range(passes):
+        float_learner.run(images, labels, 0, hidden=spikes)
+    signs = float_learner.readout.weight.detach().numpy().astype(np.float64)
+    return float(np.mean(np.argmax(test_counts @ np.sign(signs).T, axis=1) == np.asarray(test_labels)))
