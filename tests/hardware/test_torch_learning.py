@@ -180,3 +180,39 @@ def test_registry_builds_the_torch_learner():
     from bso_deploy.hardware.learners import get_learner
 
     assert get_learner("torch") is TorchLearner
+
+
+EDGE_CASES = {
+    # staggered thresholds: members of one class disagree; flips
+    "members": dict(variant="tbso", error_bits=8, error_shift=0, error_target=60, bias_bits=10, bias_shift=0),
+    # the stream starts from saturated biases: the register and the 13-bit bias_mant it feeds both saturate
+    "saturated-bias": dict(variant="bso", error_bits=7, error_shift=2, error_target=20, bias_bits=16, bias_shift=0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_population_and_bias_streams_reach_their_edges(case: str):
+    """A population readout of 3 per class with learned biases (docs/onchip-learning.md §14, §15): the torch
+    learner equals the NumPy one after every step, and the streams reach what the comparison is about."""
+    rng = np.random.default_rng(7)
+    fx_net = population_network(network(rng), 3)
+    rule = LearningRule(time_steps=3, trace_bits=5, trace_increment=12, trace_decay=1024, momentum_bits=6,
+                        momentum_shift=2, product_shift=2, flip_threshold=6, threshold_shift=2, second_moment_shift=2,
+                        second_moment_product_shift=2, population=3, **EDGE_CASES[case])
+    state = SimLearner(fx_net, rule).state
+    if case == "saturated-bias":
+        state = state._replace(bias=np.array([1, -1, 1, -1, 1, -1, 1, -1, 1]) * rule.bias_max)
+    inputs, labels = rng.integers(0, 256, (3, 40, 5)), rng.integers(0, 3, 40)
+    numpy_run = SimLearner(fx_net, rule, state=state).run(inputs, labels=labels, record=True)
+    torch_learner = TorchLearner(fx_net, rule, state=state, device=DEVICE)
+    assert_records_equal(numpy_run, torch_learner.run(inputs, labels=labels, record=True))
+    np.testing.assert_array_equal(torch_learner.network().layers[-1].bias_mant,
+                                  SimLearner(fx_net, rule, state=numpy_run.state).network().layers[-1].bias_mant)
+    assert numpy_run.flips.sum() > 0
+    if case == "members":
+        weight = numpy_run.steps["weight"].reshape(40, -1, 3, 3, 7)
+        assert (weight.min(axis=3) != weight.max(axis=3)).any()
+    else:
+        bias = numpy_run.steps["bias"]
+        assert (np.abs(bias) == rule.bias_max).any()
+        assert (np.abs(np.asarray(fx_net.layers[-1].bias_mant) + bias) > 4095).any()  # bias_mant clips at 13 bits
