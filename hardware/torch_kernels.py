@@ -3,8 +3,10 @@
 Written independently of the NumPy step functions (``hardware/step_functions.py``) on purpose (a parity test
 between two calls of the same code proves nothing): the two share only the constants of ``hardware/spec.py``.
 Every rounding is spelled with torch's own operators: for the truncating decays an arithmetic shift after
-adding 2**12 - 1 to negative products, ``torch.div`` with ``rounding_mode="floor"`` for negative exponents,
-of the sum plus half the divisor for ``shift_rounding = "nearest"``, a bit mask for the wrap. The
+adding 2**12 - 1 to negative products, for a layer's negative weight exponent an arithmetic right shift
+(which floors; int64 division, ``torch.div`` with ``rounding_mode="floor"``, gives the same and is several
+times slower), of the sum plus half the divisor for ``shift_rounding = "nearest"``, ``torch.div`` for the
+per-neuron bias exponents, a bit mask for the wrap. The
 saturation events of §5.6 compare each value with what the wrap and the clip made of it.
 
 Three callers, one arithmetic: :class:`~bso_deploy.hardware.torch_reference.TorchReference` (the network
@@ -120,8 +122,8 @@ class LIFStep(NamedTuple):
 def pow2_shift(x: Tensor, exponent: Tensor | int) -> Tensor:
     """x * 2**e for e >= 0, floor(x / 2**-e) for e < 0 (an arithmetic right shift, docs/fixed-point.md §1.2);
     ``exponent`` one int or an int tensor broadcast against x (the bias exponents of §3.4)."""
-    if isinstance(exponent, int):  # one exponent for the whole tensor (a layer's weight_exp)
-        return x * (1 << exponent) if exponent >= 0 else torch.div(x, 1 << -exponent, rounding_mode="floor")
+    if isinstance(exponent, int):  # one exponent for the whole tensor (a layer's weight_exp): x integer
+        return x * (1 << exponent) if exponent >= 0 else x >> -exponent
     exponent = torch.as_tensor(exponent, dtype=torch.int64, device=x.device)
     up = x * torch.pow(2, exponent.clamp(min=0))
     down = torch.div(x, torch.pow(2, (-exponent).clamp(min=0)), rounding_mode="floor")
@@ -132,7 +134,7 @@ def exponent_shift(acc: Tensor, exponent: int, nearest: bool) -> Tensor:
     """The exponent shift of a whole sum (docs/fixed-point.md §4.7): ``acc * 2**e`` for e >= 0; for e = -k < 0
     ``floor(acc / 2**k)``, or with ``nearest`` ``floor((acc + 2**(k-1)) / 2**k)`` (to nearest, halves up)."""
     if nearest and exponent < 0:
-        return torch.div(acc + (1 << (-exponent - 1)), 1 << -exponent, rounding_mode="floor")
+        return (acc + (1 << (-exponent - 1))) >> -exponent
     return pow2_shift(acc, exponent)
 
 

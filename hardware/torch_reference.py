@@ -13,6 +13,7 @@ saturation counts of §5.6 add up each step's events.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -88,14 +89,16 @@ class TorchReference:
         steps, batch = int(x_all.shape[0]), int(x_all.shape[1])
         device = self.device
 
-        def zeros(neuron: NeuronConstants, leading: tuple[int, ...] = (), dtype: torch.dtype = torch.int64) -> Tensor:
-            return torch.zeros((*leading, batch, *neuron.shape), dtype=dtype, device=device)
+        def tensor(neuron: NeuronConstants, leading: tuple[int, ...] = (), dtype: torch.dtype = torch.int64,
+                   make: Callable[..., Tensor] = torch.empty) -> Tensor:  # empty: every element is written
+            return make((*leading, batch, *neuron.shape), dtype=dtype, device=device)
 
-        spikes = [zeros(neuron, (steps,), torch.int8) for neuron in self._neurons]
-        u_trace = [zeros(neuron, (steps,)) for neuron in self._neurons] if record else []
-        v_trace = [zeros(neuron, (steps,)) for neuron in self._neurons] if record else []
-        last_v = zeros(self._neurons[-1], (steps,))
-        counts = [[zeros(neuron) for _ in LayerSaturation._fields] for neuron in self._neurons]  # v, u, a (§5.6)
+        spikes = [tensor(neuron, (steps,), torch.int8) for neuron in self._neurons]
+        u_trace = [tensor(neuron, (steps,)) for neuron in self._neurons] if record else []
+        v_trace = [tensor(neuron, (steps,)) for neuron in self._neurons] if record else []
+        last_v = tensor(self._neurons[-1], (steps,))
+        counts = [[tensor(neuron, make=torch.zeros) for _ in LayerSaturation._fields]  # v, u, a (§5.6)
+                  for neuron in self._neurons]
         block = self._block_samples(batch)
         for start in range(0, batch, block):
             cut = slice(start, min(batch, start + block))
