@@ -31,6 +31,11 @@ def test_every_config_field_has_a_flag() -> None:
     assert {field.name for field in dataclasses.fields(AdaptationConfig)} <= set(vars(args))
 
 
+def test_fashion_mnist_is_a_data_set_of_the_scenario() -> None:
+    config = learn_config_from_args(build_parser().parse_args(["learn", "--dataset", "fashion-mnist"]))
+    assert config == AdaptationConfig(dataset="fashion-mnist")
+
+
 def test_bad_value_is_an_error_naming_the_field(capsys) -> None:
     assert main(["learn", "--shift", "upside-down", "--no-progress"]) == 2
     assert "shift" in capsys.readouterr().err

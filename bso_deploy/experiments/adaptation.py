@@ -3,10 +3,11 @@ learning its output layer on chip, in fixed point (docs/onchip-learning.md §12)
 
 :func:`run_adaptation` (config: :class:`AdaptationConfig`):
 
-1. trains a spiking MLP on digits online with bso_deploy's own T-BSO training (layers as ``binary="hidden"``:
-   first layer 8-bit, further hidden layers binary with BatchNorm; the readout a ``BinaryLinear`` without
-   BatchNorm, so it stays one sign per synapse with one scale for the whole layer), exports it to NIR and
-   compiles it (profile ``bso``);
+1. trains a spiking MLP on the data set (``dataset``: digits, 8x8, or Fashion-MNIST, 28x28, both flattened:
+   the MLP's input size is the image's pixel count) online with bso_deploy's own T-BSO training (layers as
+   ``binary="hidden"``: first layer 8-bit, further hidden layers binary with BatchNorm; the readout a
+   ``BinaryLinear`` without BatchNorm, so it stays one sign per synapse with one scale for the whole layer),
+   exports it to NIR and compiles it (profile ``bso``);
 2. shifts the input distribution (``shift``: ``invert`` = 1 - x, ``shift`` = images moved by two pixels,
    ``none``) and measures the fixed-point test accuracy (``accuracy_before``);
 3. streams ``samples`` shifted training images (``passes`` times) through a :class:`~bso_deploy.hardware.
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from bso_deploy.export.nir import NIRExportWarning, to_nir
@@ -42,7 +44,7 @@ from bso_deploy.hardware.quantize import quantize_inputs
 from bso_deploy.hardware.simulator import simulate
 
 from ..config import TrainConfig
-from ..data import load_dataset, make_loaders
+from ..data import DatasetSplit, ImageTensorDataset, load_dataset, make_loaders
 from ..encoding import make_encoder
 from ..layers import BinaryLinear
 from ..models import build_mlp
@@ -50,12 +52,24 @@ from ..optim import BSO, TBSO
 from ..training import make_optimizers, train_epoch
 from .adaptation_config import DATASETS, SHIFTS, AdaptationConfig, AdaptationResult, check_choice
 
-__all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "run_adaptation", "shift_inputs"]
+__all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "image_shape", "run_adaptation",
+           "shift_inputs"]
+
+
+def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(H, W) of a data set's samples: the last two sizes of images (C, H, W) or (H, W); flat samples (n,)
+    are square images (digits: (64,) -> (8, 8))."""
+    if len(input_shape) >= 2:
+        return int(input_shape[-2]), int(input_shape[-1])
+    side = math.isqrt(int(input_shape[0]))
+    if side * side != input_shape[0]:
+        raise ValueError(f"flat samples of {input_shape[0]} values are no square image: the shift needs (H, W)")
+    return side, side
 
 
 def shift_inputs(x: np.ndarray, shift: str, image_shape: tuple[int, int] = (8, 8)) -> np.ndarray:
-    """The distribution shift on float images in [0, 1] (N, H * W): ``invert``: 1 - x; ``shift``: moved two
-    pixels right and one down (zeros enter); ``none``: x."""
+    """The distribution shift on float images in [0, 1] (N, H * W) of ``image_shape`` (H, W): ``invert``:
+    1 - x; ``shift``: moved two pixels right and one down (zeros enter); ``none``: x."""
     check_choice("shift", shift, SHIFTS)
     x = np.asarray(x, dtype=np.float32)
     if shift == "invert":
@@ -68,30 +82,42 @@ def shift_inputs(x: np.ndarray, shift: str, image_shape: tuple[int, int] = (8, 8
     return x.copy()
 
 
+def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Images flattened to (N, pixels) float32 in [0, 1] and labels (N,) int64 of a data set of ``load_dataset``:
+    digits' TensorDataset, or an ImageTensorDataset's uint8 images as its samples are (pixel / 255)."""
+    if isinstance(dataset, ImageTensorDataset):
+        if dataset.mean is not None:
+            raise ValueError("the adaptation scenario needs images in [0, 1]; this data set is normalized per channel")
+        images, labels = dataset.images.to(torch.float32) / 255.0, dataset.labels
+    else:
+        images, labels = dataset.tensors
+    return images.reshape(len(images), -1).numpy().astype(np.float32), labels.numpy().astype(np.int64)
+
+
 def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
-    """The deployed network: digits MLP trained online with T-BSO; hidden layers as bso_deploy's ``hidden``
-    choice, the readout a BinaryLinear without BatchNorm (one scale for the layer, so the fixed-point readout
-    compares classes in one unit; docs/onchip-learning.md §12). Returns (model in eval mode, data split)."""
+    """The deployed network: an MLP on the data set's flattened images, trained online with T-BSO; hidden
+    layers as bso_deploy's ``hidden`` choice, the readout a BinaryLinear without BatchNorm (one scale for the
+    layer, so the fixed-point readout compares classes in one unit; docs/onchip-learning.md §12). Returns
+    (model in eval mode, the data split as ``load_dataset`` gives it)."""
     train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
                                epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
     torch.manual_seed(config.seed)
     split = load_dataset(config.dataset, seed=config.seed)
-    sizes = (int(np.prod(split.input_shape)), *config.hidden, split.num_classes)
+    train_x, train_y = _arrays(split.train)
+    flat_train = TensorDataset(torch.from_numpy(train_x), torch.from_numpy(train_y))
+    flat = DatasetSplit(train=flat_train, test=flat_train, input_shape=(train_x.shape[1],),
+                        num_classes=split.num_classes, name=split.name)
+    sizes = (train_x.shape[1], *config.hidden, split.num_classes)
     model = build_mlp(sizes, binary="hidden", lif=train_config.lif_parameters(), seed=config.seed)
     model.layers[-1] = BinaryLinear(sizes[-2], sizes[-1], generator=torch.Generator().manual_seed(config.seed + 1))
     optimizers = make_optimizers(model, train_config)
-    train_loader, _ = make_loaders(split, train_config.batch_size, seed=config.seed)
+    train_loader, _ = make_loaders(flat, train_config.batch_size, seed=config.seed)
     encoder = make_encoder(train_config.encoder, seed=config.seed)
     for epoch in range(config.train_epochs):
         train_loader.generator.manual_seed(config.seed * 7919 + epoch)
         train_epoch(model, train_loader, encoder, optimizers, train_config, split.num_classes, epoch,
                     torch.device("cpu"), progress=progress)
     return model.eval(), split
-
-
-def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = dataset.tensors
-    return images.numpy().astype(np.float32), labels.numpy().astype(np.int64)
 
 
 def _steps(x_int: np.ndarray, time_steps: int) -> np.ndarray:
@@ -225,7 +251,8 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
     test_x, test_y = _arrays(split.test)
     if config.eval_samples:
         test_x, test_y = test_x[:config.eval_samples], test_y[:config.eval_samples]
-    shifted_train, shifted_test = shift_inputs(train_x, config.shift), shift_inputs(test_x, config.shift)
+    shape = image_shape(split.input_shape)
+    shifted_train, shifted_test = shift_inputs(train_x, config.shift, shape), shift_inputs(test_x, config.shift, shape)
     test_int = quantize_inputs(fx_net, shifted_test)
     T = config.time_steps
     accuracy_unshifted = fixed_accuracy(fx_net, quantize_inputs(fx_net, test_x), test_y, T)

@@ -39,14 +39,16 @@ class AdaptationConfig:
     """The adaptation scenario (:mod:`.adaptation`); the defaults are the documented reference scenario
     (docs/onchip-learning.md §12).
 
-    dataset: "digits". shift: "invert" | "shift" | "none". samples: length of the adaptation stream (shifted
-    training images, in a seeded order); passes: times the stream is repeated. time_steps: T. variant:
-    "tbso" | "bso". seed: everything (training, stream order, stochastic rounding). backend: learner name
-    (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining (digits MLP, binary layers).
-    momentum, threshold, variance_decay: the float rule's hyperparameters, mapped to integers by
-    ``LearningRule.from_float`` (docs/onchip-learning.md §9); error_target: the float margin A of the readout
-    error (§5). rounding, t_epoch: see ``LearningRule``. eval_samples: shifted test images used for the
-    accuracies (0: all 450). curve_points: accuracy checkpoints along the stream (for the plot).
+    dataset: "digits" or "fashion-mnist" (read as ``load_dataset`` does, with no root: ``$BSO_DATA``, else
+    ``./data``, else ``/usr/share/datasets/fashion-mnist``). shift: "invert" | "shift" | "none". samples:
+    length of the adaptation stream (shifted training images, in a seeded order); passes: times the stream is
+    repeated. time_steps: T. variant: "tbso" | "bso". seed: everything (training, stream order, stochastic
+    rounding). backend: learner name (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining
+    (MLP, binary layers). momentum, threshold, variance_decay: the float rule's hyperparameters, mapped to
+    integers by ``LearningRule.from_float`` (docs/onchip-learning.md §9); error_target: the float margin A of
+    the readout error (§5). rounding, t_epoch: see ``LearningRule``. eval_samples: shifted test images used
+    for the accuracies (0: the whole test set, 450 digits or 10,000 Fashion-MNIST images). curve_points:
+    accuracy checkpoints along the stream (for the plot).
     """
 
     dataset: str = "digits"
