@@ -1,6 +1,7 @@
 """The named sets of values that bso-deploy's options take (methods, models, data sets, backends, ...),
 defined once here, with no imports, so that the command line can offer them as ``choices`` without
-importing torch, NIR or Lava (``bso-deploy --help`` stays fast). The modules that validate these names
+importing torch, NIR or Lava (``bso-deploy --help`` stays fast); likewise the grammar of ``--cnn``
+(:func:`parse_cnn_spec`), which the parser checks and the model builder reads. The modules that validate these names
 (``config``, ``models``, ``neuron``, ``hardware.backends``, ``hardware.compiler``, ``export.onnx``,
 ``experiments.adaptation``, ``bench.thirdparty``) import them from here. Fixed-point profiles are the keys
 of ``hardware.spec.PROFILES`` (a torch-free module), not repeated here.
@@ -16,7 +17,10 @@ EVENT_DATASET_NAMES = ("nmnist", "dvsgesture")  # event cameras: frames of event
 ENCODER_NAMES = ("direct", "rate", "frames")  # frames: samples with a time axis, frame t at step t
 FP_OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("cpu", "cuda", "auto")  # and cuda:N
-MODELS = ("mlp", "vgg")
+MODELS = ("mlp", "vgg", "cnn")
+DEFAULT_CNN_SPEC = "32C3-P2-64C3-P2"  # --model cnn: conv and pooling blocks (parse_cnn_spec), then the classifier
+BATCHNORM_STATISTICS = ("shared", "per-step", "running")  # BatchNorm statistics (bso_deploy.layers.make_batchnorm)
+LR_SCHEDULES = ("constant", "cosine")  # learning rate of the full-precision (and latent) weights per epoch
 BINARY_CHOICES = ("hidden", "all", "none")
 RESET_MODES = ("subtract", "zero")  # the training LIF's reset after a spike
 
@@ -41,3 +45,27 @@ LEARNING_ROUNDINGS = ("nearest", "stochastic")
 
 # Benchmarks (bso_deploy.bench).
 DEPLOY_BENCH_NETWORKS = ("snntorch-mlp", "snntorch-rnn", "sinabs-cnn", "lavadl-mlp")
+DATA_BENCH_DATASETS = ("digits", "mnist", "fashion-mnist")  # bench data: image sets that deploy (inputs in [0, 1])
+DATA_BENCH_MODELS = ("mlp", "cnn")
+DATA_BENCH_METHODS = ("tbso", "bso", "bptt-ste")
+
+
+def parse_cnn_spec(spec: str) -> tuple[tuple[str, int], ...]:
+    """``"32C3-P2-64C3-P2"`` -> ``(("conv", 32), ("pool", 2), ("conv", 64), ("pool", 2))``.
+
+    Blocks separated by ``-``: ``<channels>C3`` is a 3x3 convolution (zero padding 1, stride 1) + BatchNorm2d
+    + LIF; ``P<k>`` is k x k non-overlapping pooling (average pooling in training, a sum pool with the
+    1 / k^2 folded into the next synapse at deployment). The Flatten + Linear classifier is implicit."""
+    blocks: list[tuple[str, int]] = []
+    for token in str(spec).upper().split("-"):
+        token = token.strip()
+        if token.endswith("C3") and token[:-2].isdigit() and int(token[:-2]) >= 1:
+            blocks.append(("conv", int(token[:-2])))
+        elif token.startswith("P") and token[1:].isdigit() and int(token[1:]) >= 2:
+            blocks.append(("pool", int(token[1:])))
+        else:
+            raise ValueError(f"bad CNN block {token!r} in {spec!r}: use <channels>C3 (3x3 conv, channels >= 1) or "
+                             f"P<k> (k x k pooling, k >= 2), separated by '-', e.g. 32C3-P2-64C3-P2")
+    if not any(kind == "conv" for kind, _ in blocks):
+        raise ValueError(f"CNN spec {spec!r} has no convolution; e.g. 32C3-P2-64C3-P2")
+    return tuple(blocks)
