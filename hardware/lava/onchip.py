@@ -333,7 +333,7 @@ class LavaLearner:
         last = self.fx_net.layers[-1]
         output = probes[-1]
         readout = output[:, -1, 2] if not last.spiking else output[:, :, 0].sum(axis=1)  # (N, n_out)
-        population = rule.population if self.layer == len(self.fx_net.layers) - 1 else 1  # classes pooled, §14
+        population = rule.population if self.layer == len(self.fx_net.layers) - 1 else 1  # onchip-learning.md §14
         predictions = np.argmax(readout.reshape(samples, -1, population).sum(axis=2), axis=-1).astype(np.int64)
         buffers: dict[str, np.ndarray] = {}
         if before is not None:

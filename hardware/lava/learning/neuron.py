@@ -53,7 +53,7 @@ class LearningNeuron(AbstractProcess):
             raise ValueError(f"sample_steps must be an integer >= 1, got {sample_steps!r}")
         shape = (int(n),)
         self.a_in = InPort(shape=shape)
-        self.bias_in = InPort(shape=shape)  # learned biases' integer parts, from the LearningSynapse (§15)
+        self.bias_in = InPort(shape=shape)  # learned b >> bias_shift (onchip-learning.md §15)
         self.s_out = OutPort(shape=shape)
         self.v_out = OutPort(shape=shape)
         self.current_out = OutPort(shape=shape)
@@ -84,7 +84,7 @@ class PyLearningNeuronModelFixed(FixedPointNeuronModel):
 
     def run_spk(self) -> None:
         a = np.asarray(self.a_in.recv(), dtype=np.int64)
-        learned = np.asarray(self.bias_in.recv(), dtype=np.int64)  # floor(b / 2**bias_shift), §15
+        learned = np.asarray(self.bias_in.recv(), dtype=np.int64)  # floor(b / 2**bias_shift), onchip-learning.md §15
         self.bias_mant[:] = np.clip(self.bias_base + learned, SPEC.bias_mant_min, SPEC.bias_mant_max)
         step = int(self.step)
         if step == 0:  # a sample's first step: the initial state of §3.8

@@ -101,7 +101,7 @@ class LearningSynapse(AbstractProcess):
         self.post_in = InPort(shape=(n_out,))
         self.error_in = InPort(shape=(n_out,))
         self.a_out = OutPort(shape=(n_out,))
-        self.bias_out = OutPort(shape=(n_out,))  # the learned biases' integer parts, to the neuron (§15)
+        self.bias_out = OutPort(shape=(n_out,))  # b >> bias_shift, to the neuron (onchip-learning.md §15)
         self.report_out = OutPort(shape=(self.proc_params["report_size"],))
         self.report_out.flag_external_pipe(buffer_size=int(report_buffer))
         bits = np.packbits((signs > 0).reshape(-1))
