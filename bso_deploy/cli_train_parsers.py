@@ -166,6 +166,10 @@ LEARN_NUMBERS = (
     ("t_epoch", int, 1, "flips are decided at every T_EPOCH-th learning step only (momenta update every step)"),
     ("eval_samples", int, 0, "shifted test images for the accuracies (0: all 450)"),
     ("curve_points", int, 5, "accuracy checkpoints along the stream (for the plot)"),
+    ("population", int, 1, "binary readout neurons per class, their outputs summed (docs/onchip-learning.md §14; "
+     "1 to 64)"),
+    ("bias_shift", int, 6, "with --learn-bias: the float bias moves by 2**-BIAS_SHIFT per float error unit and "
+     "step (docs/onchip-learning.md §15)"),
 )
 
 
@@ -188,6 +192,9 @@ def add_learn_parser(subparsers) -> None:
     for name, kind, default, text in LEARN_NUMBERS:
         parser.add_argument("--" + name.replace("_", "-"), type=comma_separated_ints if kind is tuple else kind,
                             default=default, help=f"{text} (default %(default)s)")
+    parser.add_argument("--learn-bias", action="store_true",
+                        help="the readout's integer biases learn too, from the same error (docs/onchip-learning.md "
+                             "§15; default: off)")
     parser.add_argument("--out", default="runs/learn", help="output directory (learn.json, learn.png)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -195,5 +202,5 @@ def add_learn_parser(subparsers) -> None:
 
 def learn_config_values(args: argparse.Namespace) -> dict:
     """The AdaptationConfig keyword arguments of parsed ``bso-deploy learn`` arguments."""
-    names = ["dataset", "shift", "variant", "backend", "rounding"] + [name for name, *_ in LEARN_NUMBERS]
+    names = ["dataset", "shift", "variant", "backend", "rounding", "learn_bias"] + [name for name, *_ in LEARN_NUMBERS]
     return {name: getattr(args, name) for name in names}

@@ -51,6 +51,14 @@ from ..models import build_mlp
 from ..optim import BSO, TBSO
 from ..training import make_optimizers, train_epoch
 from .adaptation_config import DATASETS, SHIFTS, AdaptationConfig, AdaptationResult, check_choice
+from .adaptation_reference import (
+    float_rule_reference,
+    learning_fields,
+    learning_network,
+    logistic_reference,
+    readout_counts,
+    readout_spikes,
+)
 
 __all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "image_shape", "run_adaptation",
            "shift_inputs"]
@@ -125,11 +133,14 @@ def _steps(x_int: np.ndarray, time_steps: int) -> np.ndarray:
     return np.broadcast_to(x_int, (time_steps, *x_int.shape)).copy()
 
 
-def fixed_accuracy(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, time_steps: int) -> float:
+def fixed_accuracy(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, time_steps: int,
+                   population: int = 1) -> float:
     """Accuracy of the fixed-point network (NumPy simulator) on integer images, T input steps + the latency
-    (docs/fixed-point.md §5.2): prediction = argmax of the readout's v at the last step."""
+    (docs/fixed-point.md §5.2): prediction = argmax of the readout's v at the last step, summed over each
+    class's ``population`` neurons (a population readout, docs/onchip-learning.md §14)."""
     output = simulate(fx_net, append_zero_steps(_steps(x_int, time_steps), fx_net.latency)).output[-1]
-    return float(np.mean(np.argmax(output, axis=-1) == labels))
+    pooled = output.reshape(len(output), -1, population).sum(axis=-1)
+    return float(np.mean(np.argmax(pooled, axis=-1) == labels))
 
 
 def float_accuracy(model: Any, x: np.ndarray, labels: np.ndarray, time_steps: int) -> float:
@@ -266,9 +277,10 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
         time_steps=T, trace_scale=trace_increment, error_scale=error_scale, error_shift=error_shift,
         error_target=error_target, error_bits=error_bits, momentum_bits=config.momentum_bits,
         precision_bits=config.precision_bits,
-        rounding=config.rounding, t_epoch=config.t_epoch, seed=config.seed)
+        rounding=config.rounding, t_epoch=config.t_epoch, seed=config.seed,
+        **learning_fields(config, fx_net, error_shift))
     float_target = error_target / error_scale  # the float margin the integer one represents exactly
-    learner = make_learner(fx_net, rule, layer=-1)
+    learner = make_learner(learning_network(fx_net, config, error_shift), rule, layer=-1)
     float_model = copy.deepcopy(model)
     window = learning_window(len(fx_net.layers) - 1, rule)
     float_learner = _FloatLearner(float_model, config, float_target, window.start)
@@ -303,7 +315,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
             seconds["float_learning"] += time.perf_counter() - tock
             stream_correct += int(np.sum(record.predictions == train_y[order][chunk]))
             curve.append({"samples": int(chunk[-1] + 1), "stream_accuracy": stream_correct / int(chunk[-1] + 1),
-                          "accuracy": fixed_accuracy(learner.network(), test_int, test_y, T),
+                          "accuracy": fixed_accuracy(learner.network(), test_int, test_y, T, config.population),
                           "float_accuracy": float_accuracy(float_model, shifted_test, test_y, T)})
             bar.update(len(chunk))
         bar.close()
@@ -311,13 +323,15 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
         close = getattr(learner, "close", None)
         if close is not None:
             close()
+    stream_spikes = readout_spikes(fx_net, _steps(stream_int, T), T)  # the references' input (§16)
+    test_counts = readout_counts(fx_net, _steps(test_int, T), T)
     fixed_all = np.concatenate(fixed_events) if fixed_events else np.zeros((0, 4), np.int64)
     float_all = np.concatenate(float_events) if float_events else np.zeros((0, 4), np.int64)
     rule_all = np.concatenate(rule_events) if rule_events else np.zeros((0, 4), np.int64)
     f1, precision, recall = _flip_agreement(fixed_all, rule_all)
     e2e_f1, e2e_precision, e2e_recall = _flip_agreement(fixed_all, float_all)
-    rule_signs = rule_model.layers[-1].weight.detach().numpy().astype(np.int64)
-    float_signs = float_model.layers[-1].weight.detach().numpy().astype(np.int64)
+    rule_signs, float_signs = (np.repeat(adapted.layers[-1].weight.detach().numpy().astype(np.int64),
+                                         config.population, axis=0) for adapted in (rule_model, float_model))
     learned = np.asarray(learner.state.weight, dtype=np.int64)
     seconds["total"] = time.perf_counter() - start
     return AdaptationResult(
@@ -332,4 +346,13 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
                  "end_to_end_flip_agreement": e2e_f1, "end_to_end_flip_precision": e2e_precision,
                  "end_to_end_flip_recall": e2e_recall,
                  "end_to_end_sign_agreement": float(np.mean(float_signs == learned)),
-                 "rule_float_flips": len(rule_all)})
+                 "rule_float_flips": len(rule_all),
+                 # the float rule is one neuron per class without a bias: its flips are comparable for P = 1 only
+                 "float_rule_comparable": config.population == 1 and not config.learn_bias,
+                 "float_rule_offline_accuracy": float_rule_reference(  # §16: the float rule, REFERENCE_PASSES passes
+                     _FloatLearner(copy.deepcopy(model), config, float_target, window.start), shifted_train[order],
+                     train_y[order], stream_spikes, test_counts, test_y)},
+        reference_accuracy=logistic_reference(stream_spikes.sum(axis=0).astype(np.float64), train_y[order],
+                                              test_counts, test_y, split.num_classes, bias=config.learn_bias,
+                                              seed=config.seed),
+        scenario=config.shift, bits_per_bias=rule.bits_per_bias)

@@ -9,6 +9,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..hardware.learning_rule import MAX_BIAS_BITS, MAX_POPULATION
 from ..options import ADAPTATION_DATASETS as DATASETS
 from ..options import ADAPTATION_SHIFTS as SHIFTS
 from ..options import LEARNING_ROUNDINGS as ROUNDINGS
@@ -27,6 +28,19 @@ def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
 def _check_int(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"AdaptationConfig.{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_learning_capacity(config: Any) -> None:
+    """ValueError for a population or learned bias that the on-chip rule cannot hold (docs/onchip-learning.md
+    §14, §15)."""
+    if config.population > MAX_POPULATION:
+        raise ValueError(f"AdaptationConfig.population must be at most {MAX_POPULATION} neurons per class, got "
+                         f"{config.population}")
+    if not isinstance(config.learn_bias, bool):
+        raise ValueError(f"AdaptationConfig.learn_bias must be True or False, got {config.learn_bias!r}")
+    if config.bias_shift > MAX_BIAS_BITS - 14:
+        raise ValueError(f"AdaptationConfig.bias_shift must be at most {MAX_BIAS_BITS - 14} (the bias register "
+                         f"holds 13 + bias_shift <= {MAX_BIAS_BITS} bits), got {config.bias_shift}")
 
 
 def _check_float(name: str, value: Any, low: float, high: float) -> None:
@@ -48,7 +62,9 @@ class AdaptationConfig:
     integers by ``LearningRule.from_float`` (docs/onchip-learning.md §9); error_target: the float margin A of
     the readout error (§5). rounding, t_epoch: see ``LearningRule``. eval_samples: shifted test images used
     for the accuracies (0: the whole test set, 450 digits or 10,000 Fashion-MNIST images). curve_points:
-    accuracy checkpoints along the stream (for the plot).
+    accuracy checkpoints along the stream (for the plot). population: binary readout neurons per class, their
+    outputs summed (docs/onchip-learning.md §14; 1: one per class). learn_bias: the readout's biases learn
+    too (§15), by 2**-bias_shift float units per float error unit and step.
     """
 
     dataset: str = "digits"
@@ -71,6 +87,9 @@ class AdaptationConfig:
     t_epoch: int = 1
     eval_samples: int = 0
     curve_points: int = 5
+    population: int = 1
+    learn_bias: bool = False
+    bias_shift: int = 6
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
@@ -82,8 +101,9 @@ class AdaptationConfig:
                              f"{self.backend!r}")
         for name, low in (("samples", 1), ("passes", 1), ("time_steps", 1), ("seed", 0), ("train_epochs", 1),
                           ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0), ("eval_samples", 0),
-                          ("curve_points", 1)):
+                          ("curve_points", 1), ("population", 1), ("bias_shift", 0)):
             _check_int(name, getattr(self, name), low)
+        _check_learning_capacity(self)
         try:
             hidden = tuple(self.hidden)
         except TypeError:
@@ -130,6 +150,10 @@ class AdaptationResult:
     curve: [{"samples": n, "accuracy": fixed, "float_accuracy": float, "stream_accuracy": share of the first n
     stream samples the chip classified correctly while it learned}, ...] along the stream.
     rule: the integer rule (LearningRule.to_dict()); quantization: the learning layer's compiler report.
+    reference_accuracy: the upper reference (docs/onchip-learning.md §16): a float logistic regression of the
+    same learnable parameters (readout weights, and biases with learn_bias) on the chip's spike counts of the
+    same stream samples, on the shifted test set. scenario: the scenario's name (the shift).
+    bits_per_bias: learned-bias register bits per readout neuron (0 without learn_bias).
     """
 
     config: AdaptationConfig
@@ -151,6 +175,9 @@ class AdaptationResult:
     rule: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    reference_accuracy: float = 0.0
+    scenario: str = ""
+    bits_per_bias: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
