@@ -14,6 +14,9 @@ from .cli_args import Parser, UsageError
 from .cli_bench_parsers import add_bench_parser
 from .cli_deploy_parsers import add_compile_parser, add_parity_parser, add_run_parser
 from .cli_train_parsers import add_export_parser, add_learn_parser, add_train_parser
+from .crash_log import one_line, write_crash_log
+from .errors import BsoDeployError
+from .extras import MissingExtraError
 
 DESCRIPTION = """\
 Binary spiking networks from training to fixed-point hardware: train them online with T-BSO/BSO (train),
@@ -40,6 +43,11 @@ COMMANDS: MappingProxyType[str, str] = MappingProxyType({
 })
 
 
+# Expected failures: exit code 2 and their message on one line. OSError covers FileNotFoundError and
+# RunLockedError; MissingExtraError (an ImportError) names the extra to install. Anything else is a bug.
+EXPECTED_ERRORS = (BsoDeployError, ValueError, OSError, FloatingPointError, UsageError, MissingExtraError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command; errors raise :class:`~bso_deploy.cli_args.UsageError` (one line)."""
     parser = Parser(prog="bso-deploy", description=DESCRIPTION)
@@ -64,22 +72,50 @@ def resolve_command(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``bso-deploy`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code: 0, 1 (parity
-    mismatches), 2 (bad options or input, one line on stderr), 130 (interrupted)."""
+    """Run ``bso-deploy`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code (docs/errors.md): 0, 1
+    (parity mismatches), 2 (an expected failure: bad options, files or input; one line on stderr), 3 (an
+    internal error: one line on stderr naming the crash log with the traceback), 130 (interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as error:
-        print(error, file=sys.stderr)
+        print(one_line(str(error), limit=10_000), file=sys.stderr)
         return 2
     name = command_name(args)
     try:
         return resolve_command(name)(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        print(f"bso-deploy {name}: error: {error}", file=sys.stderr)
+    except EXPECTED_ERRORS as error:
+        print(f"bso-deploy {name}: error: {error_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bso-deploy {name}: interrupted; the last completed epoch's checkpoint is kept", file=sys.stderr)
+        kept = "; the last completed epoch's checkpoint is kept" if name == "train" else ""
+        print(f"bso-deploy {name}: interrupted{kept}", file=sys.stderr)
         return 130
+    except Exception as error:  # the boundary: anything else is a bug, logged, never a traceback
+        return internal_error(name, argv, error)
+
+
+def error_message(error: BaseException) -> str:
+    """The one-line message of an expected failure: its text on one line (its type when it has none)."""
+    text = one_line(_text(error), limit=10_000)
+    return text or type(error).__name__
+
+
+def internal_error(name: str, argv: Sequence[str], error: BaseException) -> int:
+    """Report an unexpected exception: the traceback to a crash log (bso_deploy.crash_log), one line on stderr
+    naming it; exit code 3."""
+    path = write_crash_log(name, argv, error)
+    where = f"the log {path}" if path is not None else "this message (no crash log could be written)"
+    print(f"bso-deploy {name}: internal error ({type(error).__name__}: {one_line(_text(error))}); please report it "
+          f"with {where}", file=sys.stderr)
+    return 3
+
+
+def _text(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose __str__ fails is still reported
+        return repr(type(error))
 
 
 if __name__ == "__main__":
