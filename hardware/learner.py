@@ -126,6 +126,10 @@ def check_learning_layer(fx_net: Any, layer: int, rule: LearningRule) -> int:
                          f"§14) must be the output layer with a multiple of {rule.population} neurons; layer "
                          f"{chosen.name!r} is layer {index} of {count} with {n_out} (build it with "
                          "population_network)")
+    if rule.feedback_alignment and index == count - 1:
+        raise ValueError(f"feedback='random' trains a hidden layer from the output layer's error (docs/onchip-"
+                         f"learning.md §18); layer {chosen.name!r} is the output layer, which learns from its own "
+                         "error: use feedback='host' for it, or choose a hidden layer")
     if rule.product_bound(n_in, n_out, chosen.spiking) >= 1 << 63:
         raise ValueError(f"layer {chosen.name!r}: the sum of squared products of {n_out} x {n_in} synapses may "
                          "exceed int64 (§7); lower error_bits or trace_bits")
@@ -153,15 +157,18 @@ def check_learning_inputs(fx_net: Any, rule: LearningRule, layer: int, inputs: A
         raise ValueError("give exactly one of labels (on-chip error of the output layer) or errors (from the host)")
     index = int(layer) % len(fx_net.layers)
     if labels is not None:
-        if index != len(fx_net.layers) - 1:
+        if index != len(fx_net.layers) - 1 and not rule.feedback_alignment:
             raise ValueError("labels drive the on-chip error of the output layer only (§5); for a hidden layer "
-                             "give errors (T, N, n_out) from the host")
+                             "give errors (T, N, n_out) from the host, or use feedback='random' (§18)")
         labels = np.asarray(labels)
-        n_classes = fx_net.layers[index].num_neurons // rule.population  # a population readout, §14
+        n_classes = fx_net.layers[-1].num_neurons // rule.population  # a population readout, §14
         if labels.dtype.kind not in "iu" or labels.shape != (samples,) or (
                 labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
             raise ValueError(f"labels must be {samples} integers in [0, {n_classes}), got {labels!r:.200}")
         return inputs.astype(np.int64), labels.astype(np.int64), None
+    if rule.feedback_alignment:
+        raise ValueError("feedback='random' computes the hidden layer's error on chip from the labels (docs/onchip-"
+                         "learning.md §18); give labels, or use feedback='host' to deliver errors from the host")
     errors = np.asarray(errors)
     shape = (rule.time_steps, samples, fx_net.layers[index].num_neurons)
     if errors.dtype.kind not in "iu" or errors.shape != shape:

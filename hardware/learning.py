@@ -38,8 +38,9 @@ from .learner import (
     learning_window,
     with_layer_bias,
 )
+from .learning_feedback import feedback_error_int, feedback_matrix_int, hash32_int
 from .learning_readout import learned_bias_mant_int, member_thresholds_int, readout_error_int, saturate_error_int
-from .learning_rule import HASH_GOLDEN, HASH_MASK, HASH_MULTIPLIERS, LearningRule
+from .learning_rule import HASH_GOLDEN, HASH_MASK, LearningRule
 from .network import FixedPointLayer, FixedPointNetwork, append_zero_steps
 from .simulator import NeuronState, lif_step_int, neuron_params, simulate, synapse_params, synapse_step_int
 from .spec import SPEC
@@ -71,18 +72,6 @@ __all__ = [
 ]
 
 _STREAMS = 4  # random words per synapse and step: momentum decay, product, second-moment decay and input (§8)
-
-
-def hash32_int(x: np.ndarray) -> np.ndarray:
-    """The 32-bit mixing hash of §8 on int64 words in [0, 2**32):
-    ``x ^= x >> 16; x = (x * 0x7feb352d) & M; x ^= x >> 15; x = (x * 0x1b873593) & M; x ^= x >> 16``
-    with M = 2**32 - 1 (both multipliers < 2**31, so every product is exact in int64)."""
-    x = np.asarray(x, dtype=np.int64) & HASH_MASK
-    x = x ^ (x >> 16)
-    x = (x * HASH_MULTIPLIERS[0]) & HASH_MASK
-    x = x ^ (x >> 15)
-    x = (x * HASH_MULTIPLIERS[1]) & HASH_MASK
-    return x ^ (x >> 16)
 
 
 def random_words_int(seed: int, counter: int, size: int, stream: int) -> np.ndarray:
@@ -297,6 +286,8 @@ class SimLearner:
         before_reset = learner_neuron._replace(spiking=False)  # the same update without firing: v before reset
         vth = np.asarray(layers[index].vth, dtype=np.int64) if layers[index].spiking else None
         window = learning_window(index, rule)
+        feedback = (feedback_matrix_int(layers[index].num_neurons, layers[-1].num_neurons, rule.feedback_seed)
+                    if rule.feedback_alignment else None)
         synapses[index] = synapses[index]._replace(matrix=_matrix(state.weight, synapses[index].matrix.dtype))
         predictions = np.zeros(samples, np.int64)
         flip_counts = np.zeros(samples, np.int64)
@@ -332,7 +323,11 @@ class SimLearner:
                 summed += x[0]
                 if t in window:
                     own = neuron_states[index]
-                    if labels is not None:
+                    if feedback is not None:  # the output layer's error of this step through B (§18)
+                        out = neurons[count - 1]
+                        current = neuron_states[count - 1].u[0] + (out.bias if t >= out.bias_delay else 0)
+                        error = feedback_error_int(readout_error_int(current, int(labels[n]), rule), feedback, rule)
+                    elif labels is not None:
                         bias = learner_neuron.bias if t >= learner_neuron.bias_delay else 0
                         error = readout_error_int(own.u[0] + bias, int(labels[n]), rule)
                     else:

@@ -25,10 +25,12 @@ from .spec import SPEC
 
 __all__ = [
     "DECAY_BITS",
+    "FEEDBACKS",
     "HASH_GOLDEN",
     "HASH_MASK",
     "HASH_MULTIPLIERS",
     "MAX_BIAS_BITS",
+    "MAX_FEEDBACK_SHIFT",
     "MAX_POPULATION",
     "ROUNDINGS",
     "RULE_VERSION",
@@ -37,8 +39,9 @@ __all__ = [
     "LearningRule",
 ]
 
-RULE_VERSION = 1  # population, bias_bits and bias_shift default to the rule without them: still version 1
+RULE_VERSION = 1  # population, bias and feedback fields default to the rule without them: still version 1
 VARIANTS = ("bso", "tbso")
+FEEDBACKS = ("host", "random")  # where a hidden learning layer's error comes from (§5, §18)
 ROUNDINGS = ("nearest", "stochastic")
 SURROGATE_BITS = 4  # postsynaptic factor h: unsigned 4-bit table entries (§4)
 DECAY_BITS = SPEC.decay_bits  # trace decay: 12-bit register, as the neuron's decays (§3)
@@ -47,6 +50,7 @@ HASH_MULTIPLIERS = (0x7FEB352D, 0x1B873593)  # odd, < 2**31: every product of a 
 HASH_GOLDEN = 0x9E3779B9  # mixes the learning-step counter into the key (§8)
 MAX_POPULATION = 64  # neurons per class of a population readout (§14)
 MAX_BIAS_BITS = 32  # the learned bias register (§15)
+MAX_FEEDBACK_SHIFT = 30  # the projected error's shift (§18): B e is below 2**31 in magnitude for any rule
 
 
 def _check_int(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
@@ -84,6 +88,13 @@ class LearningRule:
     bias_bits, bias_shift: the learnable bias of §15, one signed saturating register b per neuron of
         ``bias_bits`` bits (0: no learned bias), b <- sat(b - e h) every learning step; the neuron adds
         b >> bias_shift to its bias_mant (docs/fixed-point.md §3.4), saturated to the 13-bit register.
+    feedback, feedback_seed, feedback_shift: where a hidden learning layer's error comes from (§18).
+        "host" (default): delivered by the host (``errors=``), the reference (backpropagation). "random":
+        feedback alignment on chip, from ``labels=``: the output layer's on-chip error e (n_classes,) of
+        the same step (§5, with this rule's error_shift / error_target) through the fixed random binary
+        matrix B (n_hidden, n_classes) of +-1 drawn from feedback_seed (``feedback_matrix_int``), the
+        hidden error e_h = clip(R_nearest(B e, feedback_shift), +-error_max), then gated by h (§4) as
+        every error. Build such a rule from the readout's with ``learning_feedback.feedback_alignment_rule``.
     """
 
     variant: str = "tbso"
@@ -110,12 +121,17 @@ class LearningRule:
     population: int = 1
     bias_bits: int = 0
     bias_shift: int = 0
+    feedback: str = "host"
+    feedback_seed: int = 0
+    feedback_shift: int = 0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"LearningRule.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"LearningRule.rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        if self.feedback not in FEEDBACKS:
+            raise ValueError(f"LearningRule.feedback must be one of {FEEDBACKS}, got {self.feedback!r}")
         try:
             table = tuple(self.surrogate_table)
         except TypeError:
@@ -153,6 +169,12 @@ class LearningRule:
                              f"learned bias) or 2 ... {MAX_BIAS_BITS} (§15)")
         _check_int("bias_shift", self.bias_shift, 0, max(0, self.bias_bits - 1),
                    "the bias's fraction bits must leave room in its register (§15)")
+        _check_int("feedback_seed", self.feedback_seed, 0, HASH_MASK, "seeds are 32-bit words (§18)")
+        _check_int("feedback_shift", self.feedback_shift, 0, MAX_FEEDBACK_SHIFT, "the projected error's shift (§18)")
+        if self.feedback == "random" and self.population != 1:
+            raise ValueError(f"LearningRule.population = {self.population} with feedback='random': feedback "
+                             "alignment trains a hidden layer (§18), while a population is the output layer's "
+                             "(§14); use population=1 in the hidden layer's rule")
         if self.rounding == "stochastic":
             for name in ("momentum_shift", "product_shift", "second_moment_shift", "second_moment_product_shift"):
                 if getattr(self, name) > 32:
@@ -185,6 +207,11 @@ class LearningRule:
     def bias_max(self) -> int:
         """Learned biases saturate symmetrically at +-bias_max (§15); 0 without a learned bias."""
         return (1 << (self.bias_bits - 1)) - 1 if self.bias_bits else 0
+
+    @property
+    def feedback_alignment(self) -> bool:
+        """True when a hidden layer's error comes from the on-chip output error through B (§18)."""
+        return self.feedback == "random"
 
     @property
     def learns_bias(self) -> bool:
