@@ -22,7 +22,8 @@ Benchmarks that print a table and write their measurements as JSON (and a figure
 bench/): train (memory, speed and accuracy of the training methods), sim (samples per second of the
 fixed-point backends), learn (learning steps per second of the on-chip rule), deploy (networks made with
 snnTorch, Sinabs and lava-dl, deployed: accuracy and parity), data (MLP and CNN trained on a real data set with
-each method, deployed on the whole test set, against snnTorch's BPTT)."""
+each method, deployed on the whole test set, against snnTorch's BPTT), fuzz (hostile inputs: clean errors or
+crashes, silent garbage, hangs)."""
 
 DEPLOY_QUICK_TEST_SAMPLES = 60  # bench.deploy.QUICK_TEST_SAMPLES (tests/test_cli.py checks)
 
@@ -141,9 +142,27 @@ def _add_data(kinds) -> None:
     data.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_fuzz(kinds) -> None:
+    fuzz = kinds.add_parser(
+        "fuzz", help="hostile inputs: clean errors, accepted valid files, crashes, silent garbage, hangs",
+        description="Runs generated malformed (and valid) NIR, netx, compiled-network, input, checkpoint and "
+                    "size-limit cases through the commands and the Python API, each in a forked child with a "
+                    "timeout, then injects faults into Lava runs and counts leaked processes; prints a table per "
+                    "family and writes --out (default bench/fuzz.json).")
+    fuzz.add_argument("--cases", type=int, default=3000, help="cases in total, spread over the families "
+                      "(default %(default)s)")
+    fuzz.add_argument("--seed", type=int, default=0, help="seed of the generated cases (default %(default)s)")
+    fuzz.add_argument("--timeout", type=float, default=60.0, help="seconds per case before it counts as a hang "
+                      "(default %(default)s)")
+    fuzz.add_argument("--lava-faults", type=int, default=20, help="faults injected into Lava runs (0: none; "
+                      "default %(default)s)")
+    fuzz.add_argument("--out", default="bench/fuzz.json", help="the JSON report (default %(default)s)")
+    fuzz.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def add_bench_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks that print a table and write JSON under bench/",
                                    description=BENCH_DESCRIPTION)
-    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy,data}")
-    for add in (_add_train, _add_sim, _add_learn, _add_deploy, _add_data):
+    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy,data,fuzz}")
+    for add in (_add_train, _add_sim, _add_learn, _add_deploy, _add_data, _add_fuzz):
         add(kinds)

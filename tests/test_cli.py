@@ -172,8 +172,8 @@ def test_version(capsys) -> None:
                                                                        "'truenorth'; valid: loihi, bso"),
     (["bench", "deploy", "--networks", ","], "bso-deploy bench deploy: error: argument --networks: give one or more "
                                              "networks"),
-    (["bench", "fly"], "bso-deploy bench: error: argument {train,sim,learn,deploy,data}: invalid choice: 'fly' "
-                       "(choose from 'train', 'sim', 'learn', 'deploy', 'data')"),
+    (["bench", "fly"], "bso-deploy bench: error: argument {train,sim,learn,deploy,data,fuzz}: invalid choice: 'fly' "
+                       "(choose from 'train', 'sim', 'learn', 'deploy', 'data', 'fuzz')"),
     (["fly"], "bso-deploy: error: argument COMMAND: invalid choice: 'fly' (choose from 'train', "),
 ])
 def test_an_unknown_name_is_a_one_line_error_listing_the_valid_ones(argv, message, capsys) -> None:
