@@ -36,6 +36,15 @@ def test_fashion_mnist_is_a_data_set_of_the_scenario() -> None:
     assert config == AdaptationConfig(dataset="fashion-mnist")
 
 
+def test_data_root_is_where_the_scenario_reads_its_data(tmp_path, capsys) -> None:
+    args = build_parser().parse_args(["learn", "--dataset", "fashion-mnist", "--data-root", str(tmp_path)])
+    assert learn_config_from_args(args) == AdaptationConfig(dataset="fashion-mnist", data_root=str(tmp_path))
+    assert main(["learn", "--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("bso-deploy learn: error: Fashion-MNIST not found") and str(tmp_path) in error
+    assert "\n" not in error
+
+
 def test_bad_value_is_an_error_naming_the_field(capsys) -> None:
     assert main(["learn", "--shift", "upside-down", "--no-progress"]) == 2
     assert "shift" in capsys.readouterr().err

@@ -110,7 +110,7 @@ def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
     train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
                                epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
     torch.manual_seed(config.seed)
-    split = load_dataset(config.dataset, seed=config.seed)
+    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed)
     train_x, train_y = _arrays(split.train)
     flat_train = TensorDataset(torch.from_numpy(train_x), torch.from_numpy(train_y))
     flat = DatasetSplit(train=flat_train, test=flat_train, input_shape=(train_x.shape[1],),
