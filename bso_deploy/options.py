@@ -39,7 +39,7 @@ DEFAULT_DATASET_TIME_STEPS = 4  # steps each data set sample is repeated for whe
 # On-chip learning (bso_deploy.experiments.adaptation, hardware learners).
 LEARNER_NAMES = ("sim", "torch", "lava")
 ADAPTATION_DATASETS = ("digits", "fashion-mnist")
-ADAPTATION_SHIFTS = ("invert", "shift", "none")
+ADAPTATION_SHIFTS = ("invert", "rotate", "contrast", "shift", "none")
 LEARNING_VARIANTS = ("tbso", "bso")
 LEARNING_ROUNDINGS = ("nearest", "stochastic")
 

@@ -8,8 +8,10 @@ learning its output layer on chip, in fixed point (docs/onchip-learning.md §12)
    ``binary="hidden"``: first layer 8-bit, further hidden layers binary with BatchNorm; the readout a
    ``BinaryLinear`` without BatchNorm, so it stays one sign per synapse with one scale for the whole layer),
    exports it to NIR and compiles it (profile ``bso``);
-2. shifts the input distribution (``shift``: ``invert`` = 1 - x, ``shift`` = images moved by two pixels,
-   ``none``) and measures the fixed-point test accuracy (``accuracy_before``);
+2. shifts the input distribution (``shift``: ``invert`` = 1 - x, ``rotate``, ``contrast``, ``shift`` = images
+   moved by two pixels, ``none``; :mod:`.adaptation_scenarios`) and measures the fixed-point test accuracy
+   (``accuracy_before``); with ``pretrain_classes`` K > 0 (class-incremental) step 1 sees the classes 0 .. K-1
+   only, and the new and old classes' accuracies are reported apart (``new_class_accuracy_before`` ...);
 3. streams ``samples`` shifted training images (``passes`` times) through a :class:`~bso_deploy.hardware.
    learner.Learner` (``backend``: ``sim``, ``torch`` or ``lava``), the readout learning from its
    on-chip error; ``accuracy_after`` is the fixed-point test accuracy with the learned weights;
@@ -50,7 +52,7 @@ from ..layers import BinaryLinear
 from ..models import build_mlp
 from ..optim import BSO, TBSO
 from ..training import make_optimizers, train_epoch
-from .adaptation_config import DATASETS, SHIFTS, AdaptationConfig, AdaptationResult, check_choice
+from .adaptation_config import DATASETS, SHIFTS, AdaptationConfig, AdaptationResult
 from .adaptation_reference import (
     float_rule_reference,
     learning_fields,
@@ -59,35 +61,10 @@ from .adaptation_reference import (
     readout_counts,
     readout_spikes,
 )
+from .adaptation_scenarios import class_accuracies, image_shape, pretraining_subset, scenario_name, shift_inputs
 
 __all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "image_shape", "run_adaptation",
            "shift_inputs"]
-
-
-def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """(H, W) of a data set's samples: the last two sizes of images (C, H, W) or (H, W); flat samples (n,)
-    are square images (digits: (64,) -> (8, 8))."""
-    if len(input_shape) >= 2:
-        return int(input_shape[-2]), int(input_shape[-1])
-    side = math.isqrt(int(input_shape[0]))
-    if side * side != input_shape[0]:
-        raise ValueError(f"flat samples of {input_shape[0]} values are no square image: the shift needs (H, W)")
-    return side, side
-
-
-def shift_inputs(x: np.ndarray, shift: str, image_shape: tuple[int, int] = (8, 8)) -> np.ndarray:
-    """The distribution shift on float images in [0, 1] (N, H * W) of ``image_shape`` (H, W): ``invert``:
-    1 - x; ``shift``: moved two pixels right and one down (zeros enter); ``none``: x."""
-    check_choice("shift", shift, SHIFTS)
-    x = np.asarray(x, dtype=np.float32)
-    if shift == "invert":
-        return 1.0 - x
-    if shift == "shift":
-        images = x.reshape(len(x), *image_shape)
-        moved = np.zeros_like(images)
-        moved[:, 1:, 2:] = images[:, :-1, :-2]
-        return moved.reshape(x.shape)
-    return x.copy()
 
 
 def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -106,12 +83,16 @@ def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
     """The deployed network: an MLP on the data set's flattened images, trained online with T-BSO; hidden
     layers as bso_deploy's ``hidden`` choice, the readout a BinaryLinear without BatchNorm (one scale for the
     layer, so the fixed-point readout compares classes in one unit; docs/onchip-learning.md §12). Returns
-    (model in eval mode, the data split as ``load_dataset`` gives it)."""
+    (model in eval mode, the data split as ``load_dataset`` gives it). With ``pretrain_classes`` K > 0 it
+    trains on the images of classes 0 .. K-1 only (the readout still has a neuron per class)."""
     train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
                                epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
     torch.manual_seed(config.seed)
-    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed)
-    train_x, train_y = _arrays(split.train)
+    split = load_dataset(config.dataset, seed=config.seed)
+    if config.pretrain_classes >= split.num_classes:
+        raise ValueError(f"AdaptationConfig.pretrain_classes must be below the data set's {split.num_classes} "
+                         f"classes (0: pretrain on all), got {config.pretrain_classes}")
+    train_x, train_y = pretraining_subset(*_arrays(split.train), config.pretrain_classes)
     flat_train = TensorDataset(torch.from_numpy(train_x), torch.from_numpy(train_y))
     flat = DatasetSplit(train=flat_train, test=flat_train, input_shape=(train_x.shape[1],),
                         num_classes=split.num_classes, name=split.name)
@@ -133,14 +114,25 @@ def _steps(x_int: np.ndarray, time_steps: int) -> np.ndarray:
     return np.broadcast_to(x_int, (time_steps, *x_int.shape)).copy()
 
 
-def fixed_accuracy(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, time_steps: int,
-                   population: int = 1) -> float:
-    """Accuracy of the fixed-point network (NumPy simulator) on integer images, T input steps + the latency
-    (docs/fixed-point.md §5.2): prediction = argmax of the readout's v at the last step, summed over each
+def fixed_predictions(fx_net: Any, x_int: np.ndarray, time_steps: int, population: int = 1) -> np.ndarray:
+    """Class predictions (N,) of the fixed-point network (NumPy simulator) on integer images, T input steps +
+    the latency (docs/fixed-point.md §5.2): argmax of the readout's v at the last step, summed over each
     class's ``population`` neurons (a population readout, docs/onchip-learning.md §14)."""
     output = simulate(fx_net, append_zero_steps(_steps(x_int, time_steps), fx_net.latency)).output[-1]
-    pooled = output.reshape(len(output), -1, population).sum(axis=-1)
-    return float(np.mean(np.argmax(pooled, axis=-1) == labels))
+    return np.argmax(output.reshape(len(output), -1, population).sum(axis=-1), axis=-1)
+
+
+def fixed_accuracy(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, time_steps: int,
+                   population: int = 1) -> float:
+    """Accuracy of :func:`fixed_predictions` against ``labels``."""
+    return float(np.mean(fixed_predictions(fx_net, x_int, time_steps, population) == labels))
+
+
+def _checkpoint(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, config: AdaptationConfig) -> dict[str, float]:
+    """A curve point's fixed-point accuracies: ``accuracy`` and, class-incremental, the new and old classes'."""
+    predictions = fixed_predictions(fx_net, x_int, config.time_steps, config.population)
+    return {"accuracy": float(np.mean(predictions == labels)),
+            **class_accuracies(predictions, labels, config.pretrain_classes)}
 
 
 def float_accuracy(model: Any, x: np.ndarray, labels: np.ndarray, time_steps: int) -> float:
@@ -244,14 +236,17 @@ def _stream(config: AdaptationConfig, count: int) -> np.ndarray:
     return np.tile(order, config.passes)
 
 
-def run_adaptation(config: AdaptationConfig, progress: bool = True) -> AdaptationResult:
-    """Run the adaptation scenario of ``config`` (module docstring) and return what it measured."""
+def run_adaptation(config: AdaptationConfig, progress: bool = True,
+                   pretrained: tuple[Any, Any] | None = None) -> AdaptationResult:
+    """Run the adaptation scenario of ``config`` (module docstring) and return what it measured.
+    ``pretrained``: (model, split) of an earlier ``_pretrain`` of the same pretraining fields (dataset, hidden,
+    time_steps, train_epochs, seed, pretrain_classes), used (copied) instead of training again."""
     if not isinstance(config, AdaptationConfig):
         raise TypeError(f"config must be an AdaptationConfig, not {type(config).__name__}")
     make_learner = get_learner(config.backend)  # an unknown backend fails before the training
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    model, split = _pretrain(config, progress)
+    model, split = copy.deepcopy(pretrained) if pretrained is not None else _pretrain(config, progress)
     seconds["train"] = time.perf_counter() - start
     with warnings.catch_warnings():  # the subtractive reset travels in node metadata, which compile_nir reads
         warnings.filterwarnings("ignore", category=NIRExportWarning)
@@ -267,7 +262,8 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
     test_int = quantize_inputs(fx_net, shifted_test)
     T = config.time_steps
     accuracy_unshifted = fixed_accuracy(fx_net, quantize_inputs(fx_net, test_x), test_y, T)
-    accuracy_before = fixed_accuracy(fx_net, test_int, test_y, T)
+    before = _checkpoint(fx_net, test_int, test_y, config)
+    accuracy_before = before["accuracy"]
     float_before = float_accuracy(model, shifted_test, test_y, T)
 
     error_shift, error_target, error_bits, error_scale = _error_mapping(float(report["scale"]), config.error_target)
@@ -290,7 +286,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
     order = _stream(config, len(train_x))
     chunks = np.array_split(np.arange(len(order)), min(config.curve_points, len(order)))
     stream_int = quantize_inputs(fx_net, shifted_train[order])
-    curve = [{"samples": 0, "accuracy": accuracy_before, "float_accuracy": float_before}]
+    curve = [{"samples": 0, **before, "float_accuracy": float_before}]
     fixed_events, float_events, rule_events = [], [], []
     stream_correct = 0
     seconds["fixed_learning"] = seconds["float_learning"] = 0.0
@@ -315,7 +311,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
             seconds["float_learning"] += time.perf_counter() - tock
             stream_correct += int(np.sum(record.predictions == train_y[order][chunk]))
             curve.append({"samples": int(chunk[-1] + 1), "stream_accuracy": stream_correct / int(chunk[-1] + 1),
-                          "accuracy": fixed_accuracy(learner.network(), test_int, test_y, T, config.population),
+                          **_checkpoint(learner.network(), test_int, test_y, config),
                           "float_accuracy": float_accuracy(float_model, shifted_test, test_y, T)})
             bar.update(len(chunk))
         bar.close()
@@ -355,4 +351,6 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True) -> Adaptatio
         reference_accuracy=logistic_reference(stream_spikes.sum(axis=0).astype(np.float64), train_y[order],
                                               test_counts, test_y, split.num_classes, bias=config.learn_bias,
                                               seed=config.seed),
-        scenario=config.shift, bits_per_bias=rule.bits_per_bias)
+        scenario=scenario_name(config.shift, config.pretrain_classes), bits_per_bias=rule.bits_per_bias,
+        **{f"{key}_{when}": point[key] for when, point in (("before", curve[0]), ("after", curve[-1]))
+           for key in ("new_class_accuracy", "old_class_accuracy") if key in point})

@@ -53,8 +53,8 @@ class AdaptationConfig:
     """The adaptation scenario (:mod:`.adaptation`); the defaults are the documented reference scenario
     (docs/onchip-learning.md §12).
 
-    dataset: "digits" or "fashion-mnist", read as ``load_dataset`` does from ``data_root`` (None: ``$BSO_DATA``,
-    else ``./data``, then ``/usr/share/datasets/fashion-mnist``). shift: "invert" | "shift" | "none". samples:
+    dataset: "digits" or "fashion-mnist" (read as ``load_dataset`` does, with no root: ``$BSO_DATA``, else
+    ``./data``, else ``/usr/share/datasets/fashion-mnist``). shift: "invert" | "shift" | "none". samples:
     length of the adaptation stream (shifted training images, in a seeded order); passes: times the stream is
     repeated. time_steps: T. variant: "tbso" | "bso". seed: everything (training, stream order, stochastic
     rounding). backend: learner name (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining
@@ -64,11 +64,12 @@ class AdaptationConfig:
     for the accuracies (0: the whole test set, 450 digits or 10,000 Fashion-MNIST images). curve_points:
     accuracy checkpoints along the stream (for the plot). population: binary readout neurons per class, their
     outputs summed (docs/onchip-learning.md §14; 1: one per class). learn_bias: the readout's biases learn
-    too (§15), by 2**-bias_shift float units per float error unit and step.
+    too (§15), by 2**-bias_shift float units per float error unit and step. pretrain_classes: 0, or K > 0 for
+    the class-incremental scenario (§18): offline pretraining on the classes 0 .. K-1 only, the chip learns the
+    others from the stream (of all classes).
     """
 
     dataset: str = "digits"
-    data_root: str | None = None
     shift: str = "invert"
     samples: int = 1000
     passes: int = 1
@@ -91,13 +92,11 @@ class AdaptationConfig:
     population: int = 1
     learn_bias: bool = False
     bias_shift: int = 6
+    pretrain_classes: int = 0
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("shift", self.shift, SHIFTS)
-        if self.data_root is not None and (not isinstance(self.data_root, str) or not self.data_root):
-            raise ValueError(f"AdaptationConfig.data_root must be a folder (a non-empty string) or None, got "
-                             f"{self.data_root!r}")
         check_choice("variant", self.variant, VARIANTS)
         check_choice("rounding", self.rounding, ROUNDINGS)
         if not isinstance(self.backend, str) or not self.backend:
@@ -105,7 +104,8 @@ class AdaptationConfig:
                              f"{self.backend!r}")
         for name, low in (("samples", 1), ("passes", 1), ("time_steps", 1), ("seed", 0), ("train_epochs", 1),
                           ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0), ("eval_samples", 0),
-                          ("curve_points", 1), ("population", 1), ("bias_shift", 0)):
+                          ("curve_points", 1), ("population", 1), ("bias_shift", 0),
+                          ("pretrain_classes", 0)):
             _check_int(name, getattr(self, name), low)
         _check_learning_capacity(self)
         try:
@@ -158,6 +158,8 @@ class AdaptationResult:
     same learnable parameters (readout weights, and biases with learn_bias) on the chip's spike counts of the
     same stream samples, on the shifted test set. scenario: the scenario's name (the shift).
     bits_per_bias: learned-bias register bits per readout neuron (0 without learn_bias).
+    new_class_accuracy_before/after, old_class_accuracy_before/after (class-incremental only, else None): the
+    fixed-point accuracy on the test images of the classes >= pretrain_classes (new) and below (old), C-way.
     """
 
     config: AdaptationConfig
@@ -182,6 +184,10 @@ class AdaptationResult:
     reference_accuracy: float = 0.0
     scenario: str = ""
     bits_per_bias: int = 0
+    new_class_accuracy_before: float | None = None
+    new_class_accuracy_after: float | None = None
+    old_class_accuracy_before: float | None = None
+    old_class_accuracy_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -20,10 +20,11 @@ PRETRAIN = adaptation._pretrain  # the real one: the module fixture below replac
 
 
 @pytest.mark.parametrize(("fields", "match"), [
-    ({"shift": "rotate"}, "shift"), ({"variant": "adam"}, "variant"), ({"samples": 0}, "samples"),
+    ({"shift": "upside-down"}, "shift"), ({"variant": "adam"}, "variant"), ({"samples": 0}, "samples"),
     ({"hidden": ()}, "hidden"), ({"hidden": (0,)}, "hidden"), ({"threshold": -1.0}, "threshold"),
     ({"momentum": 1.0}, "momentum"), ({"backend": ""}, "backend"), ({"dataset": "mnist"}, "dataset"),
     ({"rounding": "up"}, "rounding"), ({"passes": True}, "passes"), ({"error_target": 0.0}, "error_target"),
+    ({"pretrain_classes": -1}, "pretrain_classes"),
 ])
 def test_config_validation_names_the_field(fields, match):
     with pytest.raises(ValueError, match=match):
