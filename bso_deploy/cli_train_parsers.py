@@ -32,9 +32,10 @@ from .options import (
 
 TRAIN_DESCRIPTION = """\
 Trains a binary spiking network online (OTTT-style, one update per time step) with T-BSO, BSO or Bop, or
-offline with the BPTT + straight-through baseline. Reads the data set (downloaded or --data-root); writes
-OUT/checkpoint.pt (after every epoch: --resume continues from it), OUT/metrics.json and OUT/training.png,
-and prints one JSON line (accuracy in float and, after deployment to fixed point, on the integer network)."""
+offline with the BPTT + straight-through baseline. Reads the data set from local files (--data-root; nothing
+is downloaded); writes OUT/checkpoint.pt (after every epoch: --resume continues from it), OUT/metrics.json
+and OUT/training.png, and prints one JSON line (accuracy in float and, after deployment to fixed point, on
+the integer network)."""
 
 EXPORT_DESCRIPTION = """\
 Exports a training checkpoint to a file other tools read: a NIR graph (nir), a lava-dl netx network for
@@ -42,11 +43,17 @@ Loihi (netx, compiled to fixed point first) or an ONNX model of one time step (o
 arithmetic). Writes --out and prints one JSON line; rounding notes go to stderr (docs/export.md)."""
 
 LEARN_DESCRIPTION = """\
-On-chip adaptation (docs/onchip-learning.md §12): trains a digits SNN, deploys it to fixed point, shifts the
-inputs, then lets the deployed network learn its output layer with the integer learning rule on the chosen
-backend. With no options this is the documented reference scenario on the simulator. Prints the accuracy
-before/after (fixed point and float), the flip agreement with the float rule and the bits per synapse;
-writes OUT/learn.json and OUT/learn.png."""
+On-chip adaptation (docs/onchip-learning.md §12): trains an SNN on --dataset (digits or Fashion-MNIST),
+deploys it to fixed point, shifts the inputs, then lets the deployed network learn its output layer with the
+integer learning rule on the chosen backend. With no options this is the documented reference scenario on the
+simulator. Prints the accuracy before/after (fixed point and float), the flip agreement with the float rule
+and the bits per synapse; writes OUT/learn.json and OUT/learn.png."""
+
+
+DATA_ROOT_HELP = (
+    "folder of the data set's local files (nothing is downloaded; digits needs none): MNIST / Fashion-MNIST idx "
+    "files, plain or .gz, in it, its raw/ or its MNIST|FashionMNIST/raw/; cifar-10-batches-py/; NMNIST/ or "
+    "DVSGesture/ (default: $BSO_DATA, else ./data, then /usr/share/datasets/<name>/ for fashion-mnist and mnist)")
 
 
 def cnn_spec(text: str) -> str:
@@ -108,7 +115,7 @@ def add_train_parser(subparsers) -> None:
                     "cosine from --lr to 0 over --epochs (default %(default)s)")
     add_choice(parser, "--reset", RESET_MODES, "reset mode", default="subtract",
                help="LIF reset after a spike: subtract the threshold or set v to zero (default %(default)s)")
-    parser.add_argument("--data-root", default=None, help="directory of local MNIST/CIFAR files (default: download)")
+    parser.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     parser.add_argument("--num-workers", type=int, default=0, help="data loader worker processes (default 0)")
     parser.add_argument("--hardware-aware", action="store_true",
                         help="run the last epochs' forward pass on the deployed integer network (profile bso)")
@@ -154,7 +161,7 @@ LEARN_NUMBERS = (
     ("passes", int, 1, "times the stream is repeated"),
     ("time_steps", int, 4, "time steps T per sample"),
     ("seed", int, 0, "seed of everything: training, stream order, stochastic rounding"),
-    ("train_epochs", int, 5, "epochs of the pretraining (T-BSO on digits)"),
+    ("train_epochs", int, 5, "epochs of the pretraining (T-BSO on the data set)"),
     ("hidden", tuple, "256", "hidden sizes of the pretrained MLP, comma separated"),
     ("momentum", float, 0.984375, "float momentum of the rule, mapped to integers (docs/onchip-learning.md §9)"),
     ("threshold", float, 1.0, "float flip threshold of the rule"),
@@ -177,10 +184,11 @@ LEARN_NUMBERS = (
 
 def add_learn_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "learn", help="on-chip adaptation: a deployed digits SNN learns its output layer in fixed point",
+        "learn", help="on-chip adaptation: a deployed SNN learns its output layer in fixed point",
         description=LEARN_DESCRIPTION)
     add_choice(parser, "--dataset", ADAPTATION_DATASETS, "dataset", default="digits",
                help="data set of the pretraining and the stream (default %(default)s)")
+    parser.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     add_choice(parser, "--shift", ADAPTATION_SHIFTS, "shift", default="invert",
                help="input shift: invert (1 - x), rotate (by 20 degrees), contrast (halved, grey background), shift "
                     "(images moved by two pixels) or none (docs/onchip-learning.md §18; default %(default)s)")
@@ -205,5 +213,6 @@ def add_learn_parser(subparsers) -> None:
 
 def learn_config_values(args: argparse.Namespace) -> dict:
     """The AdaptationConfig keyword arguments of parsed ``bso-deploy learn`` arguments."""
-    names = ["dataset", "shift", "variant", "backend", "rounding", "learn_bias"] + [name for name, *_ in LEARN_NUMBERS]
+    names = ["dataset", "data_root", "shift", "variant", "backend", "rounding", "learn_bias"]
+    names += [name for name, *_ in LEARN_NUMBERS]
     return {name: getattr(args, name) for name in names}

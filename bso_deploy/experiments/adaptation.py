@@ -88,7 +88,7 @@ def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
     train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
                                epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
     torch.manual_seed(config.seed)
-    split = load_dataset(config.dataset, seed=config.seed)
+    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed)
     if config.pretrain_classes >= split.num_classes:
         raise ValueError(f"AdaptationConfig.pretrain_classes must be below the data set's {split.num_classes} "
                          f"classes (0: pretrain on all), got {config.pretrain_classes}")

@@ -53,8 +53,8 @@ class AdaptationConfig:
     """The adaptation scenario (:mod:`.adaptation`); the defaults are the documented reference scenario
     (docs/onchip-learning.md §12).
 
-    dataset: "digits" or "fashion-mnist" (read as ``load_dataset`` does, with no root: ``$BSO_DATA``, else
-    ``./data``, else ``/usr/share/datasets/fashion-mnist``). shift: "invert" | "shift" | "none". samples:
+    dataset: "digits" or "fashion-mnist", read as ``load_dataset`` does from ``data_root`` (None: ``$BSO_DATA``,
+    else ``./data``, then ``/usr/share/datasets/fashion-mnist``). shift: "invert" | "shift" | "none". samples:
     length of the adaptation stream (shifted training images, in a seeded order); passes: times the stream is
     repeated. time_steps: T. variant: "tbso" | "bso". seed: everything (training, stream order, stochastic
     rounding). backend: learner name (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining
@@ -70,6 +70,7 @@ class AdaptationConfig:
     """
 
     dataset: str = "digits"
+    data_root: str | None = None
     shift: str = "invert"
     samples: int = 1000
     passes: int = 1
@@ -97,6 +98,9 @@ class AdaptationConfig:
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("shift", self.shift, SHIFTS)
+        if self.data_root is not None and (not isinstance(self.data_root, str) or not self.data_root):
+            raise ValueError(f"AdaptationConfig.data_root must be a folder (a non-empty string) or None, got "
+                             f"{self.data_root!r}")
         check_choice("variant", self.variant, VARIANTS)
         check_choice("rounding", self.rounding, ROUNDINGS)
         if not isinstance(self.backend, str) or not self.backend:
