@@ -10,6 +10,7 @@ corrected in integers, so that a shared mistake is unlikely.
 
 - :func:`torch_learning_step` ``(state, pre, v, vth, error, t, rule) -> (state, flips)``: one step (tensors).
 - :func:`torch_readout_error` ``(current, label, rule) -> error``: the output layer's pooled on-chip error.
+- :func:`torch_feedback_matrix`, :func:`torch_feedback_error`: feedback alignment's B and projected error (§18).
 - :class:`TorchLearner` ``(fx_net, rule, layer=-1, device=None)``: the ``"torch"`` Learner.
 """
 
@@ -40,6 +41,8 @@ from .torch_reference import TorchReference, default_device
 
 __all__ = [
     "TorchLearner",
+    "torch_feedback_error",
+    "torch_feedback_matrix",
     "torch_hash32",
     "torch_isqrt",
     "torch_learning_step",
@@ -167,6 +170,26 @@ def torch_readout_error(current: Tensor, label: int, rule: LearningRule) -> Tens
     return error.repeat_interleave(population)
 
 
+def torch_feedback_matrix(n_hidden: int, n_classes: int, seed: int, device: torch.device) -> Tensor:
+    """B (n_hidden, n_classes) of +-1 (docs/onchip-learning.md §18): the top bit of hash32(hash32(seed) xor
+    (i n_classes + k)), +1 where set."""
+    key = torch_hash32(torch.tensor([seed], dtype=torch.int64, device=device))
+    index = torch.arange(n_hidden * n_classes, dtype=torch.int64, device=device)
+    top = torch.bitwise_right_shift(torch_hash32(torch.bitwise_xor(index, key)), 31)
+    return (top * 2 - 1).reshape(n_hidden, n_classes)
+
+
+def torch_feedback_error(class_error: Tensor, matrix: Tensor, rule: LearningRule) -> Tensor:
+    """The hidden layer's projected error (§18): B e rounded half away from zero by 2**feedback_shift, then
+    saturated to the error register."""
+    projected = (matrix * class_error.reshape(1, -1)).sum(dim=1)
+    if rule.feedback_shift:
+        unit = 1 << rule.feedback_shift
+        magnitude = torch.div(projected.abs() + unit // 2, unit, rounding_mode="floor")
+        projected = torch.where(projected < 0, -magnitude, magnitude)
+    return projected.clamp(-rule.error_max, rule.error_max)
+
+
 class TorchLearner:
     """The ``"torch"`` Learner: TorchReference's neurons and synapses with :func:`torch_learning_step`; the
     same contract and step order as the simulator's learner (docs/onchip-learning.md §11)."""
@@ -253,6 +276,8 @@ class TorchLearner:
         vth = (torch.tensor(np.array(layers[index].vth), dtype=torch.int64, device=device)
                if layers[index].spiking else None)
         window = learning_window(index, rule)
+        feedback = (torch_feedback_matrix(layers[index].num_neurons, layers[-1].num_neurons, rule.feedback_seed,
+                                          device) if rule.feedback_alignment else None)
         state = self._state
         learned = synapses[index]  # the learned signs replace its weights, in the dtype proven exact for them
 
@@ -291,7 +316,12 @@ class TorchLearner:
                     x = fired.to(torch.int64)
                 spike_sum += x[0]
                 if t in window:
-                    if labels is not None:
+                    if feedback is not None:  # the output's error of this step through B (onchip-learning.md §18)
+                        out = neurons[count - 1]
+                        current = u[count - 1][0] + (out.bias if t >= out.bias_start else 0)
+                        error = torch_feedback_error(torch_readout_error(current, int(labels[n]), rule), feedback,
+                                                     rule)
+                    elif labels is not None:
                         neuron = neurons[index]
                         current = u[index][0] + (neuron.bias if t >= neuron.bias_start else 0)
                         error = torch_readout_error(current, int(labels[n]), rule)

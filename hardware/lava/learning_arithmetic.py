@@ -22,6 +22,8 @@ from bso_deploy.hardware.spec import SPEC
 
 __all__ = [
     "LearningUpdate",
+    "feedback_error",
+    "feedback_matrix",
     "hash32",
     "learned_bias_mant",
     "learning_update",
@@ -124,6 +126,27 @@ def round_shift(y: np.ndarray, shift: int, rounding: str, words: np.ndarray | No
         return np.where(y < 0, -magnitude, magnitude)
     low = (1 << shift) - 1
     return (y >> shift) + ((y & low) > (np.asarray(words, dtype=np.int64) & low))
+
+
+def feedback_matrix(n_hidden: int, n_classes: int, seed: int) -> np.ndarray:
+    """Feedback alignment's fixed matrix B (n_hidden, n_classes) of -1/+1 (§18): entry (i, k) is +1 exactly when
+    bit 31 of ``hash32(hash32(seed) xor (i n_classes + k))`` is set; int64."""
+    key = hash32(np.uint64(int(seed) & HASH_MASK))
+    index = np.arange(n_hidden * n_classes, dtype=np.uint64)
+    top = (hash32(key ^ index) >> np.uint64(31)).astype(np.int64)
+    return np.where(top == 1, 1, -1).reshape(n_hidden, n_classes).astype(np.int64)
+
+
+def feedback_error(class_error: np.ndarray, matrix: np.ndarray, rule: LearningRule) -> np.ndarray:
+    """A hidden layer's error under feedback alignment (§18): the output layer's class errors e (n_classes,)
+    projected, ``y_i = sum_k B_ik e_k``, divided by 2**feedback_shift with half away from zero (the magnitude
+    rounded half up, the sign put back), then saturated as every error (§5)."""
+    y = np.einsum("ik,k->i", np.asarray(matrix, dtype=np.int64), np.asarray(class_error, dtype=np.int64))
+    shift = rule.feedback_shift
+    if shift:
+        magnitude = (np.abs(y) + (1 << (shift - 1))) >> shift
+        y = np.where(y < 0, -magnitude, magnitude)
+    return saturate_error(y, rule)
 
 
 class LearningUpdate(NamedTuple):

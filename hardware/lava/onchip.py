@@ -6,7 +6,8 @@ The whole network runs in Lava's runtime (``Loihi2SimCfg(select_tag="fixed_pt")`
       -> LearningSynapse -> LearningNeuron -> [synapse -> BsoNeuron] per layer after it
     LearningNeuron.v_out -> LearningSynapse.post_in           (v before reset: the postsynaptic factor)
     LearningNeuron.current_out -> ReadoutError <- Injector (labels)      (output layer: on-chip error)
-    ReadoutError.error_out (or an Injector of host errors) -> LearningSynapse.error_in
+    output BsoNeuron.probe_out -> FeedbackError <- Injector (labels)     (hidden layer, feedback="random", §18)
+    ReadoutError.error_out (FeedbackError's, or an Injector of host errors) -> LearningSynapse.error_in
 
 Frozen layers are bso_deploy.hardware.lava.processes' BinarySynapse / FullPrecisionSynapse / BsoNeuron; the
 learning layer is bso_deploy.hardware.lava.learning's processes, whose synapse updates its 1-bit weights in
@@ -57,7 +58,7 @@ def _lava() -> SimpleNamespace:
     from lava.proc.io.injector import Injector, PyLoihiInjectorModel
     from lava.proc.io.utils import ChannelConfig, ReceiveEmpty
 
-    from .learning.error import ReadoutError
+    from .learning.error import FeedbackError, ReadoutError
     from .learning.neuron import LearningNeuron
     from .learning.synapse import LearningSynapse, report_layout
     from .processes.neuron import BsoNeuron
@@ -68,7 +69,7 @@ def _lava() -> SimpleNamespace:
                            io_models={Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel},
                            BinarySynapse=BinarySynapse, FullPrecisionSynapse=FullPrecisionSynapse,
                            LearningSynapse=LearningSynapse, LearningNeuron=LearningNeuron, ReadoutError=ReadoutError,
-                           report_layout=report_layout)
+                           FeedbackError=FeedbackError, report_layout=report_layout)
 
 
 def _unpack(bits: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -124,7 +125,17 @@ class _Engine:
             synapse.a_out.connect(neuron.a_in)
             previous = neuron.s_out
             self.neurons.append(neuron)
-        if labels:
+        if labels and rule.feedback_alignment:  # the frozen output's error through B (docs/onchip-learning.md §18)
+            self.label_injector = lava.Injector(shape=(1,), buffer_size=buffer, channel_config=channel)
+            out = layers[-1]
+            error = lava.FeedbackError(n_hidden=learning.num_neurons, n_classes=out.num_neurons, rule=rule,
+                                       window_start=self.window.start, bias_mant=np.asarray(out.bias_mant).reshape(-1),
+                                       bias_exp=np.asarray(out.bias_exp).reshape(-1), bias_delay=out.bias_delay,
+                                       sample_steps=self.steps)
+            self.label_injector.out_port.connect(error.label_in)
+            self.neurons[-1].probe_out.connect(error.probe_in)
+            error.error_out.connect(self.synapse.error_in)
+        elif labels:
             self.label_injector = lava.Injector(shape=(1,), buffer_size=buffer, channel_config=channel)
             error = lava.ReadoutError(n=learning.num_neurons, rule=rule, window_start=self.window.start,
                                       sample_steps=self.steps)
