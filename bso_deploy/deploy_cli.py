@@ -7,27 +7,22 @@ into the JSON (``warnings``); errors are one-line ValueErrors that ``cli.main`` 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
 from .hardware.backends import compile_for_inputs, prepare_inputs
+from .hardware.input_checks import check_input_values, check_labels
 from .hardware.network import FixedPointNetwork
+from .input_files import read_array
 from .model_files import Model
 from .options import CALIBRATION_DATASET, DEFAULT_DATASET_SAMPLES, DEFAULT_DATASET_TIME_STEPS
 from .parity_data import dataset_samples
 
 
 def load_array(path: str, what: str) -> np.ndarray:
-    """A .npy array; FileNotFoundError / ValueError naming the file otherwise."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file {path} does not exist; save an array with numpy.save "
-                                "(shape (T, batch, *input_shape) or (batch, *input_shape))")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a readable .npy array: {error}") from error
+    """A .npy (or one-array .npz) array, its header checked before reading (``input_files.read_array``)."""
+    return read_array(path, what)
 
 
 def is_sequence(x: np.ndarray, input_shape: tuple[int, ...]) -> bool:
@@ -49,16 +44,9 @@ def first_samples(x: np.ndarray, input_shape: tuple[int, ...], samples: int | No
     return x[:, :samples] if is_sequence(x, input_shape) else x[:samples]
 
 
-def load_labels(path: str, count: int) -> np.ndarray:
-    """Integer labels (count,) from a .npy file; ValueError naming the file otherwise."""
-    labels = load_array(path, "labels")
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"labels {path} have dtype {labels.dtype}; save integer class indices "
-                         f"(numpy.save(path, labels.astype(numpy.int64)))")
-    if labels.shape != (count,):
-        raise ValueError(f"labels {path} have shape {labels.shape} for {count} input samples; give one integer "
-                         f"label per sample, shape ({count},)")
-    return labels.astype(np.int64)
+def load_labels(path: str, count: int, classes: int | None = None) -> np.ndarray:
+    """Integer labels (count,) in [0, classes) from a .npy file; one-line errors naming the file otherwise."""
+    return check_labels(load_array(path, "labels"), path, count, classes)
 
 
 def compile_options_given(args: argparse.Namespace) -> list[str]:
@@ -84,7 +72,8 @@ def calibration_inputs(args: argparse.Namespace, input_shape: tuple[int, ...],
             raise ValueError(f"--calibrate-on {source} gives samples of shape {tuple(x.shape[1:])}, but the graph's "
                              f"input is {tuple(input_shape)}; give a .npy of the graph's inputs instead")
         return prepare_inputs(x, input_shape, time_steps or DEFAULT_DATASET_TIME_STEPS)
-    x = load_array(source, "calibration")
+    x = check_input_values(load_array(source, "calibration"), f"calibration data {source}: inputs", args.input_range,
+                           exact=False)
     try:
         x = first_samples(x, input_shape, samples)
         return prepare_inputs(x, input_shape, None if is_sequence(x, input_shape) else time_steps or

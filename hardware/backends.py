@@ -35,6 +35,7 @@ from bso_deploy.io import atomic_write
 from bso_deploy.options import SCALINGS  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
 
 from .compiler import compile_nir, graph_input_shape, read_graph
+from .limits import check_memory, float_input_bytes
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult, append_zero_steps
 from .quantize import clipped_inputs, quantize_inputs
 from .simulator import simulate
@@ -174,6 +175,8 @@ def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | 
             raise ValueError(f"inputs of shape {x.shape} are (batch, *input_shape): pass time_steps to repeat them")
         if isinstance(time_steps, bool) or int(time_steps) != time_steps or time_steps < 1:
             raise ValueError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+        check_memory(float_input_bytes(int(time_steps), x.shape[0], math.prod(shape)),
+                     f"{int(time_steps)} time steps of {x.shape[0]} samples")
         x = np.broadcast_to(x, (int(time_steps), *x.shape)).copy()
     else:
         raise ValueError(f"inputs have shape {x.shape}; the graph's input node takes (T, batch, *{shape}) or "

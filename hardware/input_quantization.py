@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidInputError, RangeError
+from .limits import check_memory
 from .network import FixedPointNetwork
 from .rounding import round_half_away
 from .spec import SPEC, FixedPointSpec
@@ -26,12 +28,13 @@ def input_max_for_scale(input_scale: float, spec: FixedPointSpec = SPEC, input_r
 def _real_inputs(x_float: Any) -> np.ndarray:
     x = np.asarray(x_float)
     if x.dtype.kind not in "biuf":
-        raise ValueError(f"inputs must be real numbers, got dtype {x.dtype}")
+        raise InvalidInputError(f"inputs must be real numbers, got dtype {x.dtype}")
+    check_memory(2 * x.size * np.dtype(np.float64).itemsize, f"quantizing inputs of shape {x.shape}")  # + int64
     x = x.astype(np.float64)
     if x.size and not np.all(np.isfinite(x)):
-        raise ValueError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
+        raise InvalidInputError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
     if x.size and x.min() < 0:
-        raise ValueError(f"inputs must be >= 0 (the fixed-point input is unsigned, docs/fixed-point.md §5.3), "
+        raise RangeError(f"inputs must be >= 0 (the fixed-point input is unsigned, docs/fixed-point.md §5.3), "
                          f"got a minimum of {x.min()}")
     return x
 
@@ -45,7 +48,7 @@ def quantize_inputs(fx_net: FixedPointNetwork, x_float: Any) -> np.ndarray:
     x = _real_inputs(x_float)
     if fx_net.input_scale is None:
         if x.size and (np.any(x != np.round(x)) or x.max() > fx_net.input_max):
-            raise ValueError(f"this network takes integer inputs in [0, {fx_net.input_max}] (it has no input "
+            raise RangeError(f"this network takes integer inputs in [0, {fx_net.input_max}] (it has no input "
                              f"scale); got values in [{x.min()}, {x.max()}], not all integers or too large")
         return x.astype(np.int64)
     return np.clip(round_half_away(x * fx_net.input_scale), 0, fx_net.input_max)

@@ -38,6 +38,7 @@ from .backends import (
     silent_layer_warnings,
 )
 from .compiler import graph_input_shape, read_graph
+from .input_checks import check_input_values, check_labels, network_classes, network_input_range
 from .network import FixedPointNetwork
 
 __all__ = ["PARITY_MEMORY", "ParityReport", "SpikeMatch", "check_parity", "float_fixed_agreement", "parity_batch_size",
@@ -344,11 +345,8 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
     fx_net, graph, x = _model_and_inputs(model, inputs, profile, dt, time_steps, {
         "input_scale": input_scale, "weight_bits": weight_bits, "scaling": scaling, "calibration": calibration,
         "input_range": input_range, "bias_correction": None if bias_correction else False})  # None: the default
-    truth = None
-    if labels is not None:
-        truth = np.asarray(labels).reshape(-1)
-        if truth.shape != (x.shape[1],):
-            raise ValueError(f"labels have shape {np.shape(labels)}; expected ({x.shape[1]},), one per sample")
+    check_input_values(x, "inputs", network_input_range(fx_net), exact=False)  # beyond saturation: another scale
+    truth = None if labels is None else check_labels(labels, "given", int(x.shape[1]), network_classes(fx_net))
     samples = int(x.shape[1])
     size = batch_size or parity_batch_size(fx_net, int(x.shape[0]), len(names))
     totals = _Totals(seconds=dict.fromkeys(names, 0.0))

@@ -18,9 +18,13 @@ The fused path (its arithmetic and its bounds) is ``hardware/fused.py``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..errors import InvalidInputError, RangeError
 from .fused import FusedLayer, LayerWork, allocate_outputs, block_samples, fused_plans, prepare_fused, run_fused
+from .limits import check_memory, simulation_bytes
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC, FixedPointSpec
 from .step_functions import (
@@ -77,15 +81,20 @@ def latency(fx_net: FixedPointNetwork) -> int:
     return fx_net.latency
 
 
-def _checked_inputs(fx_net: FixedPointNetwork, inputs: np.ndarray, spec: FixedPointSpec) -> np.ndarray:
+def _checked_inputs(fx_net: FixedPointNetwork, inputs: np.ndarray, spec: FixedPointSpec,
+                    record: bool) -> np.ndarray:
     inputs = np.asarray(inputs)
     if inputs.dtype.kind not in "iub":
-        raise ValueError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md §5.3), got "
-                         f"dtype {inputs.dtype}; quantize float inputs first")
+        raise InvalidInputError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md §5.3), got "
+                                f"dtype {inputs.dtype}; quantize float inputs first")
     if inputs.ndim != 2 + len(fx_net.input_shape) or tuple(inputs.shape[2:]) != fx_net.input_shape:
-        raise ValueError(f"inputs must have shape (T, batch, *{fx_net.input_shape}), got {inputs.shape}")
+        raise InvalidInputError(f"inputs must have shape (T, batch, *{fx_net.input_shape}), got {inputs.shape}")
+    steps, batch = inputs.shape[:2]
+    check_memory(simulation_bytes(steps, batch, math.prod(fx_net.input_shape),
+                                  [layer.num_neurons for layer in fx_net.layers], record),
+                 f"simulating {steps} time steps of {batch} samples")
     if inputs.size and (inputs.min() < 0 or inputs.max() > spec.input_max):
-        raise ValueError(f"inputs must lie in [0, {spec.input_max}] (docs/fixed-point.md §5.3), got values in "
+        raise RangeError(f"inputs must lie in [0, {spec.input_max}] (docs/fixed-point.md §5.3), got values in "
                          f"[{inputs.min()}, {inputs.max()}]")
     return inputs
 
@@ -94,7 +103,7 @@ def simulate_stepwise(fx_net: FixedPointNetwork, inputs: np.ndarray, record: boo
     """:func:`simulate` as the plain loop over steps and layers (docs/fixed-point.md §5.1) that calls the
     ``*_int`` step functions: the reference the fused path of :func:`simulate` is tested against."""
     spec = SPEC
-    inputs = _checked_inputs(fx_net, inputs, spec).astype(np.int64)
+    inputs = _checked_inputs(fx_net, inputs, spec, record).astype(np.int64)
     steps, batch = inputs.shape[:2]
     layers = fx_net.layers
     input_bounds = [spec.input_max] + [1] * (len(layers) - 1)
@@ -158,7 +167,7 @@ class Simulator:
         """Same contract as :func:`simulate`: the batch runs in blocks of :func:`~.fused.block_samples`
         samples into the arrays of the whole result."""
         spec = SPEC
-        inputs = _checked_inputs(self.fx_net, inputs, spec)
+        inputs = _checked_inputs(self.fx_net, inputs, spec, record)
         steps, batch = inputs.shape[:2]
         plans = self._prepare(steps, spec) if steps and batch else None
         if plans is None:

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InvalidInputError, RangeError
+from .limits import check_memory, simulation_bytes
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC
 from .torch_kernels import (
@@ -66,18 +68,28 @@ class TorchReference:
         largest = max(1, BLOCK_NEURONS.get(self.device.type, BLOCK_NEURONS["cuda"]) // widest)
         return -(-batch // -(-batch // largest)) if batch else 1
 
-    def _inputs(self, inputs: np.ndarray | Tensor) -> Tensor:
+    def _inputs(self, inputs: np.ndarray | Tensor, record: bool) -> Tensor:
         spec = SPEC
-        tensor = torch.as_tensor(inputs)
+        if isinstance(inputs, np.ndarray) and inputs.dtype.kind not in "biu":
+            raise InvalidInputError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md "
+                                    f"§5.3), got dtype {inputs.dtype}; quantize float inputs first")
+        try:
+            tensor = torch.as_tensor(inputs)
+        except (TypeError, ValueError, RuntimeError) as error:  # ragged lists, strings, objects
+            raise InvalidInputError(f"inputs must be an integer array (T, batch, *input_shape): {error}") from error
         if tensor.dtype.is_floating_point or tensor.dtype.is_complex:
-            raise ValueError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md §5.3), "
-                             f"got dtype {tensor.dtype}; quantize float inputs first")
+            raise InvalidInputError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md §5.3), "
+                                    f"got dtype {tensor.dtype}; quantize float inputs first")
         expected = self.fx_net.input_shape
         if tensor.dim() != 2 + len(expected) or tuple(tensor.shape[2:]) != expected:
-            raise ValueError(f"inputs must have shape (T, batch, *{expected}), got {tuple(tensor.shape)}")
+            raise InvalidInputError(f"inputs must have shape (T, batch, *{expected}), got {tuple(tensor.shape)}")
+        steps, batch = int(tensor.shape[0]), int(tensor.shape[1])
+        check_memory(simulation_bytes(steps, batch, math.prod(expected),
+                                      [layer.num_neurons for layer in self.fx_net.layers], record),
+                     f"the torch reference on {steps} time steps of {batch} samples")
         tensor = tensor.to(device=self.device, dtype=torch.int64)
         if tensor.numel() and (tensor.min().item() < 0 or tensor.max().item() > spec.input_max):
-            raise ValueError(f"inputs must lie in [0, {spec.input_max}] (docs/fixed-point.md §5.3)")
+            raise RangeError(f"inputs must lie in [0, {spec.input_max}] (docs/fixed-point.md §5.3)")
         return tensor
 
     @torch.no_grad()
@@ -85,7 +97,7 @@ class TorchReference:
         """Same contract as ``hardware.simulator.simulate``: exactly T steps; NumPy arrays on return. The batch
         runs in blocks of samples (:meth:`_block_samples`), each layer of a block over all T steps before the
         next layer (:meth:`_run_block`)."""
-        x_all = self._inputs(inputs)
+        x_all = self._inputs(inputs, record)
         steps, batch = int(x_all.shape[0]), int(x_all.shape[1])
         device = self.device
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from ..hardware.backends import (
     silent_layer_warnings,
 )
 from ..hardware.compiler import graph_input_shape
+from ..hardware.input_checks import DEFAULT_INPUT_RANGE, check_input_values, check_labels, network_input_range
 from ..model_files import Model, load_model
 
 
@@ -51,13 +53,17 @@ def run_command(args: argparse.Namespace) -> int:
                              "torch or lava")
         check_network_model(args, model)
     shape = _input_shape(model, float_backend, args.dt)
-    x = prepare_inputs(load_array(args.inputs, "inputs"), shape, args.time_steps)
+    given = load_array(args.inputs, "inputs")
+    what = f"inputs {args.inputs}"
+    x = prepare_inputs(given, shape, args.time_steps)
     labels = None if args.labels is None else load_labels(args.labels, int(x.shape[1]))
     messages: list[str] = []
     fx_net = None
     if float_backend:
-        if compile_options_given(args):
-            raise ValueError(f"{', '.join(compile_options_given(args))} apply to fixed-point backends only")
+        fixed_only = [flag for flag in compile_options_given(args) if flag != "--input-range"]
+        if fixed_only:
+            raise ValueError(f"{', '.join(fixed_only)} apply to fixed-point backends only")
+        check_input_values(given, what, args.input_range or DEFAULT_INPUT_RANGE, exact=True)
         result = run_float(model.graph, args.backend, x, dt=args.dt, record=args.record == "all")
     else:
         fx_net = model.network
@@ -65,9 +71,12 @@ def run_command(args: argparse.Namespace) -> int:
             calibration = calibration_inputs(args, shape, int(x.shape[0]))
             effective_scaling(args, calibration)
             fx_net = compile_model(args, model, int(x.shape[0]), calibration)
+        check_input_values(given, what, network_input_range(fx_net), exact=False)
         result = run_fixed(fx_net, args.backend, x, record=args.record == "all")
         clip = input_clip_warning(fx_net, x, result.input_clipped)
         messages += [clip] if clip else []
+    if labels is not None:  # the class count is the output's size
+        check_labels(labels, args.labels, len(labels), math.prod(result.output.shape[2:]))
     messages = silent_layer_warnings(result, fx_net) + messages
     path = save_run(result, args.out)
     record: dict[str, Any] = {
