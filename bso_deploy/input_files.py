@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import BsoDeployError, InvalidFileError, MissingFileError
 from .hardware.input_checks import REAL_KINDS
-from .hardware.limits import check_memory
+from .limits import check_memory
 
 __all__ = ["read_array"]
 

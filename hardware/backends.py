@@ -34,8 +34,8 @@ from bso_deploy.export.nir import from_nir
 from bso_deploy.io import atomic_write
 from bso_deploy.options import SCALINGS  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
 
+from ..limits import check_memory, float_input_bytes
 from .compiler import compile_nir, graph_input_shape, read_graph
-from .limits import check_memory, float_input_bytes
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult, append_zero_steps
 from .quantize import clipped_inputs, quantize_inputs
 from .simulator import simulate

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, RangeError
-from .limits import check_memory
+from ..limits import check_memory
 from .network import FixedPointNetwork
 from .rounding import round_half_away
 from .spec import SPEC, FixedPointSpec

@@ -23,8 +23,8 @@ import math
 import numpy as np
 
 from ..errors import InvalidInputError, RangeError
+from ..limits import check_memory, simulation_bytes
 from .fused import FusedLayer, LayerWork, allocate_outputs, block_samples, fused_plans, prepare_fused, run_fused
-from .limits import check_memory, simulation_bytes
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC, FixedPointSpec
 from .step_functions import (

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidInputError, RangeError
-from .limits import check_memory, simulation_bytes
+from ..limits import check_memory, simulation_bytes
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC
 from .torch_kernels import (

@@ -1,4 +1,5 @@
-"""Bounded work: the memory budget that runs and file reads are checked against before they allocate.
+"""Bounded work: the memory budget that runs and file reads are checked against before they allocate (L0:
+the hardware layer, training and the command line share it).
 
 The budget is ``BSO_DEPLOY_MEMORY_LIMIT`` bytes when that environment variable is set (an integer, or a number
 with a K, M, G or T suffix, powers of 1024: ``512M``, ``16G``), else :data:`DEFAULT_MEMORY_LIMIT` (8 GiB).
@@ -19,7 +20,7 @@ import math
 import os
 from collections.abc import Iterable
 
-from ..errors import InvalidInputError, ResourceLimitError
+from .errors import InvalidInputError, ResourceLimitError
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "MEMORY_LIMIT_VARIABLE", "check_memory", "float_input_bytes", "memory_limit",
            "simulation_bytes"]
