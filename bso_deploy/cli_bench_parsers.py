@@ -69,9 +69,12 @@ def _add_sim(kinds) -> None:
 
 
 def _add_learn(kinds) -> None:
-    learn = kinds.add_parser("learn", help="learning steps per second: simulator, torch reference, Lava process",
+    learn = kinds.add_parser("learn", help="learning steps per second: simulator, torch reference, Lava process; "
+                             "the on-chip adaptation scenarios x learner configurations",
                              description="Times the on-chip learning rule on a stream of digits samples on each "
-                                         "backend; writes OUT/learn.json and OUT/learn.png.")
+                                         "backend, then runs the adaptation scenario table (docs/onchip-learning.md "
+                                         "§19) and checks issue 14's targets; writes OUT/learn.json and "
+                                         "OUT/learn.png.")
     add_choice_list(learn, "--backends", LEARNER_NAMES, "learner backend", default=",".join(LEARNER_NAMES),
                     help="backends to time")
     learn.add_argument("--samples", type=int, default=200, help="samples of the learning stream (default "
@@ -82,6 +85,15 @@ def _add_learn(kinds) -> None:
                help="learning rule (default %(default)s)")
     learn.add_argument("--seed", type=int, default=0, help="seed of the stream and weights (default %(default)s)")
     learn.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
+    learn.add_argument("--scenarios", default=None,
+                       help="comma-separated scenarios of the table (digits/invert, digits/rotate, digits/contrast, "
+                            "digits/class-incremental, fashion-mnist/invert, fashion-mnist/class-incremental; "
+                            "default: all; '' skips the table)")
+    learn.add_argument("--learners", default=None,
+                       help="comma-separated learner configurations (P1, P1+bias, P1+bias+theta3 ... as "
+                            "bso_deploy/bench/learn_table.py names them; default P1,P1+bias,P8+theta3,P8+bias+theta3)")
+    learn.add_argument("--table-samples", type=int, default=1000,
+                       help="stream samples of each scenario row (default %(default)s)")
     learn.add_argument("--out", default="bench", help="output directory (default %(default)s)")
     learn.add_argument("--no-progress", action="store_true", help="no progress bars")
 

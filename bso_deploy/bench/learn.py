@@ -9,9 +9,12 @@ on-chip error (docs/onchip-learning.md §5). The stream is the digits images (sc
 is built, warmed up on ``warmup`` samples (Lava compiles its network then), and timed on ``samples``
 samples. Before the table, the backends' flip events, predictions and final states are checked identical.
 
-Records (``bench/learn.json``): backend, samples, time_steps, steps_per_sample, seconds, samples_per_second,
-steps_per_second (network steps: T + latency per sample), learning_steps_per_second (T per sample: the steps
-in which the readout learns), learning_synapses, variant, network; the table ends with sim / lava.
+Records (``bench/learn.json``: ``records``): backend, samples, time_steps, steps_per_sample, seconds,
+samples_per_second, steps_per_second (network steps: T + latency per sample), learning_steps_per_second (T per
+sample: the steps in which the readout learns), learning_synapses, variant, network; the table ends with sim /
+lava. Then, in the same run, the scenario table (:mod:`.learn_table`: ``table``, one row per scenario x learner
+of the adaptation experiment, ``table_samples`` stream samples) and issue 14's ``targets`` (value, threshold,
+met), the speed target among them; learn.png shows the speeds and the accuracy along each stream.
 """
 
 from __future__ import annotations
@@ -29,9 +32,18 @@ from bso_deploy.hardware.learning_rule import LearningRule
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 
 from ..data import load_digits_arrays
+from ..experiments.learn_report import jsonable
 from ..io import atomic_write_json
 from ..options import LEARNER_NAMES as BACKENDS
-from ..plots import pyplot, save_figure
+from .learn_table import (
+    DEFAULT_LEARNERS,
+    DEFAULT_SCENARIOS,
+    adaptation_configs,
+    format_scenario_table,
+    learn_targets,
+    plot_stream,
+    run_learn_table,
+)
 
 __all__ = ["LearnBenchConfig", "build_learn_bench", "format_learn_table", "run_learn_bench"]
 
@@ -49,13 +61,23 @@ class LearnBenchConfig:
     seed: int = 0
     threads: int = 1
     out_dir: str = "bench"
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS  # of learn_table.SCENARIOS; () skips the scenario table
+    learners: tuple[str, ...] = DEFAULT_LEARNERS  # of learn_table.LEARNERS
+    table_samples: int = 1000
+    adaptation: dict = field(default_factory=dict)  # AdaptationConfig fields over every row's (e.g. a tiny net)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scenarios", tuple(self.scenarios))
+        object.__setattr__(self, "learners", tuple(self.learners))
+        if self.scenarios and not self.learners:
+            raise ValueError("learners must name at least one learner configuration for the scenario table")
+        for scenario in self.scenarios:  # unknown names and bad fields fail before any run
+            adaptation_configs(scenario, self.learners, max(1, self.table_samples), self.adaptation)
         backends = tuple(self.backends)
         if not backends or any(backend not in BACKENDS for backend in backends) or len(set(backends)) != len(backends):
             raise ValueError(f"backends must be distinct names among {', '.join(BACKENDS)}, got {self.backends!r}")
         object.__setattr__(self, "backends", backends)
-        for name in ("samples", "warmup", "time_steps", "hidden", "threads"):
+        for name in ("samples", "warmup", "time_steps", "hidden", "threads", "table_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -92,8 +114,9 @@ def _learner(backend: str, fx_net, rule):
     return get_learner(backend)(fx_net, rule, layer=-1)
 
 
-def run_learn_bench(config: LearnBenchConfig, progress: bool = True) -> list[dict]:
-    """Time every backend on the same stream, check they agree, print the table, write learn.json / learn.png."""
+def run_learn_bench(config: LearnBenchConfig, progress: bool = True) -> dict:
+    """Time every backend on the same stream, check they agree, run the scenario table, print both, write
+    learn.json ({"records", "table", "targets"}) and learn.png; returns what learn.json holds."""
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -125,11 +148,16 @@ def run_learn_bench(config: LearnBenchConfig, progress: bool = True) -> list[dic
         check_identical(outcomes)
     finally:
         torch.set_num_threads(previous_threads)
-    out = Path(config.out_dir)
-    atomic_write_json(out / "learn.json", records)
-    plot_learn_bench(records, out / "learn.png")
     print(format_learn_table(records))
-    return records
+    table = run_learn_table(config.scenarios, config.learners, config.table_samples, config.adaptation,
+                            progress=progress) if config.scenarios else []
+    speed = {r["backend"]: r["learning_steps_per_second"] for r in records}
+    data = {"records": records, "table": table, "targets": learn_targets(table, speed)}
+    out = Path(config.out_dir)
+    atomic_write_json(out / "learn.json", jsonable(data))
+    plot_stream(table, records, out / "learn.png")
+    print(format_scenario_table(table, data["targets"]))
+    return jsonable(data)
 
 
 def check_identical(outcomes: dict) -> None:
@@ -159,12 +187,3 @@ def format_learn_table(records: list[dict]) -> str:
             if other in by:
                 lines.append(f"{other} / lava: {by[other] / by['lava']:.1f}x learning steps per second")
     return "\n".join(lines)
-
-
-def plot_learn_bench(records: list[dict], path: Path) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.bar([r["backend"] for r in records], [r["learning_steps_per_second"] for r in records], color="tab:blue")
-    ax.set_yscale("log")
-    ax.set(ylabel="learning steps per second", title=f"{records[0]['network']}, T = {records[0]['time_steps']}")
-    save_figure(fig, path)

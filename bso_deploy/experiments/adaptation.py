@@ -119,6 +119,8 @@ def fixed_predictions(fx_net: Any, x_int: np.ndarray, time_steps: int, populatio
     the latency (docs/fixed-point.md §5.2): argmax of the readout's v at the last step, summed over each
     class's ``population`` neurons (a population readout, docs/onchip-learning.md §14)."""
     output = simulate(fx_net, append_zero_steps(_steps(x_int, time_steps), fx_net.latency)).output[-1]
+    if output.shape[-1] % population:
+        raise ValueError(f"a readout of {output.shape[-1]} neurons has no {population} neurons per class")
     return np.argmax(output.reshape(len(output), -1, population).sum(axis=-1), axis=-1)
 
 
@@ -128,9 +130,11 @@ def fixed_accuracy(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, time_step
     return float(np.mean(fixed_predictions(fx_net, x_int, time_steps, population) == labels))
 
 
-def _checkpoint(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, config: AdaptationConfig) -> dict[str, float]:
-    """A curve point's fixed-point accuracies: ``accuracy`` and, class-incremental, the new and old classes'."""
-    predictions = fixed_predictions(fx_net, x_int, config.time_steps, config.population)
+def _checkpoint(fx_net: Any, x_int: np.ndarray, labels: np.ndarray, config: AdaptationConfig,
+                population: int) -> dict[str, float]:
+    """A curve point's fixed-point accuracies of ``fx_net`` (a readout of ``population`` neurons per class):
+    ``accuracy`` and, class-incremental, the new and old classes'."""
+    predictions = fixed_predictions(fx_net, x_int, config.time_steps, population)
     return {"accuracy": float(np.mean(predictions == labels)),
             **class_accuracies(predictions, labels, config.pretrain_classes)}
 
@@ -262,7 +266,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
     test_int = quantize_inputs(fx_net, shifted_test)
     T = config.time_steps
     accuracy_unshifted = fixed_accuracy(fx_net, quantize_inputs(fx_net, test_x), test_y, T)
-    before = _checkpoint(fx_net, test_int, test_y, config)
+    before = _checkpoint(fx_net, test_int, test_y, config, population=1)  # the deployed readout
     accuracy_before = before["accuracy"]
     float_before = float_accuracy(model, shifted_test, test_y, T)
 
@@ -311,7 +315,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
             seconds["float_learning"] += time.perf_counter() - tock
             stream_correct += int(np.sum(record.predictions == train_y[order][chunk]))
             curve.append({"samples": int(chunk[-1] + 1), "stream_accuracy": stream_correct / int(chunk[-1] + 1),
-                          **_checkpoint(learner.network(), test_int, test_y, config),
+                          **_checkpoint(learner.network(), test_int, test_y, config, config.population),
                           "float_accuracy": float_accuracy(float_model, shifted_test, test_y, T)})
             bar.update(len(chunk))
         bar.close()

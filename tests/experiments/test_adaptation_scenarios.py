@@ -90,3 +90,5 @@ def test_class_incremental_runs_identically_on_sim_and_torch(pretrained, monkeyp
         assert on_torch.to_dict()[key] == sim[key], key
     plain = run_adaptation(AdaptationConfig(**{**TINY, "pretrain_classes": 0}), progress=False).to_dict()
     assert plain["new_class_accuracy_after"] is None and plain["scenario"] == "none"
+    # before the stream the population readout predicts as the deployed one (members equal, §14)
+    assert sim["accuracy_before"] == plain["accuracy_before"] == sim["curve"][0]["accuracy"]
