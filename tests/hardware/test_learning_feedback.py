@@ -20,6 +20,7 @@ from bso_deploy.hardware.learning_feedback import (
 )
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.torch_learning import TorchLearner, torch_feedback_error, torch_feedback_matrix
+from test_torch_learning import assert_records_equal
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 MASK = (1 << 32) - 1
@@ -103,17 +104,6 @@ def random_rule(rng: np.random.Generator) -> LearningRule:
         second_moment_product_shift=int(rng.integers(0, 6)), t_epoch=int(rng.integers(1, 3)),
         bias_bits=bias_bits, bias_shift=int(rng.integers(0, max(1, bias_bits))),
         feedback="random", feedback_seed=int(rng.integers(0, MASK)), feedback_shift=int(rng.integers(0, 3)))
-
-
-def assert_records_equal(a, b) -> None:
-    assert set(a.steps) == set(b.steps)
-    for name in a.steps:
-        np.testing.assert_array_equal(a.steps[name], b.steps[name], err_msg=name)
-    np.testing.assert_array_equal(a.predictions, b.predictions)
-    np.testing.assert_array_equal(a.flip_events, b.flip_events)
-    for name in ("weight", "momentum", "trace", "second_moment", "bias"):
-        np.testing.assert_array_equal(getattr(a.state, name), getattr(b.state, name), err_msg=name)
-    assert a.state.counter == b.state.counter
 
 
 @pytest.mark.parametrize("seed", range(16))
