@@ -6,7 +6,7 @@ The whole network runs in Lava's runtime (``Loihi2SimCfg(select_tag="fixed_pt")`
       -> LearningSynapse -> LearningNeuron -> [synapse -> BsoNeuron] per layer after it
     LearningNeuron.v_out -> LearningSynapse.post_in           (v before reset: the postsynaptic factor)
     LearningNeuron.current_out -> ReadoutError <- Injector (labels)      (output layer: on-chip error)
-    output BsoNeuron.probe_out -> FeedbackError <- Injector (labels)     (hidden layer, feedback="random", §18)
+    output BsoNeuron.probe_out -> FeedbackError <- Injector (labels)     (hidden layer, onchip-learning.md §18)
     ReadoutError.error_out (FeedbackError's, or an Injector of host errors) -> LearningSynapse.error_in
 
 Frozen layers are bso_deploy.hardware.lava.processes' BinarySynapse / FullPrecisionSynapse / BsoNeuron; the
