@@ -177,6 +177,7 @@ LEARN_NUMBERS = (
      "1 to 64)"),
     ("bias_shift", int, 6, "with --learn-bias: the float bias moves by 2**-BIAS_SHIFT per float error unit and "
      "step (docs/onchip-learning.md §15)"),
+    ("hidden_threshold", float, 1.0, "with --feedback-alignment: the hidden layer's float flip threshold"),
     ("pretrain_classes", int, 0, "class-incremental scenario: offline pretraining on the classes 0 .. N-1 only, "
      "the chip learns the others from the stream (0: pretrain on all; docs/onchip-learning.md §18)"),
 )
@@ -206,6 +207,10 @@ def add_learn_parser(subparsers) -> None:
     parser.add_argument("--learn-bias", action="store_true",
                         help="the readout's integer biases learn too, from the same error (docs/onchip-learning.md "
                              "§15; default: off)")
+    parser.add_argument("--feedback-alignment", action="store_true",
+                        help="the last hidden layer learns on chip too, from the output error through a fixed random "
+                             "binary matrix (needs two hidden sizes, e.g. --hidden 256,256; docs/onchip-learning.md "
+                             "§18; default: off)")
     parser.add_argument("--out", default="runs/learn", help="output directory (learn.json, learn.png)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -213,6 +218,7 @@ def add_learn_parser(subparsers) -> None:
 
 def learn_config_values(args: argparse.Namespace) -> dict:
     """The AdaptationConfig keyword arguments of parsed ``bso-deploy learn`` arguments."""
-    names = ["dataset", "data_root", "shift", "variant", "backend", "rounding", "learn_bias"]
+    names = ["dataset", "data_root", "shift", "variant", "backend", "rounding", "learn_bias",
+             "feedback_alignment"]
     names += [name for name, *_ in LEARN_NUMBERS]
     return {name: getattr(args, name) for name in names}

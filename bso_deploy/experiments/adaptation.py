@@ -53,6 +53,7 @@ from ..models import build_mlp
 from ..optim import BSO, TBSO
 from ..training import make_optimizers, train_epoch
 from .adaptation_config import DATASETS, SHIFTS, AdaptationConfig, AdaptationResult
+from .adaptation_hidden import FeedbackAlignmentLearner, hidden_rule
 from .adaptation_reference import (
     float_rule_reference,
     learning_fields,
@@ -280,7 +281,11 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
         rounding=config.rounding, t_epoch=config.t_epoch, seed=config.seed,
         **learning_fields(config, fx_net, error_shift))
     float_target = error_target / error_scale  # the float margin the integer one represents exactly
-    learner = make_learner(learning_network(fx_net, config, error_shift), rule, layer=-1)
+    if config.feedback_alignment:  # the last hidden layer learns too (§18), chunk by chunk with the readout
+        learner = FeedbackAlignmentLearner(make_learner, learning_network(fx_net, config, error_shift), rule,
+                                           hidden_rule(rule, fx_net, config, error_scale))
+    else:
+        learner = make_learner(learning_network(fx_net, config, error_shift), rule, layer=-1)
     float_model = copy.deepcopy(model)
     window = learning_window(len(fx_net.layers) - 1, rule)
     float_learner = _FloatLearner(float_model, config, float_target, window.start)
@@ -348,7 +353,9 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
                  "end_to_end_sign_agreement": float(np.mean(float_signs == learned)),
                  "rule_float_flips": len(rule_all),
                  # the float rule is one neuron per class without a bias: its flips are comparable for P = 1 only
-                 "float_rule_comparable": config.population == 1 and not config.learn_bias,
+                 "float_rule_comparable": config.population == 1 and not config.learn_bias
+                 and not config.feedback_alignment,
+                 "hidden_flips": getattr(learner, "hidden_flips", 0),
                  "float_rule_offline_accuracy": float_rule_reference(  # §16: the float rule, REFERENCE_PASSES passes
                      _FloatLearner(copy.deepcopy(model), config, float_target, window.start), shifted_train[order],
                      train_y[order], stream_spikes, test_counts, test_y)},

@@ -38,6 +38,13 @@ def _check_learning_capacity(config: Any) -> None:
                          f"{config.population}")
     if not isinstance(config.learn_bias, bool):
         raise ValueError(f"AdaptationConfig.learn_bias must be True or False, got {config.learn_bias!r}")
+    if not isinstance(config.feedback_alignment, bool):
+        raise ValueError("AdaptationConfig.feedback_alignment must be True or False, got "
+                         f"{config.feedback_alignment!r}")
+    if config.feedback_alignment and (config.population != 1 or len(config.hidden) < 2):
+        raise ValueError("AdaptationConfig.feedback_alignment trains the last hidden layer (binary: give two hidden "
+                         f"sizes, e.g. 256,256) next to a readout of one neuron per class; got hidden {config.hidden} "
+                         f"and population {config.population}")
     if config.bias_shift > MAX_BIAS_BITS - 14:
         raise ValueError(f"AdaptationConfig.bias_shift must be at most {MAX_BIAS_BITS - 14} (the bias register "
                          f"holds 13 + bias_shift <= {MAX_BIAS_BITS} bits), got {config.bias_shift}")
@@ -66,7 +73,8 @@ class AdaptationConfig:
     outputs summed (docs/onchip-learning.md §14; 1: one per class). learn_bias: the readout's biases learn
     too (§15), by 2**-bias_shift float units per float error unit and step. pretrain_classes: 0, or K > 0 for
     the class-incremental scenario (§18): offline pretraining on the classes 0 .. K-1 only, the chip learns the
-    others from the stream (of all classes).
+    others from the stream (of all classes). feedback_alignment: the last hidden layer (binary: two hidden sizes)
+    learns on chip too, by feedback alignment (§18), with the float threshold hidden_threshold (§19).
     """
 
     dataset: str = "digits"
@@ -94,6 +102,8 @@ class AdaptationConfig:
     learn_bias: bool = False
     bias_shift: int = 6
     pretrain_classes: int = 0
+    feedback_alignment: bool = False
+    hidden_threshold: float = 1.0
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
@@ -111,7 +121,6 @@ class AdaptationConfig:
                           ("curve_points", 1), ("population", 1), ("bias_shift", 0),
                           ("pretrain_classes", 0)):
             _check_int(name, getattr(self, name), low)
-        _check_learning_capacity(self)
         try:
             hidden = tuple(self.hidden)
         except TypeError:
@@ -123,6 +132,8 @@ class AdaptationConfig:
         _check_float("variance_decay", self.variance_decay, 0.0, 1.0)
         _check_float("threshold", self.threshold, 0.0, math.inf)
         _check_float("error_target", self.error_target, 1e-9, math.inf)
+        _check_float("hidden_threshold", self.hidden_threshold, 0.0, math.inf)
+        _check_learning_capacity(self)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
