@@ -23,7 +23,9 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,27 +36,19 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ._version import __version__
+from .checkpoint_checks import DATASET_SHAPES, CheckpointError, check_document, model_shape
 from .config import TrainConfig
 from .io import atomic_write_bytes
 from .layers import BINARY_LAYER_TYPES
 from .network import SpikingNetwork
 from .training import build_network
 
+__all__ = ["DATASET_SHAPES", "FORMAT", "FORMAT_VERSION", "CheckpointError", "TrainedModel", "binary_weight_names",
+           "checkpoint_config", "load_checkpoint", "load_model_payload", "load_trained_model", "model_payload",
+           "model_shape", "pack_signs", "save_checkpoint", "unpack_signs"]
+
 FORMAT = "bso-deploy-checkpoint"
 FORMAT_VERSION = 1
-# Per-sample input shape and class count of each data set, for checkpoints that do not record them.
-DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
-    "digits": ((64,), 10),
-    "mnist": ((1, 28, 28), 10),
-    "fashion-mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing pieces, corrupt, or of another format."""
-
-
 def pack_signs(weight: Tensor) -> Tensor:
     """Pack a +-1 tensor into uint8 bytes, 1 bit per weight (bit 1 = +1), in row-major order."""
     flat = weight.detach().cpu().reshape(-1)
@@ -105,7 +99,10 @@ def load_model_payload(model: nn.Module, payload: dict[str, Any]) -> None:
         if tuple(value.shape) != tuple(state[name].shape):
             raise CheckpointError(f"{name}: checkpoint shape {tuple(value.shape)} != model shape "
                                   f"{tuple(state[name].shape)}")
-    model.load_state_dict(restored)
+    try:
+        model.load_state_dict(restored)
+    except (RuntimeError, TypeError) as error:  # e.g. a tensor of a dtype that cannot be copied into the parameter
+        raise CheckpointError(f"checkpoint weights do not load into the model: {str(error).splitlines()[0]}") from error
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -124,7 +121,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                                 "(it writes DIR/checkpoint.pt)")
     try:
         document = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError, KeyError,
+            TypeError, IndexError, AttributeError, UnicodeError, struct.error, zlib.error) as error:  # damaged bytes
         raise CheckpointError(f"{path} is not a readable bso-deploy checkpoint (truncated or corrupt?): "
                               f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -136,23 +134,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     absent = [key for key in required if key not in document]
     if absent:
         raise CheckpointError(f"{path} lacks the entries {absent}")
+    check_document(document, path)
     return document
 
 
 def checkpoint_config(document: dict[str, Any]) -> TrainConfig:
-    """The :class:`TrainConfig` a checkpoint (read by :func:`load_checkpoint`) was trained with."""
+    """The :class:`TrainConfig` a checkpoint (read by :func:`load_checkpoint`, which checked it) was trained with."""
     return TrainConfig.from_dict(document["config"])
-
-
-def model_shape(document: dict[str, Any], config: TrainConfig) -> tuple[tuple[int, ...], int]:
-    """(input_shape, num_classes): from the checkpoint's ``model_info`` when present, else the data set."""
-    info = document.get("model_info")
-    if isinstance(info, dict) and "input_shape" in info and "num_classes" in info:
-        return tuple(int(size) for size in info["input_shape"]), int(info["num_classes"])
-    if config.dataset not in DATASET_SHAPES:
-        raise ValueError(f"the checkpoint's data set {config.dataset!r} has no known input shape; known: "
-                         f"{', '.join(DATASET_SHAPES)}")
-    return DATASET_SHAPES[config.dataset]
 
 
 @dataclass(frozen=True)
@@ -170,7 +158,7 @@ def load_trained_model(path: str | os.PathLike) -> TrainedModel:
     """Read a checkpoint (:func:`load_checkpoint`) and rebuild its model, weights loaded, in eval mode."""
     document = load_checkpoint(path)
     config = checkpoint_config(document)
-    input_shape, num_classes = model_shape(document, config)
+    input_shape, num_classes = model_shape(document, config, path)
     model = build_network(config, input_shape, num_classes)
     load_model_payload(model, document)
     model.eval()

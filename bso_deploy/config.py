@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
+from .errors import InvalidInputError
 from .neuron import LIFParameters
 from .options import (
     BATCHNORM_STATISTICS,
@@ -32,6 +36,38 @@ DEFAULT_THRESHOLDS = {"tbso": 5e-7, "bso": 1e-7, "bop": 1e-8, "bptt-ste": 0.0}  
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# The type each annotation of TrainConfig stands for, checked before any other validation so that a config read
+# from a file (a checkpoint) fails with a one-line error naming the field, never deep inside training.
+_FIELD_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "str": ("a string", lambda value: isinstance(value, str)),
+    "str | None": ("a string or None", lambda value: value is None or isinstance(value, str)),
+    "int": ("an integer", lambda value: isinstance(value, int) and not isinstance(value, bool)),
+    "float": ("a finite number", _is_number),
+    "float | None": ("a finite number or None", lambda value: value is None or _is_number(value)),
+    "bool": ("True or False", lambda value: isinstance(value, bool)),
+    "tuple[int, ...]": ("a sequence of integers >= 1", lambda value: isinstance(value, tuple) and all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in value)),
+}
+
+
+# Integer fields whose bound the error names along with the type (the bounds are checked in __post_init__).
+_INTEGER_BOUNDS = {"time_steps": " >= 1", "epochs": " >= 1", "batch_size": " >= 1", "hardware_aware_epochs": " >= 1",
+                   "fixed_point_samples": " >= 0 (0: no fixed-point evaluation)"}
+
+
+def _check_field_types(config: TrainConfig) -> None:
+    for item in fields(config):
+        value = getattr(config, item.name)
+        description, check = _FIELD_CHECKS[str(item.type)]
+        if not check(value):
+            raise InvalidInputError(f"{item.name} must be {description}{_INTEGER_BOUNDS.get(item.name, '')}, "
+                                    f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,9 @@ class TrainConfig:
     fixed_point_samples: int = 10000
 
     def __post_init__(self) -> None:
+        if isinstance(self.hidden, list):  # from JSON or a checkpoint
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+        _check_field_types(self)
         _choice("dataset", self.dataset, DATASET_NAMES)
         _choice("method", self.method, METHODS)
         _choice("model", self.model, MODELS)
@@ -91,7 +130,7 @@ class TrainConfig:
         _choice("BatchNorm statistics", self.batchnorm, BATCHNORM_STATISTICS)
         _choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
         parse_cnn_spec(self.cnn)  # validates the conv net's spec (used by model="cnn" only)
-        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+        if not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
         for name in ("time_steps", "epochs", "batch_size"):
             value = getattr(self, name)
@@ -153,6 +192,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"a config is a dict of fields, got {type(data).__name__}")
         data = dict(data)
         version = data.pop("version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
@@ -161,6 +202,6 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}")
-        if "hidden" in data:
-            data["hidden"] = tuple(int(v) for v in data["hidden"])
+        if isinstance(data.get("hidden"), list | tuple):
+            data["hidden"] = tuple(data["hidden"])
         return cls(**data)

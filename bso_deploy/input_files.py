@@ -44,6 +44,8 @@ def _header(handle: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dty
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InvalidFileError(f"{name} is not a readable .npy array (damaged header: {reason}); save it with "
                                "numpy.save") from error
+    if any(size < 0 for size in shape):
+        raise InvalidFileError(f"{name} declares the negative shape {tuple(shape)}; save it again with numpy.save")
     if dtype.hasobject or dtype.kind not in REAL_KINDS or dtype.fields is not None:
         raise InvalidFileError(f"{name} holds dtype {dtype}; save real numbers (bool, integer or float; never "
                                "Python objects, which would need a pickle)")

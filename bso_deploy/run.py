@@ -20,7 +20,15 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from . import distributed
 from ._version import __version__
-from .checkpoint import load_checkpoint, load_model_payload, model_payload, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_payload,
+    model_payload,
+    model_shape,
+    save_checkpoint,
+)
+from .checkpoint_checks import check_resumable, load_optimizer_state
 from .config import TrainConfig
 from .data import DatasetSplit, load_dataset, make_loaders
 from .encoding import make_encoder
@@ -71,18 +79,26 @@ class TrainingRun:
     @classmethod
     def resume(cls, out_dir: str | os.PathLike, epochs: int | None = None) -> TrainingRun:
         """Continue the run in ``out_dir`` from its checkpoint; ``epochs`` may raise the epoch budget."""
-        document = load_checkpoint(Path(out_dir) / CHECKPOINT_NAME)
+        path = Path(out_dir) / CHECKPOINT_NAME
+        document = load_checkpoint(path)
         config = TrainConfig.from_dict(document["config"])
+        check_resumable(document, config, path)
         if epochs is not None:
             config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs})
+        scratch = build_network(config, *model_shape(document, config, path))  # checked before the data set loads
+        load_model_payload(scratch, document)
+        load_optimizer_state(make_optimizers(scratch, config), document["optimizers"], path)
         run = cls.create(config, out_dir)
         load_model_payload(run.model, document)
         run.model.to(resolve_device(config.device))
-        run.optimizers.load_state_dict(document["optimizers"])
+        load_optimizer_state(run.optimizers, document["optimizers"], path)
         run.epoch = int(document["epoch"])
         run.history = list(document["history"])
         if "rng" in document:
-            torch.set_rng_state(document["rng"]["torch"])
+            try:
+                torch.set_rng_state(document["rng"]["torch"])
+            except RuntimeError as error:  # a state of the wrong size
+                raise CheckpointError(f"checkpoint {path}: rng state is not torch's: {error}") from error
         return run
 
     def save(self) -> Path:

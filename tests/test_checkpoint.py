@@ -108,7 +108,7 @@ def _trained_checkpoint(tmp_path, config, input_shape, num_classes, model_info=T
 
 
 def test_load_trained_model_rebuilds_the_model_in_eval_mode(tmp_path):
-    config = TrainConfig(hidden=(8, 6), seed=2, reset="zero")
+    config = TrainConfig(dataset="nmnist", hidden=(8, 6), seed=2, reset="zero")  # no entry in DATASET_SHAPES
     model, path = _trained_checkpoint(tmp_path, config, (1, 3, 4), 5)  # a shape known only from model_info
     trained = load_trained_model(path)
     assert (trained.config, trained.input_shape, trained.num_classes, trained.epoch) == (config, (1, 3, 4), 5, 3)

@@ -74,7 +74,7 @@ def test_failed_write_keeps_the_previous_file(nir_io, checkpoint, tmp_path, monk
 
 
 def test_model_info_overrides_the_dataset_table(nir_io, tmp_path):
-    config = TrainConfig(dataset="mnist", hidden=(8,), reset="subtract")
+    config = TrainConfig(dataset="nmnist", hidden=(8,), reset="subtract")  # no table entry: the shape is model_info's
     model = build_network(config, (1, 4, 4), 3)  # a made-up shape, only known from model_info
     payload = {**model_payload(model), "config": config.to_dict(), "epoch": 0, "optimizers": {}, "history": [],
                "model_info": {"input_shape": [1, 4, 4], "num_classes": 3}}
