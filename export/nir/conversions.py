@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bso_deploy.errors import InvalidInputError
+
 SNNTORCH_DT = 1e-4  # snnTorch's exporter hard-codes this time step
 NORSE_R = 1.0  # Norse exports unit resistance
 MAX_ULP_SEARCH = 16  # how far lif_tau_r_for_steps looks for a bit-exact float64 representation
@@ -44,7 +46,7 @@ class EulerCoefficients(NamedTuple):
 def _check_dt(dt: float) -> float:
     dt = float(dt)
     if not (math.isfinite(dt) and dt > 0.0):
-        raise ValueError(f"time step dt must be a finite number > 0 seconds, got {dt}")
+        raise InvalidInputError(f"time step dt must be a finite number > 0 seconds, got {dt}")
     return dt
 
 
@@ -57,7 +59,7 @@ def euler_coefficients(tau, r, dt: float) -> EulerCoefficients:
     tau = np.asarray(tau, dtype=np.float64)
     r = np.asarray(r, dtype=np.float64)
     if not np.all(tau > 0):
-        raise ValueError(f"tau must be > 0 seconds everywhere, got min {float(np.min(tau))}")
+        raise InvalidInputError(f"tau must be > 0 seconds everywhere, got min {float(np.min(tau))}")
     leak = dt / tau
     return EulerCoefficients(decay=1.0 - leak, leak=leak, gain=r * leak)
 
@@ -77,7 +79,7 @@ def tau_from_decay(decay, dt: float) -> np.ndarray:
     dt = _check_dt(dt)
     decay = np.asarray(decay, dtype=np.float64)
     if not np.all(decay < 1.0):
-        raise ValueError(f"decay must be < 1 (a leak), got max {float(np.max(decay))}")
+        raise InvalidInputError(f"decay must be < 1 (a leak), got max {float(np.max(decay))}")
     return dt / (1.0 - decay)
 
 
@@ -125,7 +127,7 @@ def lif_tau_r_for_steps(tau_steps: float, dt: float) -> tuple[float, float]:
     dt = _check_dt(dt)
     tau_steps = float(tau_steps)
     if not (math.isfinite(tau_steps) and tau_steps > 1.0):
-        raise ValueError(f"tau_steps must be > 1 time step, got {tau_steps}")
+        raise InvalidInputError(f"tau_steps must be > 1 time step, got {tau_steps}")
     target_decay = 1.0 - 1.0 / tau_steps
     tau_nearest = dt * tau_steps
     exact_decay = [c for c in _ulp_neighbours(tau_nearest, MAX_ULP_SEARCH) if 1.0 - dt / c == target_decay]

@@ -26,6 +26,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from bso_deploy.errors import InvalidInputError
+
 
 class Leaky(NamedTuple):
     """Coefficients of ``v <- decay * v + leak * v_leak + gain * input`` (tensors broadcastable to v)."""
@@ -85,7 +87,7 @@ def neuron_step(inputs: Sequence[Tensor], state: NeuronState, membrane: Leaky, s
     drives = inputs
     if synapse is not None:
         if state.i_syn is None:
-            raise ValueError("a node with a synapse needs a state with i_syn")
+            raise InvalidInputError("a node with a synapse needs a state with i_syn")
         i_syn = leaky_integrate(state.i_syn, inputs, synapse)
         drives = (i_syn,)
     v = leaky_integrate(state.v, drives, membrane)

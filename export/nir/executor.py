@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from bso_deploy.errors import InvalidInputError
+
 from .dynamics import NeuronState
 from .ops import NodeOp
 from .shapes import Shape
@@ -78,7 +80,7 @@ class NIRExecutor(nn.Module):
     def step(self, x: Tensor) -> Tensor:
         """Advance one time step; x: (batch, *input_shape). Returns the Output node's value."""
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected (batch, *{self.input_shape}) for "
+            raise InvalidInputError(f"input has shape {tuple(x.shape)}; expected (batch, *{self.input_shape}) for "
                              f"Input node {self.input_name!r}")
         values: dict[str, Tensor] = {}
         for name, op in zip(self.node_names, self.ops):

@@ -4,6 +4,7 @@ A lookup table maps each NIR node type to a small converter that returns an op (
 nodes become forward-Euler steps at dt (:mod:`.dynamics`); their coefficients come from
 :func:`.conversions.euler_coefficients`, i.e. ``decay = 1 - dt/tau`` and ``gain = r * dt/tau``, so graphs
 from snnTorch (r = tau/dt, per-step gain 1) and Norse (r = 1, per-step gain dt/tau) both run as their
+
 authors meant. nirtorch is not used: its default Affine mapping drops the bias.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 import nir
 import numpy as np
 import torch
+
+from bso_deploy.errors import InvalidInputError
 
 from .conversions import euler_coefficients
 from .executor import NIRExecutor
@@ -155,23 +158,23 @@ def resolve_dt(dt: float | None, graph: nir.NIRGraph, nodes: dict[str, nir.NIRNo
         node_dts = {name: metadata_float(node.metadata[DT], f"node {name!r} metadata 'dt'")
                     for name, node in nodes.items() if DT in (node.metadata or {})}
         if len(set(node_dts.values())) > 1:
-            raise ValueError(f"neuron nodes record different time steps {node_dts}; pass dt= explicitly")
+            raise InvalidInputError(f"neuron nodes record different time steps {node_dts}; pass dt= explicitly")
         recorded = next(iter(node_dts.values()), None)
     if dt is not None:
         dt = metadata_float(dt, "dt")
         if dt <= 0:
-            raise ValueError(f"dt must be > 0 seconds, got {dt}")
+            raise InvalidInputError(f"dt must be > 0 seconds, got {dt}")
         if recorded is not None and dt != recorded:
             warnings.warn(f"dt={dt} overrides the dt={recorded} recorded in the graph's metadata", UserWarning,
                           stacklevel=3)
         return dt
     if recorded is not None:
         if recorded <= 0:
-            raise ValueError(f"the graph's metadata records dt={recorded}; it must be > 0 seconds")
+            raise InvalidInputError(f"the graph's metadata records dt={recorded}; it must be > 0 seconds")
         return recorded
     neurons = [name for name, node in nodes.items() if type(node) in NEURON_CONVERTERS]
     if neurons:
-        raise ValueError(f"the graph records no time step (metadata 'dt') and its neuron nodes {neurons[:5]} "
+        raise InvalidInputError(f"the graph records no time step (metadata 'dt') and its neuron nodes {neurons[:5]} "
                          f"need one: pass dt= in seconds; {EXPORTER_DT_TEXT}")
     return None
 
@@ -202,5 +205,5 @@ def from_nir(graph_or_path: nir.NIRGraph | str | os.PathLike, dt: float | None =
             else:
                 ops[name] = STATELESS_CONVERTERS[type(node)](node, context)
         except ValueError as error:
-            raise ValueError(f"node {name!r} ({type(node).__name__}): {error}") from error
+            raise InvalidInputError(f"node {name!r} ({type(node).__name__}): {error}") from error
     return NIRExecutor(ops, checked, context.dt)

@@ -19,6 +19,8 @@ from typing import Any
 import nir
 import numpy as np
 
+from bso_deploy.errors import InvalidInputError
+
 Shape = tuple[int, ...]
 
 
@@ -28,7 +30,7 @@ def pair(value: Any, field: str) -> Shape:
     if array.size == 1:
         array = np.repeat(array, 2)
     if array.size != 2:
-        raise ValueError(f"field {field!r} must be an int or a pair of ints, got {value!r}")
+        raise InvalidInputError(f"field {field!r} must be an int or a pair of ints, got {value!r}")
     return (int(array[0]), int(array[1]))
 
 
@@ -67,9 +69,9 @@ def conv_padding(node: nir.Conv2d) -> Shape | str:
     if isinstance(node.padding, (str, bytes)):
         padding = node.padding.decode() if isinstance(node.padding, bytes) else node.padding
         if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same', 'valid' or ints, got {padding!r}")
+            raise InvalidInputError(f"padding must be 'same', 'valid' or ints, got {padding!r}")
         if padding == "same" and pair(node.stride, "stride") != (1, 1):
-            raise ValueError(f"padding='same' needs stride 1, got {pair(node.stride, 'stride')}")
+            raise InvalidInputError(f"padding='same' needs stride 1, got {pair(node.stride, 'stride')}")
         return padding
     return pair(node.padding, "padding")
 
@@ -77,7 +79,7 @@ def conv_padding(node: nir.Conv2d) -> Shape | str:
 def _check_declared(node: nir.NIRNode, received: Shape) -> None:
     declared = declared_shape(node)
     if declared and not same_up_to_singletons(received, declared):
-        raise ValueError(f"receives shape {received} but declares shape {declared}")
+        raise InvalidInputError(f"receives shape {received} but declares shape {declared}")
 
 
 def _identity(node: nir.NIRNode, shape: Shape) -> Shape:
@@ -88,7 +90,7 @@ def _identity(node: nir.NIRNode, shape: Shape) -> Shape:
 def _affine(node: nir.Affine | nir.Linear, shape: Shape) -> Shape:
     n_out, n_in = np.shape(node.weight)
     if len(shape) != 1 or shape[0] != n_in:
-        raise ValueError(f"receives shape {shape} but its weight {np.shape(node.weight)} expects ({n_in},); "
+        raise InvalidInputError(f"receives shape {shape} but its weight {np.shape(node.weight)} expects ({n_in},); "
                          "insert a Flatten node before it if the input is multi-dimensional")
     return (int(n_out),)
 
@@ -97,11 +99,11 @@ def _conv2d(node: nir.Conv2d, shape: Shape) -> Shape:
     c_out, c_in_group, k_h, k_w = (int(size) for size in np.shape(node.weight))
     groups = int(np.asarray(node.groups))
     if len(shape) != 3 or shape[0] != c_in_group * groups:
-        raise ValueError(f"receives shape {shape} but its weight {np.shape(node.weight)} with groups={groups} "
+        raise InvalidInputError(f"receives shape {shape} but its weight {np.shape(node.weight)} with groups={groups} "
                          f"expects ({c_in_group * groups}, H, W)")
     declared_hw = optional_shape(node.input_shape)
     if declared_hw and not same_up_to_singletons(shape[1:], declared_hw):
-        raise ValueError(f"receives H, W = {shape[1:]} but declares input_shape {declared_hw}")
+        raise InvalidInputError(f"receives H, W = {shape[1:]} but declares input_shape {declared_hw}")
     padding = conv_padding(node)
     if padding == "same":
         return (c_out, *shape[1:])
@@ -111,14 +113,14 @@ def _conv2d(node: nir.Conv2d, shape: Shape) -> Shape:
     for axis, kernel in enumerate((k_h, k_w)):
         span = shape[1 + axis] + 2 * padding[axis] - dilation[axis] * (kernel - 1) - 1
         if span < 0:
-            raise ValueError(f"input {shape[1:]} is smaller than the dilated kernel")
+            raise InvalidInputError(f"input {shape[1:]} is smaller than the dilated kernel")
         sizes.append(span // stride[axis] + 1)
     return (c_out, *sizes)
 
 
 def _pool(node: nir.SumPool2d | nir.AvgPool2d, shape: Shape) -> Shape:
     if len(shape) != 3:
-        raise ValueError(f"receives shape {shape}; 2-D pooling needs (C, H, W)")
+        raise InvalidInputError(f"receives shape {shape}; 2-D pooling needs (C, H, W)")
     kernel = pair(node.kernel_size, "kernel_size")
     stride = kernel if node.stride is None else pair(node.stride, "stride")
     padding = pair(node.padding, "padding")
@@ -126,7 +128,7 @@ def _pool(node: nir.SumPool2d | nir.AvgPool2d, shape: Shape) -> Shape:
     for axis in range(2):
         span = shape[1 + axis] + 2 * padding[axis] - kernel[axis]
         if span < 0:
-            raise ValueError(f"input {shape[1:]} is smaller than the kernel {kernel}")
+            raise InvalidInputError(f"input {shape[1:]} is smaller than the kernel {kernel}")
         sizes.append(span // stride[axis] + 1)
     return (shape[0], *sizes)
 
@@ -136,9 +138,9 @@ def _flatten(node: nir.Flatten, shape: Shape) -> Shape:
     start_dim, end_dim = int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim))
     rank = len(shape)
     if rank == 0:
-        raise ValueError("receives a scalar; Flatten needs at least one dimension")
+        raise InvalidInputError("receives a scalar; Flatten needs at least one dimension")
     if not (-rank <= start_dim < rank and -rank <= end_dim < rank) or start_dim % rank > end_dim % rank:
-        raise ValueError(f"cannot flatten dims {start_dim}..{end_dim} of shape {shape}")
+        raise InvalidInputError(f"cannot flatten dims {start_dim}..{end_dim} of shape {shape}")
     start, end = start_dim % rank, end_dim % rank
     return (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
 
@@ -147,7 +149,7 @@ def _broadcast(description: str, values: list[Any], shape: Shape) -> Shape:
     """Per-neuron (or elementwise) parameters must match the input shape or be single values."""
     for value in values:
         if value is not None and np.size(value) != 1 and tuple(np.shape(value)) != shape:
-            raise ValueError(f"receives shape {shape} but its {description} have shape {tuple(np.shape(value))}")
+            raise InvalidInputError(f"receives shape {shape} but its {description} have shape {tuple(np.shape(value))}")
     return shape
 
 
@@ -178,4 +180,4 @@ def output_shape(name: str, node: nir.NIRNode, received: Shape) -> Shape:
     try:
         return tuple(int(size) for size in SHAPE_RULES[type(node)](node, received))
     except ValueError as error:
-        raise ValueError(f"node {name!r} ({type(node).__name__}): {error}") from error
+        raise InvalidInputError(f"node {name!r} ({type(node).__name__}): {error}") from error

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 
 import nir
 
+from bso_deploy.errors import InvalidInputError
+
 Edge = tuple[str, str]
 
 
@@ -25,7 +27,7 @@ def _endpoint(name: str, subgraphs: Mapping[str, nir.NIRGraph], kind: type, role
         graph = subgraphs[name]
         inner = [key for key, node in graph.nodes.items() if isinstance(node, kind)]
         if len(inner) != 1:
-            raise ValueError(f"edge {role} subgraph {name!r}, which has {len(inner)} {kind.__name__} nodes; "
+            raise InvalidInputError(f"edge {role} subgraph {name!r}, which has {len(inner)} {kind.__name__} nodes; "
                              f"name the inner node as '{name}.<node>'")
         return f"{name}.{inner[0]}"
     return name
@@ -52,7 +54,7 @@ def inline_subgraphs(graph: nir.NIRGraph, prefix: str = "") -> tuple[dict[str, n
     for source, target in edges:
         for end in (source, target):
             if end not in nodes:
-                raise ValueError(f"edge ({source!r}, {target!r}) names node {end!r}, which is not in the graph")
+                raise InvalidInputError(f"edge ({source!r}, {target!r}) names node {end!r}, which is not in the graph")
     return nodes, edges
 
 
@@ -127,6 +129,6 @@ def execution_order(names: list[str], edges: list[Edge], is_stateful: Callable[[
         for name in names:
             sizes[component[name]] = sizes.get(component[name], 0) + 1
         stuck = [n for n in names if n not in order and (sizes[component[n]] > 1 or (n, n) in direct)]
-        raise ValueError(f"nodes {stuck} form a cycle without a neuron node to delay it (an algebraic loop); "
+        raise InvalidInputError(f"nodes {stuck} form a cycle without a neuron node to delay it (an algebraic loop); "
                          "no backend can run it step by step; put a neuron node on the loop or remove the edge")
     return order, delayed
