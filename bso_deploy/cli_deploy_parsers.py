@@ -30,14 +30,22 @@ layer's spikes with --record all) and prints one JSON line (spike counts, satura
 PARITY_DESCRIPTION = """\
 Runs the same inputs on several fixed-point backends and compares them spike for spike and state for state
 (exit code 1 on any mismatch), and, for a NIR graph, the float model against the fixed-point network
-(accuracy, spikes per layer). Inputs: the first SAMPLES test samples of --dataset (default digits) or a .npy
-(--inputs). Prints a summary, or one JSON object with --json."""
+(accuracy, spikes per layer). Inputs: the first SAMPLES test samples of --dataset (default: the data set the
+graph was trained on, else digits) or a .npy (--inputs). Event data sets (nmnist, dvsgesture) are binned into
+one frame of counts per time step and enter unscaled: input scale 1, input range the training split's largest
+count. Prints a summary, or one JSON object with --json."""
 
 COMPILE_DESCRIPTION = """\
 Compiles a NIR graph (or a training checkpoint, exported to NIR first) to a fixed-point network
 (docs/fixed-point.md §10). Writes the FixedPointNetwork (--out NET.npz, input scale inside, runs with
 `bso-deploy run`) and a quantization report beside it (NET.json; with calibration data also its saturation
-and float-vs-fixed spike statistics); prints one JSON line. A lava-dl netx file is converted as it is."""
+and float-vs-fixed spike statistics); prints one JSON line. A lava-dl netx file is converted as it is. A graph
+for an event data set (--dataset, else the one it was trained on) gets input scale 1 and the training split's
+largest count as its input range, so that the counts reach it exactly (read from --data-root)."""
+
+
+DEPLOY_DATA_ROOT_HELP = ("folder of the data set's local files, as `bso-deploy train --data-root` reads them "
+                         "(default: $BSO_DATA, else ./data, then /usr/share/datasets/<name>/ for (fashion-)mnist)")
 
 
 def add_compile_options(parser: argparse.ArgumentParser) -> None:
@@ -105,12 +113,15 @@ def add_parity_parser(subparsers) -> None:
                              "(default all; the batch axis, axis 1 of (T, batch, ...) inputs)")
     source = parser.add_mutually_exclusive_group()
     add_choice(source, "--dataset", DATASET_NAMES, "dataset",
-               help="use the first SAMPLES test samples of this data set (default digits)")
+               help="use the first SAMPLES test samples of this data set (default: the graph's training data set, "
+                    "else digits)")
     source.add_argument("--inputs", default=None, help=".npy inputs, (T, batch, *input_shape) or (batch, ...)")
     parser.add_argument("--labels", default=None, help="with --inputs: .npy of integer labels (batch,)")
+    parser.add_argument("--data-root", default=None, help=DEPLOY_DATA_ROOT_HELP)
     parser.add_argument("--time-steps", type=int, default=None,
-                        help=f"steps per sample for (batch, ...) inputs (data sets: default "
-                             f"{DEFAULT_DATASET_TIME_STEPS}); not needed for (T, batch, ...) inputs")
+                        help=f"steps per sample for (batch, ...) inputs and data sets (default: the graph's training "
+                             f"T, else {DEFAULT_DATASET_TIME_STEPS}; event data sets: frames per sample); not needed "
+                             "for (T, batch, ...) inputs")
     _add_dt(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_compile_options(parser)
@@ -126,5 +137,9 @@ def add_compile_parser(subparsers) -> None:
     parser.add_argument("--time-steps", type=int, default=None,
                         help="steps per sample the network must run without saturating (default: the "
                              "calibration data's, else the graph's metadata, else the compiler's 32)")
+    add_choice(parser, "--dataset", DATASET_NAMES, "dataset",
+               help="data set the network will run on (default: the graph's training data set); an event data "
+                    "set sets the default input scale (1) and input range (its training split's largest count)")
+    parser.add_argument("--data-root", default=None, help=DEPLOY_DATA_ROOT_HELP)
     _add_dt(parser)
     add_compile_options(parser)

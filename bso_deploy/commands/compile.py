@@ -28,6 +28,7 @@ from ..hardware.parity import spike_match
 from ..io import atomic_write_json
 from ..model_files import Model, load_model
 from ..options import CALIBRATION_DATASET
+from ..parity_data import event_input_options, is_event_dataset, recorded_training
 
 
 def _compile_time_steps(args: argparse.Namespace, model: Model, shape: tuple[int, ...]) -> int:
@@ -39,6 +40,26 @@ def _compile_time_steps(args: argparse.Namespace, model: Model, shape: tuple[int
             return int(x.shape[0])
     recorded = (model.graph.metadata or {}).get("time_steps")
     return DEFAULT_TIME_STEPS if recorded is None else int(np.asarray(recorded).reshape(-1)[0])
+
+
+def _event_data(args: argparse.Namespace, model: Model,
+                time_steps: int) -> tuple[dict[str, Any] | None, argparse.Namespace]:
+    """For a graph that runs on an event data set (--dataset, else the one its metadata records): what keeps its
+    counts exact (``parity_data.event_input_options``: input scale 1, input range the training split's largest
+    count at ``time_steps`` frames, each unless given) and ``args`` with them; else (None, args)."""
+    recorded, _ = recorded_training(model.graph)
+    name = args.dataset or recorded
+    if not is_event_dataset(name):
+        return None, args
+    try:
+        input_scale, input_range, largest = event_input_options(name, time_steps, args.data_root, args.input_scale,
+                                                                args.input_range)
+    except FileNotFoundError as error:
+        raise type(error)(f"{error}; compile reads the training split for its largest event count (the input "
+                          "range): give --data-root, or --input-range N to set it") from None
+    event = {"dataset": name, "time_steps": time_steps, "largest_training_count": largest,
+             "input_scale": input_scale, "input_range": input_range}
+    return event, argparse.Namespace(**{**vars(args), "input_scale": input_scale, "input_range": input_range})
 
 
 def _calibration_check(model: Model, fx_net: FixedPointNetwork, calibration: np.ndarray,
@@ -75,9 +96,11 @@ def compile_command(args: argparse.Namespace) -> int:
         time_steps = _compile_time_steps(args, model, shape)
         calibration = calibration_inputs(args, shape, time_steps)
         scaling = effective_scaling(args, calibration)
+        event_data, args = _event_data(args, model, time_steps)
         fx_net = compile_model(args, model, time_steps, calibration)
         report.update(scaling=scaling, time_steps=time_steps, calibration=None if calibration is None else {
             "source": args.calibrate_on, **_calibration_check(model, fx_net, calibration, args.dt)})
+        report["event_data"] = event_data
     path = fx_net.save(out)
     report.update(profile=fx_net.profile, input_scale=fx_net.input_scale, input_max=fx_net.input_max,
                   input_shape=list(fx_net.input_shape), latency=fx_net.latency,
