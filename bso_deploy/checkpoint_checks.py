@@ -47,6 +47,9 @@ REQUIRED_STATE: tuple[tuple[type, tuple[str, ...]], ...] = (
     (torch.optim.Adam, ("step", "exp_avg", "exp_avg_sq")), (TBSO, ("momentum", "second_moment")),
     (BSO, ("momentum",)), (Bop, ("momentum",)))
 PARAMETER_SHAPED_STATE = ("momentum", "exp_avg", "exp_avg_sq", "momentum_buffer")
+# What TrainingRun.metrics and plots.plot_training read from every per-epoch record.
+HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "flips", "flip_rate", "seconds")
+HISTORY_NUMBERS = ("loss", "train_accuracy", "test_accuracy", "train_eval_accuracy", "seconds")
 TRAINING_BYTES_PER_PARAMETER = 16  # float32 weight, gradient and two optimizer states
 
 
@@ -155,6 +158,20 @@ def check_document(document: dict[str, Any], path: str | os.PathLike) -> TrainCo
     return config
 
 
+def _check_record(path: str | os.PathLike, number: int, record: dict) -> None:
+    """One per-epoch record as ``TrainingRun`` writes it: the keys its metrics and plot read, finite numbers."""
+    missing = [key for key in HISTORY_KEYS if key not in record]
+    if missing or record["epoch"] != number or isinstance(record["epoch"], bool):
+        raise _fail(path, f"history record {number} lacks {missing} or is not epoch {number}")
+    for key in HISTORY_NUMBERS:
+        value = record.get(key)
+        if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)
+                                      and math.isfinite(value) and value >= 0):
+            raise _fail(path, f"history record {number}: {key} is {value!r}, not a finite number >= 0")
+    if not isinstance(record["flip_rate"], dict) or not isinstance(record["flips"], dict):
+        raise _fail(path, f"history record {number}: flips and flip_rate must be dicts per binary layer")
+
+
 def check_resumable(document: dict[str, Any], config: TrainConfig, path: str | os.PathLike) -> None:
     """What a resumed run needs beyond :func:`check_document`: epoch in [0, config.epochs] with one history
     record per epoch, the optimizer states' structure and values, the RNG state."""
@@ -163,6 +180,8 @@ def check_resumable(document: dict[str, Any], config: TrainConfig, path: str | o
         raise _fail(path, f"epoch {epoch} is past the run's {config.epochs} epochs")
     if not isinstance(history, list) or len(history) != epoch or not all(isinstance(r, dict) for r in history):
         raise _fail(path, f"history must be a list of {epoch} per-epoch records (one per completed epoch)")
+    for number, record in enumerate(history, start=1):
+        _check_record(path, number, record)
     rng = document.get("rng")
     if rng is not None and (not isinstance(rng, dict) or not isinstance(rng.get("torch"), Tensor)
                             or rng["torch"].dtype != torch.uint8):

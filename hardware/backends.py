@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from bso_deploy.export.nir import from_nir
 
+from bso_deploy.errors import InvalidInputError
 from bso_deploy.io import atomic_write
 from bso_deploy.options import SCALINGS  # compile_nir's scaling modes (docs/fixed-point.md §10.3)
 
@@ -160,31 +161,37 @@ def get_backend(name: str) -> Backend:
 
 def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | None = None) -> np.ndarray:
     """Float inputs as (T, batch, *input_shape) float64: given so, or (batch, *input_shape) repeated
-    ``time_steps`` times. ValueError for other shapes, empty or non-finite inputs."""
+    ``time_steps`` times. InvalidInputError (a ValueError) for other shapes, empty or non-finite inputs,
+    ResourceLimitError when the float64 array would pass the memory budget (``bso_deploy.limits``)."""
     x = np.asarray(inputs)
     if x.dtype.kind not in "biuf":
-        raise ValueError(f"inputs must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
+        raise InvalidInputError(f"inputs must be real numbers, got dtype {x.dtype}")
     shape = tuple(input_shape)
     if x.ndim == len(shape) + 2 and tuple(x.shape[2:]) == shape:
         if time_steps is not None and time_steps != x.shape[0]:
-            raise ValueError(f"inputs hold {x.shape[0]} time steps but time_steps={time_steps} was given; give "
-                             "(batch, *input_shape) inputs to repeat them, or drop time_steps")
+            raise InvalidInputError(f"inputs hold {x.shape[0]} time steps but time_steps={time_steps} was given; "
+                                    "give (batch, *input_shape) inputs to repeat them, or drop time_steps")
+        steps = int(x.shape[0])
     elif x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:
         if time_steps is None:
-            raise ValueError(f"inputs of shape {x.shape} are (batch, *input_shape): pass time_steps to repeat them")
-        if isinstance(time_steps, bool) or int(time_steps) != time_steps or time_steps < 1:
-            raise ValueError(f"time_steps must be an integer >= 1, got {time_steps!r}")
-        check_memory(float_input_bytes(int(time_steps), x.shape[0], math.prod(shape)),
-                     f"{int(time_steps)} time steps of {x.shape[0]} samples")
-        x = np.broadcast_to(x, (int(time_steps), *x.shape)).copy()
+            raise InvalidInputError(f"inputs of shape {x.shape} are (batch, *input_shape): pass time_steps to "
+                                    "repeat them")
+        if (isinstance(time_steps, bool) or not isinstance(time_steps, int | float | np.integer | np.floating)
+                or not math.isfinite(time_steps) or int(time_steps) != time_steps or time_steps < 1):
+            raise InvalidInputError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+        steps = int(time_steps)
     else:
-        raise ValueError(f"inputs have shape {x.shape}; the graph's input node takes (T, batch, *{shape}) or "
-                         f"(batch, *{shape}) with time_steps")
+        raise InvalidInputError(f"inputs have shape {x.shape}; the graph's input node takes (T, batch, *{shape}) "
+                                f"or (batch, *{shape}) with time_steps")
+    batch = int(x.shape[1] if x.ndim == len(shape) + 2 else x.shape[0])
+    check_memory(float_input_bytes(steps, batch, math.prod(shape)), f"{steps} time steps of {batch} samples")
+    x = x.astype(np.float64)
+    if x.ndim == len(shape) + 1:
+        x = np.broadcast_to(x, (steps, *x.shape)).copy()
     if x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"inputs of shape {x.shape} hold no time step or no sample")
+        raise InvalidInputError(f"inputs of shape {x.shape} hold no time step or no sample")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
+        raise InvalidInputError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
     return x
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import InvalidInputError, RangeError
+from ...limits import check_memory
 from ..compiler import compile_nir, float_layers, graph_input_shape, read_graph
 from ..network import FixedPointNetwork, LayerSaturation, SimulationResult
 from ..spec import SPEC
@@ -103,16 +105,17 @@ class LavaNetwork:
         x = np.asarray(inputs)
         shape = self.input_shape
         if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != shape or x.shape[0] < 1 or x.shape[1] < 1:
-            raise ValueError(f"inputs must have shape (T, batch, *{shape}) with T, batch >= 1, got {x.shape}")
+            raise InvalidInputError(f"inputs must have shape (T, batch, *{shape}) with T, batch >= 1, got {x.shape}")
+        check_memory(x.size * np.dtype(np.int64).itemsize, f"Lava inputs of shape {x.shape}")  # the int64 copy
         if self.tag == "floating_pt":
             if x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
-                raise ValueError("inputs of a floating_pt network must be finite real numbers")
+                raise InvalidInputError("inputs of a floating_pt network must be finite real numbers")
             return x.astype(np.float64)
         if x.dtype.kind not in "iub":
-            raise ValueError(f"inputs must be integers in [0, {SPEC.input_max}] (docs/fixed-point.md §5.3), got "
+            raise InvalidInputError(f"inputs must be integers in [0, {SPEC.input_max}] (docs/fixed-point.md §5.3), got "
                              f"dtype {x.dtype}; quantize float inputs first (quantize_inputs)")
         if x.min() < 0 or x.max() > SPEC.input_max:
-            raise ValueError(f"inputs must lie in [0, {SPEC.input_max}] (docs/fixed-point.md §5.3), got values in "
+            raise RangeError(f"inputs must lie in [0, {SPEC.input_max}] (docs/fixed-point.md §5.3), got values in "
                              f"[{x.min()}, {x.max()}]")
         return x.astype(np.int64)
 
