@@ -121,7 +121,11 @@ def check_learning_layer(fx_net: Any, layer: int, rule: LearningRule) -> int:
         raise ValueError(f"layer {chosen.name!r} is a {chosen.kind} layer; on-chip learning supports dense layers "
                          "only (docs/onchip-learning.md §11)")
     n_out, n_in = chosen.weight.shape
-    if rule.population > 1 and (index != count - 1 or n_out % rule.population):
+    if rule.population > 1 and rule.feedback_alignment and fx_net.layers[-1].num_neurons % rule.population:
+        raise ValueError(f"a feedback-alignment rule with population {rule.population} pools the output layer's "
+                         f"error over {rule.population} neurons per class (docs/onchip-learning.md §18), and the "
+                         f"output layer has {fx_net.layers[-1].num_neurons}")
+    if rule.population > 1 and not rule.feedback_alignment and (index != count - 1 or n_out % rule.population):
         raise ValueError(f"a population readout of {rule.population} neurons per class (docs/onchip-learning.md "
                          f"§14) must be the output layer with a multiple of {rule.population} neurons; layer "
                          f"{chosen.name!r} is layer {index} of {count} with {n_out} (build it with "

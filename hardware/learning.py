@@ -286,8 +286,8 @@ class SimLearner:
         before_reset = learner_neuron._replace(spiking=False)  # the same update without firing: v before reset
         vth = np.asarray(layers[index].vth, dtype=np.int64) if layers[index].spiking else None
         window = learning_window(index, rule)
-        feedback = (feedback_matrix_int(layers[index].num_neurons, layers[-1].num_neurons, rule.feedback_seed)
-                    if rule.feedback_alignment else None)
+        feedback = (feedback_matrix_int(layers[index].num_neurons, layers[-1].num_neurons // rule.population,
+                                        rule.feedback_seed) if rule.feedback_alignment else None)
         synapses[index] = synapses[index]._replace(matrix=_matrix(state.weight, synapses[index].matrix.dtype))
         predictions = np.zeros(samples, np.int64)
         flip_counts = np.zeros(samples, np.int64)
@@ -326,7 +326,8 @@ class SimLearner:
                     if feedback is not None:  # the output layer's error of this step through B (§18)
                         out = neurons[count - 1]
                         current = neuron_states[count - 1].u[0] + (out.bias if t >= out.bias_delay else 0)
-                        error = feedback_error_int(readout_error_int(current, int(labels[n]), rule), feedback, rule)
+                        class_error = readout_error_int(current, int(labels[n]), rule)[::rule.population]
+                        error = feedback_error_int(class_error, feedback, rule)
                     elif labels is not None:
                         bias = learner_neuron.bias if t >= learner_neuron.bias_delay else 0
                         error = readout_error_int(own.u[0] + bias, int(labels[n]), rule)
@@ -352,7 +353,7 @@ class SimLearner:
                         buffers[name][n, t] = value
             last = layers[-1]
             readout = neuron_states[count - 1].v[0] if not last.spiking else summed
-            population = rule.population if index == count - 1 else 1
+            population = rule.population  # §14; 1 for a hidden layer without feedback alignment
             predictions[n] = int(np.argmax(readout.reshape(-1, population).sum(axis=1)))
         self._state = state
         flip_events = np.concatenate(events).astype(np.int64) if events else np.zeros((0, 4), np.int64)

@@ -83,10 +83,11 @@ def feedback_alignment_rule(readout_rule: LearningRule, n_classes: int, *, vth: 
                             feedback_seed: int = 0, feedback_shift: int | None = None, precision_bits: int = 4,
                             error_scale: float = 1.0) -> LearningRule:
     """The rule of a hidden binary spiking layer that learns by feedback alignment (§18) next to a readout whose
-    rule is ``readout_rule``: the readout's error (error_bits, error_shift, error_target), variant, time_steps,
+    rule is ``readout_rule``: the readout's error (error_bits, error_shift, error_target, and its population P:
+    the error pools each class's P output neurons, §14), variant, time_steps,
     trace, momentum width, decays (momentum = 1 - 2**-momentum_shift, variance_decay likewise), rounding,
     seed and t_epoch; ``feedback="random"`` with ``feedback_seed`` and ``feedback_shift`` (default
-    :func:`feedback_shift_for`); population 1 and no learned bias; the surrogate_shift from the hidden
+    :func:`feedback_shift_for`); no learned bias; the surrogate_shift from the hidden
     layer's thresholds ``vth`` (:func:`surrogate_shift_for`; None keeps the readout rule's); product_shift
     and the T-BSO threshold by ``LearningRule.from_float`` (spiking, error bound error_max, ``threshold``,
     ``precision_bits``; for BSO, ``error_scale`` integer error units per float unit).
@@ -101,7 +102,7 @@ def feedback_alignment_rule(readout_rule: LearningRule, n_classes: int, *, vth: 
                        else min(SPEC.state_bits, surrogate_shift_for(vth, len(readout_rule.surrogate_table))))
     shared = {name: getattr(readout_rule, name) for name in (
         "time_steps", "trace_decay", "trace_increment", "trace_bits", "surrogate_table", "error_bits", "error_shift",
-        "error_target", "momentum_bits", "second_moment_bits", "t_epoch", "rounding", "seed")}
+        "error_target", "momentum_bits", "second_moment_bits", "t_epoch", "rounding", "seed", "population")}
     draft = LearningRule(**shared, feedback="random", feedback_seed=feedback_seed)
     shift = feedback_shift_for(n_classes, draft) if feedback_shift is None else feedback_shift
     return LearningRule.from_float(

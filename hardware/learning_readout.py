@@ -39,8 +39,9 @@ def member_thresholds_int(theta: int, n_out: int, rule: LearningRule) -> np.ndar
     """The flip thresholds (n_out, 1) of a population's members (§14): member p = i mod P of every class flips
     at ``theta_p = (theta (p + 1)) // P``, floor (theta here before T-BSO's ``>> threshold_shift``); P = 1:
     theta."""
-    members = np.arange(n_out, dtype=np.int64) % rule.population + 1
-    return (np.int64(theta) * members // rule.population)[:, None]
+    population = rule.member_population  # 1 for a hidden layer learning by feedback alignment (§18)
+    members = np.arange(n_out, dtype=np.int64) % population + 1
+    return (np.int64(theta) * members // population)[:, None]
 
 
 def learned_bias_mant_int(bias_mant: np.ndarray, bias: np.ndarray, rule: LearningRule) -> np.ndarray:

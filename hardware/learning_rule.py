@@ -94,7 +94,9 @@ class LearningRule:
         the same step (§5, with this rule's error_shift / error_target) through the fixed random binary
         matrix B (n_hidden, n_classes) of +-1 drawn from feedback_seed (``feedback_matrix_int``), the
         hidden error e_h = clip(R_nearest(B e, feedback_shift), +-error_max), then gated by h (§4) as
-        every error. Build such a rule from the readout's with ``learning_feedback.feedback_alignment_rule``.
+        every error. ``population`` is then the output layer's (its error pools each class's P neurons, §14);
+        the hidden layer's own thresholds are not staggered. Build such a rule from the readout's with
+        ``learning_feedback.feedback_alignment_rule``.
     """
 
     variant: str = "tbso"
@@ -171,10 +173,6 @@ class LearningRule:
                    "the bias's fraction bits must leave room in its register (§15)")
         _check_int("feedback_seed", self.feedback_seed, 0, HASH_MASK, "seeds are 32-bit words (§18)")
         _check_int("feedback_shift", self.feedback_shift, 0, MAX_FEEDBACK_SHIFT, "the projected error's shift (§18)")
-        if self.feedback == "random" and self.population != 1:
-            raise ValueError(f"LearningRule.population = {self.population} with feedback='random': feedback "
-                             "alignment trains a hidden layer (§18), while a population is the output layer's "
-                             "(§14); use population=1 in the hidden layer's rule")
         if self.rounding == "stochastic":
             for name in ("momentum_shift", "product_shift", "second_moment_shift", "second_moment_product_shift"):
                 if getattr(self, name) > 32:
@@ -207,6 +205,12 @@ class LearningRule:
     def bias_max(self) -> int:
         """Learned biases saturate symmetrically at +-bias_max (§15); 0 without a learned bias."""
         return (1 << (self.bias_bits - 1)) - 1 if self.bias_bits else 0
+
+    @property
+    def member_population(self) -> int:
+        """P of the learning layer's own staggered thresholds (§14): ``population``, except 1 for a feedback-
+        alignment rule, whose population is the output layer's (§18)."""
+        return 1 if self.feedback_alignment else self.population
 
     @property
     def feedback_alignment(self) -> bool:

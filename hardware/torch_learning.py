@@ -153,8 +153,9 @@ def torch_learning_step(state: LearningState, pre: Tensor, v: Tensor, vth: Tenso
 
 def _member_thresholds(theta: Tensor, n_out: int, rule: LearningRule) -> Tensor:
     """(n_out, 1): theta (p + 1) // P for member p = i mod P of each class (docs/onchip-learning.md §14)."""
-    members = torch.remainder(torch.arange(n_out, dtype=torch.int64, device=theta.device), rule.population) + 1
-    return torch.div(theta * members, rule.population, rounding_mode="floor").reshape(n_out, 1)
+    population = rule.member_population  # a feedback-alignment rule's population is the output's (§18)
+    members = torch.remainder(torch.arange(n_out, dtype=torch.int64, device=theta.device), population) + 1
+    return torch.div(theta * members, population, rounding_mode="floor").reshape(n_out, 1)
 
 
 def torch_readout_error(current: Tensor, label: int, rule: LearningRule) -> Tensor:
@@ -276,8 +277,8 @@ class TorchLearner:
         vth = (torch.tensor(np.array(layers[index].vth), dtype=torch.int64, device=device)
                if layers[index].spiking else None)
         window = learning_window(index, rule)
-        feedback = (torch_feedback_matrix(layers[index].num_neurons, layers[-1].num_neurons, rule.feedback_seed,
-                                          device) if rule.feedback_alignment else None)
+        feedback = (torch_feedback_matrix(layers[index].num_neurons, layers[-1].num_neurons // rule.population,
+                                          rule.feedback_seed, device) if rule.feedback_alignment else None)
         state = self._state
         learned = synapses[index]  # the learned signs replace its weights, in the dtype proven exact for them
 
@@ -319,8 +320,8 @@ class TorchLearner:
                     if feedback is not None:  # the output's error of this step through B (onchip-learning.md §18)
                         out = neurons[count - 1]
                         current = u[count - 1][0] + (out.bias if t >= out.bias_start else 0)
-                        error = torch_feedback_error(torch_readout_error(current, int(labels[n]), rule), feedback,
-                                                     rule)
+                        class_error = torch_readout_error(current, int(labels[n]), rule)[::rule.population]
+                        error = torch_feedback_error(class_error, feedback, rule)
                     elif labels is not None:
                         neuron = neurons[index]
                         current = u[index][0] + (neuron.bias if t >= neuron.bias_start else 0)
@@ -344,7 +345,7 @@ class TorchLearner:
                                         ("surrogate", surrogate), ("bias", state.bias)):
                         trail.setdefault(name, []).append(value.clone())
             readout = v[count - 1][0] if not layers[-1].spiking else spike_sum
-            population = rule.population if index == count - 1 else 1  # pooled classes (§14)
+            population = rule.population  # pooled classes (§14); 1 for a hidden layer without feedback alignment
             predictions[n] = int(torch.argmax(readout.reshape(-1, population).sum(dim=1)).item())
         self._state = state
         steps_out = {name: torch.stack(values).reshape(samples, steps, *values[0].shape).cpu().numpy()

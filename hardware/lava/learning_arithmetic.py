@@ -81,8 +81,9 @@ def readout_error(current: np.ndarray, label: int, rule: LearningRule) -> np.nda
 def member_thresholds(theta: int, n_out: int, rule: LearningRule) -> np.ndarray:
     """The flip threshold of every neuron (n_out, 1) of a population readout (§14): neuron i is member
     p = i mod P of its class and flips above floor(theta (p + 1) / P)."""
-    members = np.tile(np.arange(1, rule.population + 1, dtype=np.int64), n_out // rule.population)
-    return np.floor_divide(int(theta) * members, rule.population).reshape(n_out, 1)
+    population = 1 if rule.feedback == "random" else rule.population  # §18: then P is the output layer's
+    members = np.tile(np.arange(1, population + 1, dtype=np.int64), n_out // population)
+    return np.floor_divide(int(theta) * members, population).reshape(n_out, 1)
 
 
 def learned_bias_mant(bias_mant: np.ndarray, bias: np.ndarray, rule: LearningRule) -> np.ndarray:

@@ -128,7 +128,7 @@ class _Engine:
         if labels and rule.feedback_alignment:  # the frozen output's error through B (docs/onchip-learning.md §18)
             self.label_injector = lava.Injector(shape=(1,), buffer_size=buffer, channel_config=channel)
             out = layers[-1]
-            error = lava.FeedbackError(n_hidden=learning.num_neurons, n_classes=out.num_neurons, rule=rule,
+            error = lava.FeedbackError(n_hidden=learning.num_neurons, n_out=out.num_neurons, rule=rule,
                                        window_start=self.window.start, bias_mant=np.asarray(out.bias_mant).reshape(-1),
                                        bias_exp=np.asarray(out.bias_exp).reshape(-1), bias_delay=out.bias_delay,
                                        sample_steps=self.steps)
@@ -344,7 +344,7 @@ class LavaLearner:
         last = self.fx_net.layers[-1]
         output = probes[-1]
         readout = output[:, -1, 2] if not last.spiking else output[:, :, 0].sum(axis=1)  # (N, n_out)
-        population = rule.population if self.layer == len(self.fx_net.layers) - 1 else 1  # onchip-learning.md §14
+        population = rule.population  # onchip-learning.md §14; 1 for a hidden layer without feedback alignment
         predictions = np.argmax(readout.reshape(samples, -1, population).sum(axis=2), axis=-1).astype(np.int64)
         buffers: dict[str, np.ndarray] = {}
         if before is not None:

@@ -11,7 +11,7 @@ import numpy as np
 from bso_deploy.hardware.learning import SimLearner
 from conftest import require_lava
 from test_lava_learning import _assert_same
-from test_learning_feedback import assert_edges_reached, edge_stream, network, random_rule
+from test_learning_feedback import assert_edges_reached, distinct_population, edge_stream, network, random_rule
 
 
 def test_edge_stream_on_lava_matches_numpy_every_step() -> None:
@@ -31,13 +31,14 @@ def test_edge_stream_on_lava_matches_numpy_every_step() -> None:
         np.testing.assert_array_equal(np.asarray(getattr(final, name)), np.asarray(getattr(sim.state, name)))
 
 
-def test_random_tbso_stream_with_hidden_bias_on_lava_matches_numpy() -> None:
-    """A random rule (T-BSO, stochastic rounding, learned hidden bias) on layer 0, graded input."""
+def test_random_tbso_stream_with_hidden_bias_and_population_on_lava_matches_numpy() -> None:
+    """A random rule (T-BSO, stochastic rounding, learned hidden bias) on layer 0, graded input, behind a
+    population readout of 2 members per class with their own signs (the error pooled per class, §14)."""
     require_lava()
     from bso_deploy.hardware.lava.onchip import LavaLearner
 
-    fx_net = network(np.random.default_rng(2), front=False)
-    rule = replace(random_rule(np.random.default_rng(4)), surrogate_shift=13)  # a window as wide as the thresholds
+    fx_net = distinct_population(network(np.random.default_rng(2), front=False), 2, np.random.default_rng(9))
+    rule = replace(random_rule(np.random.default_rng(4), 2), surrogate_shift=13)  # window as wide as the thresholds
     rng = np.random.default_rng(5)
     flips, bias_saturated = 0, False
     assert rule.variant == "tbso" and rule.rounding == "stochastic" and rule.learns_bias  # what this case is for

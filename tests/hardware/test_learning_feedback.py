@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from bso_deploy.hardware.learner import population_network
 from bso_deploy.hardware.learning import LearningRule, SimLearner
 from bso_deploy.hardware.learning_feedback import (
     feedback_alignment_rule,
@@ -86,7 +87,18 @@ def network(rng: np.random.Generator, front: bool) -> FixedPointNetwork:
     return FixedPointNetwork(profile="bso", input_shape=(5,), layers=tuple(layers))
 
 
-def random_rule(rng: np.random.Generator) -> LearningRule:
+def distinct_population(fx_net: FixedPointNetwork, population: int, rng: np.random.Generator) -> FixedPointNetwork:
+    """``fx_net`` with a readout of ``population`` neurons per class whose members have their own random signs
+    and biases (unlike ``population_network``'s equal members), so that pooling matters (§14)."""
+    readout = fx_net.layers[-1]
+    n_out = readout.num_neurons * population
+    readout = replace(readout, weight=rng.choice([-1, 1], (n_out, readout.weight.shape[1])), vth=0,
+                      bias_exp=np.repeat(np.asarray(readout.bias_exp), population),
+                      bias_mant=rng.integers(-60, 60, n_out))
+    return replace(fx_net, layers=(*fx_net.layers[:-1], readout))
+
+
+def random_rule(rng: np.random.Generator, population: int = 1) -> LearningRule:
     """Narrow registers and small shifts (saturation and ties), both variants and roundings, t_epoch 1 or 2,
     with or without a learned hidden bias."""
     momentum_bits, error_bits = int(rng.integers(4, 10)), int(rng.integers(4, 9))
@@ -103,16 +115,19 @@ def random_rule(rng: np.random.Generator) -> LearningRule:
         second_moment_bits=int(rng.integers(8, 32)), second_moment_shift=int(rng.integers(0, 4)),
         second_moment_product_shift=int(rng.integers(0, 6)), t_epoch=int(rng.integers(1, 3)),
         bias_bits=bias_bits, bias_shift=int(rng.integers(0, max(1, bias_bits))),
-        feedback="random", feedback_seed=int(rng.integers(0, MASK)), feedback_shift=int(rng.integers(0, 3)))
+        feedback="random", feedback_seed=int(rng.integers(0, MASK)), feedback_shift=int(rng.integers(0, 3)),
+        population=population)
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(18))
 def test_numpy_and_torch_learners_agree_after_every_step(seed: int):
     """The hidden layer (layer 0 on graded input, or layer 1 behind a frozen full-precision layer) learns from
-    the frozen readout's on-chip error through B; two runs, the state carried over."""
+    the frozen readout's on-chip error through B, the readout one neuron per class or a population of 2 or 3
+    (§14: its error pooled per class); two runs, the state carried over."""
     rng = np.random.default_rng(seed)
     front = bool(seed % 2)
-    fx_net, rule = network(rng, front), random_rule(rng)
+    population = 1 + seed % 3
+    fx_net, rule = population_network(network(rng, front), population), random_rule(rng, population)
     layer = 1 if front else 0
     samples = 6
     inputs, labels = rng.integers(0, 256, (rule.time_steps, samples, 5)), rng.integers(0, 3, samples)
@@ -152,22 +167,27 @@ def test_edge_stream_reaches_flips_saturation_and_ties_in_both_learners():
                                                                                            record=True))
 
 
-def test_the_output_error_reaches_the_hidden_layer_through_b():
-    """e_h at every learning step is B times the frozen readout's on-chip error of that step (§5, §18),
-    recomputed here from the readout's recorded v (a readout with dv = 0: v gains c = u + bias(t) each step)."""
+@pytest.mark.parametrize("population", [1, 2])
+def test_the_output_error_reaches_the_hidden_layer_through_b(population: int):
+    """e_h at every learning step is B times the frozen readout's on-chip error of that step (§5, §14, §18),
+    recomputed here from the readout's recorded v (a readout with dv = 0: v gains c = u + bias(t) each step);
+    with P = 2 the members have their own signs and biases, so the pooled current is not P times one member's."""
     rng = np.random.default_rng(11)
-    fx_net = network(rng, front=False)
-    rule = replace(random_rule(rng), variant="bso", error_shift=0, feedback_shift=1)
+    fx_net = distinct_population(network(rng, front=False), population, rng)
+    rule = replace(random_rule(rng, population), variant="bso", error_shift=1, feedback_shift=1)
     inputs, labels = rng.integers(0, 256, (rule.time_steps, 5, 5)), rng.integers(0, 3, 5)
     run = SimLearner(fx_net, rule, layer=0).run(inputs, labels=labels, record=True)
     v = run.steps["v/1"]
     current = np.diff(np.concatenate([np.zeros_like(v[:, :1]), v], axis=1), axis=1)  # c[t] = v[t] - v[t-1]
+    pooled = current.reshape(*current.shape[:2], 3, population).sum(axis=-1)
     matrix = feedback_matrix_int(7, 3, rule.feedback_seed)
     for n in range(5):
         for t in range(1, 1 + rule.time_steps):
             target = np.where(np.arange(3) == labels[n], rule.error_target, -rule.error_target)
-            class_error = np.clip(current[n, t], -rule.error_target, rule.error_target) - target
+            scaled = np.floor_divide(pooled[n, t], population * 2)
+            class_error = np.clip(scaled, -rule.error_target, rule.error_target) - target
             np.testing.assert_array_equal(run.steps["error"][n, t], feedback_error_int(class_error, matrix, rule))
+    assert np.abs(run.steps["error"]).max() > 0
 
 
 def test_default_rule_is_host_feedback_and_refusals_are_clear():
@@ -184,8 +204,8 @@ def test_default_rule_is_host_feedback_and_refusals_are_clear():
         SimLearner(fx_net, LearningRule(), layer=0).run(inputs, labels=np.array([0, 1]))
     with pytest.raises(ValueError, match="feedback must be one of"):
         LearningRule(feedback="backprop")
-    with pytest.raises(ValueError, match="population"):
-        LearningRule(feedback="random", population=2)
+    with pytest.raises(ValueError, match="pools the output layer's error over 2 neurons per class"):
+        SimLearner(fx_net, LearningRule(feedback="random", population=2), layer=0)  # 3 output neurons
     with pytest.raises(ValueError, match="feedback_shift"):
         LearningRule(feedback="random", feedback_shift=31)
 

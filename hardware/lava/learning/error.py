@@ -58,21 +58,22 @@ class ReadoutError(AbstractProcess):
 
 
 class FeedbackError(AbstractProcess):
-    """Feedback alignment's error of an n_hidden-neuron learning layer from an n_classes-neuron frozen output
-    layer (module docstring). rule: the hidden layer's LearningRule (feedback="random"); window_start: first
-    step of the hidden layer's learning window; bias_mant, bias_exp (n_classes,), bias_delay: the output layer's
-    bias registers; sample_steps: S."""
+    """Feedback alignment's error of an n_hidden-neuron learning layer from a frozen output layer of n_out
+    neurons, P = rule.population per class (module docstring). rule: the hidden layer's LearningRule
+    (feedback="random"); window_start: first step of the hidden layer's learning window; bias_mant, bias_exp
+    (n_out,), bias_delay: the output layer's bias registers; sample_steps: S."""
 
-    def __init__(self, *, n_hidden: int, n_classes: int, rule: LearningRule, window_start: int,
+    def __init__(self, *, n_hidden: int, n_out: int, rule: LearningRule, window_start: int,
                  bias_mant: np.ndarray, bias_exp: np.ndarray, bias_delay: int, sample_steps: int,
                  name: str | None = None) -> None:
         super().__init__(n_out=int(n_hidden), rule=rule.to_dict(), window_start=int(window_start), name=name)
-        shape = (int(n_classes),)
-        self.probe_in = InPort(shape=(3, int(n_classes)))  # BsoNeuron's probe rows: spikes, u, v
+        shape = (int(n_out),)
+        n_classes = int(n_out) // rule.population
+        self.probe_in = InPort(shape=(3, int(n_out)))  # BsoNeuron's probe rows: spikes, u, v
         self.label_in = InPort(shape=(1,))
         self.error_out = OutPort(shape=(int(n_hidden),))
-        self.feedback = Var(shape=(int(n_hidden), int(n_classes)),
-                            init=feedback_matrix(int(n_hidden), int(n_classes), rule.feedback_seed))
+        self.feedback = Var(shape=(int(n_hidden), n_classes),
+                            init=feedback_matrix(int(n_hidden), n_classes, rule.feedback_seed))
         self.bias = Var(shape=shape, init=bias_value(np.broadcast_to(bias_mant, shape),
                                                      np.broadcast_to(bias_exp, shape)))
         self.bias_delay = Var(shape=(1,), init=int(bias_delay))
@@ -144,4 +145,6 @@ class PyFeedbackErrorModelFixed(_WindowedErrorModel):
 
     def _error(self, received: np.ndarray, label: int, step: int) -> np.ndarray:
         current = received + self.bias if step >= int(self.bias_delay) else received
-        return feedback_error(readout_error(current, label, self._rule), self.feedback, self._rule)
+        # one error per class: readout_error repeats it for the P members (onchip-learning.md §14)
+        class_error = readout_error(current, label, self._rule)[::self._rule.population]
+        return feedback_error(class_error, self.feedback, self._rule)
