@@ -43,7 +43,7 @@ def int_shape(owner: str, parameter: str, value: Any, length: int | None = None,
     """``value`` as a tuple of ints >= ``minimum`` (of ``length`` entries when given)."""
     try:
         shape = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise field_error(owner, parameter, f"must be a tuple of integers, got {value!r}") from None
     if any(int(a) != a for a in value) or any(v < minimum for v in shape) or (length and len(shape) != length):
         size = f"{length} " if length else ""

@@ -21,6 +21,7 @@ from .spec import CONNECTION_KINDS, RESET_MODES, SHIFT_ROUNDINGS, SPEC, FixedPoi
 __all__ = ["FixedPointLayer"]
 
 _MAX_STEP = np.iinfo(np.int64).max  # bias_delay is a step index, no register: any int64 >= 0
+MAX_LAYER_NEURONS = 1 << 24  # neurons of one layer: its per-neuron arrays are allocated from this count
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,6 +109,9 @@ class FixedPointLayer:
         ranges = {"vth": (0, spec.vth_max), "bias_mant": (spec.bias_mant_min, spec.bias_mant_max),
                   "bias_exp": (spec.bias_exp_min, spec.bias_exp_max)}
         out_shape = self.output_shape
+        if math.prod(out_shape) > MAX_LAYER_NEURONS:
+            raise field_error(name, "output_shape", f"{out_shape} has more than {MAX_LAYER_NEURONS} neurons; check the "
+                              "padding, stride and weight shape")
         for parameter, (low, high) in ranges.items():
             array = int_array(name, parameter, getattr(self, parameter), low, high,
                               "move the excess into the exponent or the weight scale")

@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from bso_deploy.errors import InvalidFileError
 from bso_deploy.io import atomic_write
 
 from .checks import field_error, int_scalar, int_shape
 from .layer import FixedPointLayer
+from .network_file import read_network_file
 from .simulation_result import LayerSaturation, SimulationResult
 from .spec import SPEC, Profile, get_profile
 
@@ -143,16 +145,17 @@ class FixedPointNetwork:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FixedPointNetwork:
-        with np.load(path, allow_pickle=False) as archive:
-            if "meta" not in archive.files:
-                raise ValueError(f"{os.fspath(path)} is not a saved FixedPointNetwork (no 'meta' entry)")
-            data = json.loads(str(archive["meta"]))
-            for index, layer in enumerate(data.get("layers", [])):
-                for name in _ARRAY_FIELDS:
-                    layer[name] = archive[f"layers/{index}/{name}"]
-                key = f"layers/{index}/recurrent_weight"
-                layer["recurrent_weight"] = archive[key] if key in archive.files else None  # absent: None (§9)
-        return cls.from_dict(data)
+        """Read a network saved by :meth:`save`. The file is untrusted: its structure, dtypes and declared sizes
+        are checked before reading (:func:`.network_file.read_network_file`), its values by the constructors;
+        every failure is an :class:`~bso_deploy.errors.InvalidFileError` naming the file (MissingFileError for
+        a missing one)."""
+        data = read_network_file(path)
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as error:
+            if isinstance(error, InvalidFileError):
+                raise
+            raise InvalidFileError(f"{os.fspath(path)} is not a saved FixedPointNetwork: {error}") from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FixedPointNetwork):

@@ -15,15 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BsoDeployError
-from .fuzz_cases import CliResult, classify_cli_error, run_cli
+from .fuzz_cases import CliResult, FuzzCase, classify_cli_error, run_cli
 
-__all__ = ["CLEAN_REJECTION", "either_clean_or_ran", "flip_bits", "model_operation", "rejected_or_ran",
-           "truncate", "write_inputs"]
+__all__ = ["CLEAN_REJECTION", "either_clean_or_ran", "file_cases", "flip_bits", "model_operation",
+           "rejected_or_ran", "truncate", "write_inputs"]
 
 # What an "either" action returns when the operation refused its input cleanly (see either_clean_or_ran).
 CLEAN_REJECTION = "rejected cleanly"
 INPUT_TIME_STEPS = 3
 INPUT_SAMPLES = 2
+ACCEPT_SHARE = 0.15  # of a file family's cases: valid files that must work
+BITFLIP_SHARE = 0.1  # bit-flipped files: a clean error or a normal run
 
 
 def flip_bits(path: Path, seed: int, count: int) -> None:
@@ -110,3 +112,29 @@ def either_clean_or_ran(result: object, work: Path) -> bool:
     if isinstance(result, str):
         return result == CLEAN_REJECTION
     return not (isinstance(result, CliResult) and result.code != 0)
+
+
+def file_cases(family: str, rng: np.random.Generator, count: int, operations: tuple[str, ...],
+               mutations: list[str], error_action: Callable[[str, str, int], Callable[[Path], object]],
+               bitflip_action: Callable[[str, int, int], Callable[[Path], object]],
+               accept_action: Callable[[str, int], Callable[[Path], object]],
+               verify_accept: Callable[[str], Callable[[object, Path], bool]]) -> list[FuzzCase]:
+    """A file family's ``count`` cases drawn from ``rng``: about :data:`ACCEPT_SHARE` valid files (accept),
+    :data:`BITFLIP_SHARE` bit flips of 1 to 64 bits, the rest one mutation each, the ``mutations`` in turn so that
+    every one is exercised; each on one of ``operations``. The actions are built from the drawn seed."""
+    result = []
+    for index in range(count):
+        seed, draw = int(rng.integers(1 << 31)), float(rng.random())
+        operation = operations[int(rng.integers(len(operations)))]
+        if draw < ACCEPT_SHARE:
+            result.append(FuzzCase(family, f"valid/{operation}/{index}", accept_action(operation, seed), "accept",
+                                   verify_accept(operation)))
+        elif draw < ACCEPT_SHARE + BITFLIP_SHARE:
+            bits = int(rng.integers(1, 65))
+            result.append(FuzzCase(family, f"bitflip-{bits}/{operation}/{index}",
+                                   bitflip_action(operation, seed, bits), "accept", either_clean_or_ran))
+        else:
+            mutation = mutations[index % len(mutations)]
+            result.append(FuzzCase(family, f"{mutation}/{operation}/{index}",
+                                   error_action(mutation, operation, seed), "error"))
+    return result

@@ -25,14 +25,12 @@ from ..hardware.compiler import compile_nir
 from ..hardware.simulator import simulate
 from ..models import build_mlp
 from .fuzz_cases import CliResult, FuzzCase
-from .fuzz_files import either_clean_or_ran, flip_bits, model_operation, rejected_or_ran, truncate
+from .fuzz_files import file_cases, flip_bits, model_operation, rejected_or_ran, truncate
 
 __all__ = ["MUTATIONS", "OPERATIONS", "cases", "write_model"]
 
 FAMILY = "nir"
 HUGE_WEIGHT_SHAPE = (256, 1 << 28)  # the issue's example: 2^36 float32 values, 256 GiB if read
-ACCEPT_SHARE = 0.15
-BITFLIP_SHARE = 0.1
 
 
 def write_model(work: Path, seed: int, binary: str | None = None) -> tuple[Path, tuple[int, ...], nir.NIRGraph]:
@@ -129,7 +127,8 @@ BAD_SHAPES = ([np.inf], [np.nan], [-3], [0], [1 << 40], [3.5], [2 + 1j], [], "ab
 
 
 def _input_shape(file, rng):
-    _replace(_nodes(file)["input"], "shape", np.asarray(BAD_SHAPES[int(rng.integers(len(BAD_SHAPES)))]))
+    shape = BAD_SHAPES[int(rng.integers(len(BAD_SHAPES)))]
+    _replace(_nodes(file)["input"], "shape", shape if isinstance(shape, str) else np.asarray(shape))
 
 
 def _huge_weight(file, rng):
@@ -368,22 +367,6 @@ def _verify_accept(operation: str) -> Callable[[object, Path], bool]:
 
 
 def cases(rng: np.random.Generator, count: int) -> list[FuzzCase]:
-    """``count`` cases drawn from ``rng``: about 15% valid files (accept), 10% bit flips, the rest one mutation
-    each, the mutations in turn so that every one of them is exercised."""
-    result = []
-    kinds = sorted(MUTATIONS)
-    for index in range(count):
-        seed, draw = int(rng.integers(1 << 31)), float(rng.random())
-        operation = OPERATIONS[int(rng.integers(len(OPERATIONS)))]
-        if draw < ACCEPT_SHARE:
-            result.append(FuzzCase(FAMILY, f"valid/{operation}/{index}", _accept_action(operation, seed), "accept",
-                                   _verify_accept(operation)))
-        elif draw < ACCEPT_SHARE + BITFLIP_SHARE:
-            bits = int(rng.integers(1, 65))
-            result.append(FuzzCase(FAMILY, f"bitflip-{bits}/{operation}/{index}",
-                                   _bitflip_action(operation, seed, bits), "accept", either_clean_or_ran))
-        else:
-            mutation = kinds[index % len(kinds)]
-            result.append(FuzzCase(FAMILY, f"{mutation}/{operation}/{index}", _error_action(mutation, operation, seed),
-                                   "error"))
-    return result
+    """``count`` cases: about 15% valid files (accept), 10% bit flips, the rest one mutation each (in turn)."""
+    return file_cases(FAMILY, rng, count, OPERATIONS, sorted(MUTATIONS), _error_action, _bitflip_action,
+                      _accept_action, _verify_accept)

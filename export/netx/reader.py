@@ -18,7 +18,8 @@ spikes and v of that Lava network exactly, step for step (docs/export.md "Import
 Each layer's integers are written in the terms of docs/fixed-point.md §4.5 - §4.7 by
 :func:`~.synapse.floor_representation`
 (weights that survive the §4.5 rule, an exponent, floor rounding). Anything else raises a one-line ValueError
-naming the file, the layer index and the field. Lava's ``Conv`` is not the §4.5 rule of profile ``loihi``
+naming the file, the layer index and the field
+(an InvalidFileError). Lava's ``Conv`` is not the §4.5 rule of profile ``loihi``
 (§6.1), so a network with conv layers comes back in profile ``bso``; a dense-only one in profile ``loihi``.
 """
 
@@ -32,8 +33,12 @@ from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
+from bso_deploy.export.nir.files import existing_file, read_hdf5_tree
+from bso_deploy.hardware.layer import MAX_LAYER_NEURONS
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from bso_deploy.hardware.spec import SPEC
+
+from bso_deploy.errors import BsoDeployError, InvalidFileError, InvalidInputError
 
 from .synapse import floor_representation, netx_dense_synapse
 
@@ -43,48 +48,70 @@ _NEURON_TYPES = ("CUBA", "LOIHI")  # netx builds Lava's LIF for both
 _NETX_UNBUILT = ("pool", "convT", "unpool", "average", "concat")  # netx 0.6 raises NotImplementedError
 _NETX_BIAS_EXP = SPEC.state_shift  # netx gives every LIF bias_exp = 6
 _REF_DELAY_MAX = 1  # what lava-dl writes; netx's LIF has no refractory period
+_MAX_NUMBER = float(1 << 62)  # floats netx would truncate to int64 must lie within this magnitude
 
 
 class _Group:
-    """One ``/layer/<k>`` group, read as netx's ``NetDict`` reads it; every error is one line naming the file,
-    the layer index and the field."""
+    """One ``/layer/<k>`` group, read (by :func:`~bso_deploy.export.nir.files.read_hdf5_tree`) as nested dicts
+    of values, accessed as netx's ``NetDict`` reads it; every error is one line naming the file, the layer index
+    and the field."""
 
     def __init__(self, path: str, index: int, group: Any, kind: str = "?", prefix: str = "") -> None:
         self.path, self.index, self.group, self.kind, self.prefix = path, index, group, kind, prefix
+        if not isinstance(group, dict):
+            raise self.fail("", "is not a group: not a lava-dl netx layer")
 
-    def fail(self, field: str, message: str) -> ValueError:
-        return ValueError(f"{self.path}: layer {self.index} ({self.kind}): {self.prefix}{field} {message}")
+    def fail(self, field: str, message: str) -> InvalidFileError:
+        return InvalidFileError(f"{self.path}: layer {self.index} ({self.kind}): {self.prefix}{field} {message}")
 
     def has(self, key: str) -> bool:
         return key in self.group
 
+    def _value(self, key: str, missing: str) -> Any:
+        if key not in self.group or isinstance(self.group[key], dict):
+            raise self.fail(key, missing)
+        return self.group[key]
+
     def string(self, key: str) -> str:
-        if key not in self.group or not hasattr(self.group[key], "shape"):
-            raise self.fail(key, "is missing: not a lava-dl netx layer")
-        value = self.group[key][()]
+        value = self._value(key, "is missing: not a lava-dl netx layer")
         value = value.reshape(-1)[0] if isinstance(value, np.ndarray) and value.size else value
-        return value.decode("ascii") if isinstance(value, bytes) else str(value)
+        if isinstance(value, bytes):
+            try:
+                return value.decode("ascii")
+            except UnicodeDecodeError:
+                raise self.fail(key, "is not ASCII text") from None
+        return str(value)
 
     def array(self, key: str) -> np.ndarray:
-        """An integer array as netx reads it (``astype(int)``: floats truncate toward zero)."""
-        if key not in self.group or not hasattr(self.group[key], "shape"):
-            raise self.fail(key, "is missing")
-        value = np.asarray(self.group[key][()])
+        """An integer array as netx reads it (``astype(int)``: floats truncate toward zero; NaN, Inf and values
+        past int64 have no integer and are refused)."""
+        value = np.asarray(self._value(key, "is missing"))
         if value.dtype.kind not in "iufb":
-            raise self.fail(key, f"must hold numbers, got dtype {value.dtype}")
+            raise self.fail(key, f"must hold real numbers, got dtype {value.dtype}")
+        if value.dtype.kind == "f" and not np.all(np.abs(value) < _MAX_NUMBER):
+            raise self.fail(key, f"holds NaN, Inf or values past +-2**62 ({value.dtype})")
         return value.astype(np.int64)
 
     def integer(self, key: str, low: int, high: int, hint: str) -> int:
         """A scalar field that netx uses as given: it must be an integer in [low, high]."""
-        if key not in self.group or not hasattr(self.group[key], "shape"):
+        if key not in self.group or isinstance(self.group[key], dict):
             raise self.fail(key, f"is missing; {hint}")
-        value = np.asarray(self.group[key][()])
-        if value.size != 1 or value.dtype.kind not in "iufb" or value.reshape(-1)[0] != int(value.reshape(-1)[0]):
-            raise self.fail(key, f"= {value.tolist()} must be one integer (one value per layer); {hint}")
+        value = np.asarray(self.group[key])
+        if value.size != 1 or value.dtype.kind not in "iufb" or not np.all(np.abs(value) < _MAX_NUMBER) or \
+                value.reshape(-1)[0] != int(value.reshape(-1)[0]):
+            raise self.fail(key, f"= {str(value.tolist())[:60]} must be one integer (one value per layer); {hint}")
         number = int(value.reshape(-1)[0])
         if not low <= number <= high:
             raise self.fail(key, f"= {number} is outside [{low}, {high}]; {hint}")
         return number
+
+    def shape(self) -> tuple[int, ...]:
+        """The layer's ``shape``: integers >= 1, at most :data:`MAX_LAYER_NEURONS` values in all."""
+        shape = self.array("shape").reshape(-1)
+        if shape.size == 0 or shape.size > 3 or np.any(shape < 1) or math.prod(shape.tolist()) > MAX_LAYER_NEURONS:
+            raise self.fail("shape", f"= {shape.tolist()[:6]} must be 1 to 3 integers >= 1 of at most "
+                            f"{MAX_LAYER_NEURONS} neurons")
+        return tuple(int(v) for v in shape)
 
 
 def _pair(group: _Group, key: str) -> tuple[int, int]:
@@ -113,7 +140,7 @@ def _neuron(group: _Group, last: bool) -> dict[str, Any]:
     if neuron.has("refDelay"):
         neuron.integer("refDelay", 0, _REF_DELAY_MAX, "a refractory period longer than one step is not "
                        "modelled (netx's LIF has none): export refDelay = 1")
-    if neuron.has("gradedSpike") and bool(neuron.array("gradedSpike").reshape(-1)[0]):
+    if neuron.has("gradedSpike") and neuron.array("gradedSpike").any():
         raise neuron.fail("gradedSpike", "= True: netx 0.6 builds a binary-spiking LIF and ignores it, so the "
                          "file does not run as trained; train with graded_spike=False")
     if neuron.has("weight_exp") and neuron.array("weight_exp").any():
@@ -153,7 +180,7 @@ def _no_delay(group: _Group) -> None:
 
 def _dense(group: _Group, shape: tuple[int, ...] | None, flattened: bool, first: bool, last: bool,
            input_bits: int) -> tuple[FixedPointLayer, dict[str, Any]]:
-    n_out = int(np.prod(group.array("shape")))
+    n_out = math.prod(group.shape())
     weight = group.array("weight")
     weight = weight.reshape(n_out, -1) if weight.ndim == 1 else weight
     if weight.ndim != 2 or weight.shape[0] != n_out:
@@ -206,7 +233,7 @@ def _conv(group: _Group, shape: tuple[int, ...] | None, last: bool, input_bits: 
     neuron = _neuron(group, last)
     probe = FixedPointLayer(name="probe", kind="conv", input_shape=shape, weight=found[0],
                             stride=_pair(group, "stride"), padding=_pair(group, "padding"))
-    expected = tuple(int(v) for v in group.array("shape").reshape(-1))
+    expected = group.shape()
     if probe.output_shape != expected:
         raise group.fail("shape", f"= {expected} differs from the convolution's output {probe.output_shape}")
     layer = FixedPointLayer(name=f"layer{group.index}", kind="conv", input_shape=shape, weight=found[0],
@@ -231,7 +258,7 @@ def _read_input(group: _Group, chain: _Chain, last: bool, bits: int) -> _Chain:
     if group.has("neuron"):
         raise group.fail("neuron", "is present: netx 0.6 builds an Input block whose input port is not connected "
                          "to its LIF (Lava cannot compile it); export the input block without neuron parameters")
-    return chain._replace(shape=tuple(int(v) for v in group.array("shape").reshape(-1)))
+    return chain._replace(shape=group.shape())
 
 
 def _read_flatten(group: _Group, chain: _Chain, last: bool, bits: int) -> _Chain:
@@ -252,23 +279,31 @@ def _read_synapse(group: _Group, chain: _Chain, last: bool, bits: int) -> _Chain
 _READERS = {"input": _read_input, "flatten": _read_flatten, "dense": _read_synapse, "conv": _read_synapse}
 
 
-def _open(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"netx file {path} does not exist")
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not a lava-dl netx file: it is not HDF5")
+def _open(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the ``layer`` groups as dicts, the ``bso_deploy`` info) of the file, read through the bounded reader."""
+    checked = existing_file(path, "netx file")
     try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path} is not a lava-dl netx file: HDF5 that cannot be read ({error})") from None
-    if "layer" not in file or not isinstance(file["layer"], h5py.Group) or not len(file["layer"]):
-        file.close()
-        raise ValueError(f"{path} is not a lava-dl netx file: it has no (non-empty) 'layer' group")
-    keys = sorted(file["layer"].keys(), key=lambda key: (not key.isdigit(), int(key) if key.isdigit() else 0, key))
+        is_hdf5 = h5py.is_hdf5(checked)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise InvalidFileError(f"{path} is not a lava-dl netx file: it cannot be read ({error})") from None
+    if not is_hdf5:
+        raise InvalidFileError(f"{path} is not a lava-dl netx file: it is not HDF5")
+    try:
+        with h5py.File(checked, "r") as file:
+            if not isinstance(file.get("layer", getlink=True), h5py.HardLink) or \
+                    not isinstance(file.get("layer"), h5py.Group) or not len(file["layer"]):
+                raise InvalidFileError(f"{path} is not a lava-dl netx file: it has no (non-empty) 'layer' group")
+            layers = read_hdf5_tree(file["layer"], "layer")
+            info = _info(path, file)
+    except InvalidFileError as error:
+        raise InvalidFileError(str(error) if path in str(error) else f"{path}: {error}") from None
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:  # h5py's errors on corrupt files
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise InvalidFileError(f"{path} is not a lava-dl netx file: HDF5 that cannot be read ({reason})") from None
+    keys = sorted(layers, key=lambda key: (not key.isdigit(), int(key) if key.isdigit() else 0, key))
     if keys != [str(i) for i in range(len(keys))]:
-        file.close()
-        raise ValueError(f"{path} is not a lava-dl netx file: 'layer' holds {keys[:6]}, not groups 0 ... L-1")
-    return file
+        raise InvalidFileError(f"{path} is not a lava-dl netx file: 'layer' holds {keys[:6]}, not groups 0 ... L-1")
+    return layers, info
 
 
 def _info(path: str, file: Any) -> dict[str, Any]:
@@ -277,8 +312,9 @@ def _info(path: str, file: Any) -> dict[str, Any]:
         return {}
     try:
         info = json.loads(file.attrs["bso_deploy"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its 'bso_deploy' attribute is not JSON ({error}); delete the attribute") from None
+    except (TypeError, ValueError, RecursionError) as error:
+        raise InvalidFileError(f"{path}: its 'bso_deploy' attribute is not JSON ({str(error)[:80]}); delete the "
+                               "attribute") from None
     return info if isinstance(info, dict) else {}
 
 
@@ -287,7 +323,7 @@ def _input_bits(path: str, info: dict[str, Any], input_message_bits: int | None)
         input_message_bits = info.get("input_message_bits", 0)
     if isinstance(input_message_bits, bool) or not isinstance(input_message_bits, int) or \
             not 0 <= input_message_bits <= SPEC.input_bits:
-        raise ValueError(f"{path}: input_message_bits must be an integer in [0, {SPEC.input_bits}] (0: binary "
+        raise InvalidInputError(f"{path}: input_message_bits must be an integer in [0, {SPEC.input_bits}] (0: binary "
                          f"spikes, netx's default), got {input_message_bits!r}")
     return input_message_bits
 
@@ -311,25 +347,30 @@ def from_netx(path: str | os.PathLike, *, input_message_bits: int | None = None)
     layer what netx chose (``num_weight_bits``, ``weight_exponent``, ``weights_changed_by_lava``). ValueError,
     one line naming the file, layer index and field, for anything that netx does not run exactly as written."""
     path = os.fspath(path)
-    file = _open(path)
+    layer_groups, info = _open(path)
+    bits = _input_bits(path, info, input_message_bits)
     try:
-        info = _info(path, file)
-        bits = _input_bits(path, info, input_message_bits)
-        groups = [file["layer"][str(i)] for i in range(len(file["layer"]))]
-        kinds = [_Group(path, i, group).string("type") for i, group in enumerate(groups)]
-        built = [i for i, kind in enumerate(kinds) if kind in ("dense", "conv")]
-        chain = _Chain()
-        for index, (group, kind) in enumerate(zip(groups, kinds)):
-            layer_group = _Group(path, index, group, kind)
-            if kind in _NETX_UNBUILT:
-                raise layer_group.fail("type", f"{kind!r} is not built by lava-dl's netx 0.6 (NotImplementedError)")
-            if kind not in _READERS:
-                raise layer_group.fail("type", f"{kind!r} is not supported (from_netx reads {', '.join(_READERS)})")
-            chain = _READERS[kind](layer_group, chain, bool(built) and index == built[-1], bits)
-    finally:
-        file.close()
+        return _network(path, layer_groups, info, bits)
+    except (ValueError, TypeError) as error:  # a field the constructors refuse (FixedPointLayer, ...)
+        if isinstance(error, BsoDeployError):
+            raise
+        raise InvalidFileError(f"{path}: {error}") from None
+
+
+def _network(path: str, layer_groups: dict[str, Any], info: dict[str, Any], bits: int) -> FixedPointNetwork:
+    groups = [layer_groups[str(i)] for i in range(len(layer_groups))]
+    kinds = [_Group(path, i, group).string("type") for i, group in enumerate(groups)]
+    built = [i for i, kind in enumerate(kinds) if kind in ("dense", "conv")]
+    chain = _Chain()
+    for index, (group, kind) in enumerate(zip(groups, kinds)):
+        layer_group = _Group(path, index, group, kind)
+        if kind in _NETX_UNBUILT:
+            raise layer_group.fail("type", f"{kind!r} is not built by lava-dl's netx 0.6 (NotImplementedError)")
+        if kind not in _READERS:
+            raise layer_group.fail("type", f"{kind!r} is not supported (from_netx reads {', '.join(_READERS)})")
+        chain = _READERS[kind](layer_group, chain, bool(built) and index == built[-1], bits)
     if not chain.layers:
-        raise ValueError(f"{path}: the netx file has no dense or conv layer")
+        raise InvalidFileError(f"{path}: the netx file has no dense or conv layer")
     layers = _named(chain.layers, info.get("layers"))
     profile = "bso" if any(layer.kind == "conv" for layer in layers) else "loihi"
     return FixedPointNetwork(profile=profile, input_shape=layers[0].input_shape, layers=layers,

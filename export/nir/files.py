@@ -1,4 +1,5 @@
-"""Reading and writing NIR files (HDF5) with clear errors and atomic writes.
+"""Reading and writing NIR files (HDF5) with clear errors and atomic writes; :func:`read_hdf5_tree`, the bounded
+HDF5 reader that the NIR and netx readers share.
 
 :func:`read_nir_file` reads the HDF5 tree itself (not with ``nir.serialization.hdf2dict``) so that a hostile
 file is refused before any work, with an :class:`~bso_deploy.errors.InvalidFileError` naming the file and the
@@ -110,6 +111,13 @@ def _read_group(group: h5py.Group, where: str, depth: int, budget: _Budget, seen
     return result
 
 
+def read_hdf5_tree(group: h5py.Group, where: str) -> dict[str, Any]:
+    """``group`` and everything under it as nested dicts of values (strings decoded), with this module's limits
+    and checks applied before each dataset is read; InvalidFileError naming the entry otherwise. The lava-dl
+    netx reader reads its files with it too."""
+    return _read_group(group, where, 1, _Budget(), set())
+
+
 def read_raw_graph(path: Path) -> dict[str, Any]:
     """The file's ``node`` group as a dict (``nir.serialization.hdf2dict``'s shape), read with the limits and
     checks of this module; InvalidFileError naming the file otherwise."""
@@ -120,7 +128,7 @@ def read_raw_graph(path: Path) -> dict[str, Any]:
                 raise InvalidFileError(f"{path} is an HDF5 file but not a NIR file (no 'node' group)")
             if not isinstance(root, h5py.HardLink):
                 raise InvalidFileError(f"{path}: 'node' is a {type(root).__name__}; a NIR file holds its own groups")
-            return _read_group(file["node"], "node", 1, _Budget(), set())
+            return read_hdf5_tree(file["node"], "node")
     except InvalidFileError as error:
         if str(path) in str(error):
             raise
