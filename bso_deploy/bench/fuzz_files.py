@@ -56,36 +56,38 @@ def write_inputs(work: Path, input_shape: tuple[int, ...], seed: int, integer: b
 
 # The operations a user runs on a model file, by name: (model path, input shape, work dir) -> result. Those that
 # need inputs write valid ones for the shape the model should have (a mutated model is what is under test).
-def _cli_run(backend: str) -> Callable[[Path, tuple[int, ...], Path], CliResult]:
-    def run(model: Path, input_shape: tuple[int, ...], work: Path) -> CliResult:
-        inputs = write_inputs(work, input_shape, 0, integer=False)
+def _cli_run(backend: str) -> Callable[[Path, tuple[int, ...], Path, bool], CliResult]:
+    def run(model: Path, input_shape: tuple[int, ...], work: Path, integer: bool) -> CliResult:
+        inputs = write_inputs(work, input_shape, 0, integer=integer)
         return run_cli(["run", str(model), "--backend", backend, "--inputs", str(inputs), "--out",
                         str(work / "out.npz")])
     return run
 
 
-def _cli_parity(model: Path, input_shape: tuple[int, ...], work: Path) -> CliResult:
-    inputs = write_inputs(work, input_shape, 0, integer=False)
+def _cli_parity(model: Path, input_shape: tuple[int, ...], work: Path, integer: bool) -> CliResult:
+    inputs = write_inputs(work, input_shape, 0, integer=integer)
     return run_cli(["parity", str(model), "--backends", "sim,torch", "--inputs", str(inputs), "--json"])
 
 
-def _cli_compile(model: Path, input_shape: tuple[int, ...], work: Path) -> CliResult:
+def _cli_compile(model: Path, input_shape: tuple[int, ...], work: Path, integer: bool) -> CliResult:
     return run_cli(["compile", str(model), "--out", str(work / "compiled.npz")])
 
 
-CLI_OPERATIONS: dict[str, Callable[[Path, tuple[int, ...], Path], CliResult]] = {
+CLI_OPERATIONS: dict[str, Callable[[Path, tuple[int, ...], Path, bool], CliResult]] = {
     "cli-run-float": _cli_run("float"), "cli-run-sim": _cli_run("sim"), "cli-parity": _cli_parity,
     "cli-compile": _cli_compile,
 }
 
 
-def model_operation(name: str, api: dict[str, Callable[[Path], object]]
+def model_operation(name: str, api: dict[str, Callable[[Path], object]], integer: bool = False
                     ) -> Callable[[Path, tuple[int, ...], Path], object]:
-    """The operation ``name``: one of :data:`CLI_OPERATIONS` or of the family's Python API calls ``api``."""
+    """The operation ``name``: one of :data:`CLI_OPERATIONS` (on float inputs in [0, 1], or integers in
+    [0, 255] with ``integer``, for a model that takes integers only) or of the family's Python API calls."""
     if name in api:
         call = api[name]
         return lambda model, input_shape, work: call(model)
-    return CLI_OPERATIONS[name]
+    command = CLI_OPERATIONS[name]
+    return lambda model, input_shape, work: command(model, input_shape, work, integer)
 
 
 def rejected_or_ran(run: Callable[[], object]) -> object:

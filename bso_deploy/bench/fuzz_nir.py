@@ -12,6 +12,7 @@ never reads, so a clean error and a normal run are both right there (:func:`.fuz
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +21,11 @@ import nir
 import numpy as np
 import torch
 
-from ..export.nir import from_nir, to_nir, write_nir
+from ..export.nir import NIRExportWarning, from_nir, to_nir, write_nir
 from ..hardware.compiler import compile_nir
 from ..hardware.simulator import simulate
 from ..models import build_mlp
+from ..neuron import LIFParameters
 from .fuzz_cases import CliResult, FuzzCase
 from .fuzz_files import file_cases, flip_bits, model_operation, rejected_or_ran, truncate
 
@@ -33,14 +35,18 @@ FAMILY = "nir"
 HUGE_WEIGHT_SHAPE = (256, 1 << 28)  # the issue's example: 2^36 float32 values, 256 GiB if read
 
 
-def write_model(work: Path, seed: int, binary: str | None = None) -> tuple[Path, tuple[int, ...], nir.NIRGraph]:
-    """A valid graph of a small MLP drawn from ``seed`` at ``work/model.nir``: (path, input shape, graph)."""
+def write_model(work: Path, seed: int, binary: str | None = None, reset: str | None = None
+                ) -> tuple[Path, tuple[int, ...], nir.NIRGraph]:
+    """A valid graph of a small MLP drawn from ``seed`` at ``work/model.nir``: (path, input shape, graph).
+    ``binary`` and ``reset`` (the LIF reset) are drawn too unless given."""
     rng = np.random.default_rng(seed)
     sizes = (int(rng.integers(2, 9)), *(int(size) for size in rng.integers(2, 7, size=rng.integers(1, 3))),
              int(rng.integers(2, 5)))
     binary = binary or ("none", "hidden", "all")[int(rng.integers(3))]
-    with torch.random.fork_rng():
-        model = build_mlp(sizes, binary=binary, seed=int(rng.integers(1 << 31))).eval()
+    lif = LIFParameters(reset=reset) if reset is not None else None
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExportWarning)  # the subtractive reset is noted in metadata
+        model = build_mlp(sizes, binary=binary, seed=int(rng.integers(1 << 31)), lif=lif).eval()
         graph = to_nir(model)
     return write_nir(graph, work / "model.nir"), (sizes[0],), graph
 
