@@ -41,10 +41,9 @@ def _check_learning_capacity(config: Any) -> None:
     if not isinstance(config.feedback_alignment, bool):
         raise ValueError("AdaptationConfig.feedback_alignment must be True or False, got "
                          f"{config.feedback_alignment!r}")
-    if config.feedback_alignment and (config.population != 1 or len(config.hidden) < 2):
-        raise ValueError("AdaptationConfig.feedback_alignment trains the last hidden layer (binary: give two hidden "
-                         f"sizes, e.g. 256,256) next to a readout of one neuron per class; got hidden {config.hidden} "
-                         f"and population {config.population}")
+    if config.feedback_alignment and len(config.hidden) < 2:
+        raise ValueError("AdaptationConfig.feedback_alignment trains the last hidden layer, which must be binary: give "
+                         f"two hidden sizes (e.g. 256,256; the first layer is 8-bit), got hidden {config.hidden}")
     if config.bias_shift > MAX_BIAS_BITS - 14:
         raise ValueError(f"AdaptationConfig.bias_shift must be at most {MAX_BIAS_BITS - 14} (the bias register "
                          f"holds 13 + bias_shift <= {MAX_BIAS_BITS} bits), got {config.bias_shift}")
