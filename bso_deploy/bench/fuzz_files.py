@@ -12,13 +12,14 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from ..errors import BsoDeployError
 from .fuzz_cases import CliResult, FuzzCase, classify_cli_error, run_cli
 
-__all__ = ["CLEAN_REJECTION", "either_clean_or_ran", "file_cases", "flip_bits", "model_operation",
-           "rejected_or_ran", "truncate", "write_inputs"]
+__all__ = ["CLEAN_REJECTION", "either_clean_or_ran", "file_cases", "flip_bits", "hdf5_edit", "model_operation",
+           "pick", "rejected_or_ran", "replace_dataset", "truncate", "whole_file", "write_inputs"]
 
 # What an "either" action returns when the operation refused its input cleanly (see either_clean_or_ran).
 CLEAN_REJECTION = "rejected cleanly"
@@ -41,6 +42,35 @@ def truncate(path: Path, fraction: float) -> None:
     """Keep the first ``fraction`` (0 <= fraction < 1) of ``path``'s bytes."""
     data = path.read_bytes()
     path.write_bytes(data[:math.floor(len(data) * fraction)])
+
+
+def pick(rng: np.random.Generator, items: list):
+    """One of ``items``, drawn from ``rng``."""
+    return items[int(rng.integers(len(items)))]
+
+
+def replace_dataset(group: h5py.Group, key: str, value, **options) -> None:
+    """Write ``value`` as dataset ``key`` of ``group``, replacing what is there."""
+    if key in group:
+        del group[key]
+    group.create_dataset(key, data=value, **options)
+
+
+def hdf5_edit(edit: Callable[[h5py.File, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
+    """A mutation that opens the HDF5 file for writing and lets ``edit`` change it in place."""
+    def mutate(path: Path, rng: np.random.Generator) -> Path:
+        with h5py.File(path, "r+") as file:
+            edit(file, rng)
+        return path
+    return mutate
+
+
+def whole_file(write: Callable[[Path, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
+    """A mutation that rewrites the whole file with ``write`` (truncation, empty or text files)."""
+    def mutate(path: Path, rng: np.random.Generator) -> Path:
+        write(path, rng)
+        return path
+    return mutate
 
 
 def write_inputs(work: Path, input_shape: tuple[int, ...], seed: int, integer: bool = False) -> Path:

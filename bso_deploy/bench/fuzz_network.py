@@ -23,7 +23,15 @@ from ..hardware.compiler import compile_nir
 from ..hardware.network import FixedPointNetwork
 from ..hardware.simulator import simulate
 from .fuzz_cases import CliResult, FuzzCase
-from .fuzz_files import file_cases, flip_bits, model_operation, rejected_or_ran, truncate
+from .fuzz_files import (
+    file_cases,
+    flip_bits,
+    model_operation,
+    pick,
+    rejected_or_ran,
+    truncate,
+    whole_file,
+)
 from .fuzz_nir import write_model
 
 __all__ = ["MUTATIONS", "OPERATIONS", "cases", "write_network"]
@@ -66,10 +74,6 @@ def _layer(meta: dict, rng: np.random.Generator) -> tuple[int, dict]:
     return index, meta["layers"][index]
 
 
-def _pick(rng: np.random.Generator, items: list):
-    return items[int(rng.integers(len(items)))]
-
-
 # Values that no field of a layer may hold, by field: wrong JSON types and values outside each field's range.
 BAD_LAYER_VALUES: dict[str, list] = {
     "name": ["", 7, None, ["x"]],
@@ -104,51 +108,51 @@ BAD_NETWORK_VALUES: dict[str, list] = {
 
 def _bad_layer_field(arrays, meta, rng):
     _, layer = _layer(meta, rng)
-    field = _pick(rng, sorted(BAD_LAYER_VALUES))
-    layer[field] = _pick(rng, BAD_LAYER_VALUES[field])
+    field = pick(rng, sorted(BAD_LAYER_VALUES))
+    layer[field] = pick(rng, BAD_LAYER_VALUES[field])
     if field.startswith("recurrent_") and rng.random() < 0.5:
         layer["recurrent_weight_mant"], layer["recurrent_binary"] = 5, True  # set but no recurrent weight
 
 
 def _bad_network_field(arrays, meta, rng):
-    field = _pick(rng, sorted(BAD_NETWORK_VALUES))
-    meta[field] = _pick(rng, BAD_NETWORK_VALUES[field])
+    field = pick(rng, sorted(BAD_NETWORK_VALUES))
+    meta[field] = pick(rng, BAD_NETWORK_VALUES[field])
 
 
 def _unknown_layer_field(arrays, meta, rng):
-    _layer(meta, rng)[1][_pick(rng, ["gain", "__class__", "layers", "alpha"])] = 1
+    _layer(meta, rng)[1][pick(rng, ["gain", "__class__", "layers", "alpha"])] = 1
 
 
 def _missing_field(arrays, meta, rng):
     if rng.random() < 0.5:
-        del meta[_pick(rng, ["profile", "input_shape", "layers", "format_version"])]
+        del meta[pick(rng, ["profile", "input_shape", "layers", "format_version"])]
     else:
         _, layer = _layer(meta, rng)
-        del layer[_pick(rng, ["name", "kind", "input_shape"])]
+        del layer[pick(rng, ["name", "kind", "input_shape"])]
 
 
 def _array_key(arrays, rng, names=("weight", "vth", "bias_mant", "bias_exp")) -> str:
-    return _pick(rng, sorted(key for key in arrays if key.rsplit("/", 1)[-1] in names))
+    return pick(rng, sorted(key for key in arrays if key.rsplit("/", 1)[-1] in names))
 
 
 def _array_dtype(arrays, meta, rng):
     key = _array_key(arrays, rng)
     value = arrays[key]
-    arrays[key] = _pick(rng, [value.astype(np.float64) + 0.5, value.astype(np.complex128) + 1j,
+    arrays[key] = pick(rng, [value.astype(np.float64) + 0.5, value.astype(np.complex128) + 1j,
                               value.astype(np.float64) * np.nan, value.astype(str), value.astype(np.float32)])
 
 
 def _array_range(arrays, meta, rng):
     key = _array_key(arrays, rng)
     value = arrays[key].astype(np.int64).copy()
-    value.reshape(-1)[int(rng.integers(max(value.size, 1)))] = _pick(rng, [1 << 20, -(1 << 20), 1 << 62])
+    value.reshape(-1)[int(rng.integers(max(value.size, 1)))] = pick(rng, [1 << 20, -(1 << 20), 1 << 62])
     arrays[key] = value
 
 
 def _array_shape(arrays, meta, rng):
     key = _array_key(arrays, rng)
     value = arrays[key]
-    arrays[key] = _pick(rng, [np.concatenate([value.reshape(-1), value.reshape(-1)[:1]]),
+    arrays[key] = pick(rng, [np.concatenate([value.reshape(-1), value.reshape(-1)[:1]]),
                               np.concatenate([value, value], axis=0), value[None, None],
                               np.zeros((0,) * max(value.ndim, 1), np.int64)])
 
@@ -160,7 +164,7 @@ def _missing_array(arrays, meta, rng):
 def _recurrent_array(arrays, meta, rng):
     index, _ = _layer(meta, rng)
     n = int(np.asarray(arrays[f"layers/{index}/weight"]).shape[0])
-    arrays[f"layers/{index}/recurrent_weight"] = _pick(rng, [np.ones((n + 1, n), np.int64), np.full((n, n), 999),
+    arrays[f"layers/{index}/recurrent_weight"] = pick(rng, [np.ones((n + 1, n), np.int64), np.full((n, n), 999),
                                                              np.ones((n, n)) * 0.5])
 
 
@@ -189,14 +193,14 @@ def _meta_text(text: Callable[[dict, np.random.Generator], str]) -> Callable[[Pa
 
 
 def _nonfinite_meta(meta, rng):
-    field = _pick(rng, ["input_scale", "du", "weight_exp", "input_max"])
+    field = pick(rng, ["input_scale", "du", "weight_exp", "input_max"])
     target = meta if field in ("input_scale", "input_max") else meta["layers"][0]
     target[field] = "__CONSTANT__"
-    return json.dumps(meta).replace('"__CONSTANT__"', _pick(rng, ["NaN", "Infinity", "-Infinity", "1e400"]))
+    return json.dumps(meta).replace('"__CONSTANT__"', pick(rng, ["NaN", "Infinity", "-Infinity", "1e400"]))
 
 
 def _meta_not_json(meta, rng):
-    return _pick(rng, ["", "{", "not json", json.dumps(meta)[:-3], "[1, 2, 3]", "null", '"text"'])
+    return pick(rng, ["", "{", "not json", json.dumps(meta)[:-3], "[1, 2, 3]", "null", '"text"'])
 
 
 def _meta_deep(meta, rng):
@@ -209,7 +213,7 @@ def _huge_header(path: Path, rng: np.random.Generator) -> Path:
     arrays, meta = _read(path)
     key = _array_key(arrays, rng, ("weight",))
     buffer = io.BytesIO()
-    shape = _pick(rng, [(1 << 36,), (256, 1 << 28), (1 << 20, 1 << 20)])
+    shape = pick(rng, [(1 << 36,), (256, 1 << 28), (1 << 20, 1 << 20)])
     np.lib.format.write_array_header_2_0(buffer, {"descr": "<i8", "fortran_order": False, "shape": shape})
     arrays.pop(key)
     _write(path, arrays, meta)
@@ -220,21 +224,14 @@ def _huge_header(path: Path, rng: np.random.Generator) -> Path:
 
 def _meta_wrong_entry(path: Path, rng: np.random.Generator) -> Path:
     arrays, meta = _read(path)
-    np.savez(path, meta=_pick(rng, [np.arange(3), np.array([json.dumps(meta)] * 2), np.array(1.5)]), **arrays)
+    np.savez(path, meta=pick(rng, [np.arange(3), np.array([json.dumps(meta)] * 2), np.array(1.5)]), **arrays)
     return path
 
 
 def _foreign_zip(path: Path, rng: np.random.Generator) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(_pick(rng, ["meta.npy", "data.pkl", "x.npy"]), b"\x93NUMPY garbage" * int(rng.integers(1, 9)))
+        archive.writestr(pick(rng, ["meta.npy", "data.pkl", "x.npy"]), b"\x93NUMPY garbage" * int(rng.integers(1, 9)))
     return path
-
-
-def _whole(write: Callable[[Path, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
-    def mutation(path: Path, rng: np.random.Generator) -> Path:
-        write(path, rng)
-        return path
-    return mutation
 
 
 MUTATIONS: dict[str, Callable[[Path, np.random.Generator], Path]] = {
@@ -245,8 +242,8 @@ MUTATIONS: dict[str, Callable[[Path, np.random.Generator], Path]] = {
     "meta-wrong-entry": _meta_wrong_entry,
     "huge-declared-array": _huge_header,
     "foreign-zip": _foreign_zip,
-    "truncate": _whole(lambda path, rng: truncate(path, float(rng.uniform(0, 0.97)))),
-    "empty-file": _whole(lambda path, rng: path.write_bytes(b"")),
+    "truncate": whole_file(lambda path, rng: truncate(path, float(rng.uniform(0, 0.97)))),
+    "empty-file": whole_file(lambda path, rng: path.write_bytes(b"")),
     "missing-file": lambda path, rng: path.with_name("absent.npz"),
     "file-name-too-long": lambda path, rng: path.with_name("n" * int(rng.integers(256, 1200)) + ".npz"),
 }

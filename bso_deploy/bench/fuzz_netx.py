@@ -24,7 +24,17 @@ from ..hardware.compiler import compile_nir
 from ..hardware.network import FixedPointNetwork
 from ..hardware.simulator import simulate
 from .fuzz_cases import CliResult, FuzzCase
-from .fuzz_files import file_cases, flip_bits, model_operation, rejected_or_ran, truncate
+from .fuzz_files import (
+    file_cases,
+    flip_bits,
+    hdf5_edit,
+    model_operation,
+    pick,
+    rejected_or_ran,
+    replace_dataset,
+    truncate,
+    whole_file,
+)
 from .fuzz_nir import write_model
 
 __all__ = ["MUTATIONS", "OPERATIONS", "cases", "write_netx_model"]
@@ -43,27 +53,9 @@ API: dict[str, Callable[[Path], object]] = {"api-from-netx": from_netx}
 OPERATIONS = ("api-from-netx", "cli-run-sim", "cli-parity")
 
 
-def _pick(rng: np.random.Generator, items: list):
-    return items[int(rng.integers(len(items)))]
-
-
-def _replace(group: h5py.Group, key: str, value, **options) -> None:
-    if key in group:
-        del group[key]
-    group.create_dataset(key, data=value, **options)
-
-
 def _layer(file: h5py.File, rng: np.random.Generator, built: bool = True) -> h5py.Group:
     keys = sorted(file["layer"], key=int)
-    return file["layer"][_pick(rng, [key for key in keys if not built or "weight" in file["layer"][key]] or keys)]
-
-
-def _edit(edit: Callable[[h5py.File, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
-    def mutate(path: Path, rng: np.random.Generator) -> Path:
-        with h5py.File(path, "r+") as file:
-            edit(file, rng)
-        return path
-    return mutate
+    return file["layer"][pick(rng, [key for key in keys if not built or "weight" in file["layer"][key]] or keys)]
 
 
 def _no_layers(file, rng):
@@ -74,27 +66,27 @@ def _no_layers(file, rng):
 
 def _renumbered(file, rng):
     last = str(max(int(key) for key in file["layer"]))
-    file["layer"].move(last, _pick(rng, [str(int(last) + 2), "x", "-1", f"0{last}"]))
+    file["layer"].move(last, pick(rng, [str(int(last) + 2), "x", "-1", f"0{last}"]))
 
 
 def _layer_type(file, rng):
-    _replace(_layer(file, rng, built=False), "type", _pick(rng, ["pool", "recurrent", "foo", "", "conv3d"]))
+    replace_dataset(_layer(file, rng, built=False), "type", pick(rng, ["pool", "recurrent", "foo", "", "conv3d"]))
 
 
 def _type_not_text(file, rng):
-    _replace(_layer(file, rng, built=False), "type", _pick(rng, [3, 1.5, np.arange(3)]))
+    replace_dataset(_layer(file, rng, built=False), "type", pick(rng, [3, 1.5, np.arange(3)]))
 
 
 def _shape(file, rng):
-    _replace(_layer(file, rng), "shape", np.asarray(_pick(rng, [[0], [-2], [np.inf], [np.nan], [1 << 40],
+    replace_dataset(_layer(file, rng), "shape", np.asarray(pick(rng, [[0], [-2], [np.inf], [np.nan], [1 << 40],
                                                                  [2, 2, 2, 2], [1.0e30]])))
 
 
 def _weight_values(file, rng):
     layer = _layer(file, rng)
     weight = np.asarray(layer["weight"][()], dtype=np.float64)
-    weight.reshape(-1)[int(rng.integers(weight.size))] = _pick(rng, [np.nan, np.inf, -np.inf, 1e30])
-    _replace(layer, "weight", weight)
+    weight.reshape(-1)[int(rng.integers(weight.size))] = pick(rng, [np.nan, np.inf, -np.inf, 1e30])
+    replace_dataset(layer, "weight", weight)
 
 
 def _weight_dtype(file, rng):
@@ -102,44 +94,45 @@ def _weight_dtype(file, rng):
     weight = np.asarray(layer["weight"][()])
     choice = int(rng.integers(3))
     if choice == 0:
-        _replace(layer, "weight", weight + 0.5j)
+        replace_dataset(layer, "weight", weight + 0.5j)
     elif choice == 1:
-        _replace(layer, "weight", np.array([str(v) for v in weight.reshape(-1)], dtype=h5py.string_dtype()))
+        replace_dataset(layer, "weight", np.array([str(v) for v in weight.reshape(-1)], dtype=h5py.string_dtype()))
     else:
-        _replace(layer, "weight", "weights")
+        replace_dataset(layer, "weight", "weights")
 
 
 def _weight_shape(file, rng):
     layer = _layer(file, rng)
     weight = np.asarray(layer["weight"][()])
-    _replace(layer, "weight", _pick(rng, [np.concatenate([weight, weight[:1]]), weight[:, :-1] if weight.shape[1] > 1
-                                          else weight[:, :0], weight[None, None], weight.reshape(-1)[:-1]]))
+    narrower = weight[:, :-1] if weight.shape[1] > 1 else weight[:, :0]
+    replace_dataset(layer, "weight", pick(rng, [np.concatenate([weight, weight[:1]]), narrower, weight[None, None],
+                                                weight.reshape(-1)[:-1]]))
 
 
 def _huge_weight(file, rng):
     layer = _layer(file, rng)
     del layer["weight"]
-    shape = _pick(rng, [(256, 1 << 28), (1 << 34, 1)])
+    shape = pick(rng, [(256, 1 << 28), (1 << 34, 1)])
     layer.create_dataset("weight", shape=shape, dtype="f4", chunks=(1, min(shape[1], 1024)), fillvalue=1.0)
 
 
 def _bias(file, rng):
     layer = _layer(file, rng)
     bias = np.asarray(layer["bias"][()]) if "bias" in layer else np.zeros(1, np.int64)
-    _replace(layer, "bias", _pick(rng, [bias + 100000, bias - 100000, np.concatenate([bias, bias[:1], bias[:1]]),
+    replace_dataset(layer, "bias", pick(rng, [bias + 100000, bias - 100000, np.concatenate([bias, bias[:1], bias[:1]]),
                                         bias.astype(np.float64) * np.nan]))
 
 
 def _neuron_field(file, rng):
     neuron = _layer(file, rng)["neuron"]
-    field, values = _pick(rng, [("iDecay", [0, 4097, 1.5, -3, np.nan]), ("vDecay", [-1, 4097, 2.5]),
+    field, values = pick(rng, [("iDecay", [0, 4097, 1.5, -3, np.nan]), ("vDecay", [-1, 4097, 2.5]),
                                 ("vThMant", [-1, 0.5, np.nan, 1 << 40]), ("refDelay", [5, -1]),
                                 ("gradedSpike", [True, np.array([1, 1])]), ("weight_exp", [3, -2])])
-    _replace(neuron, field, _pick(rng, values))
+    replace_dataset(neuron, field, pick(rng, values))
 
 
 def _neuron_type(file, rng):
-    _replace(_layer(file, rng)["neuron"], "type", np.array([_pick(rng, [b"RF", b"ADRF", b"SIGMA", b""])]))
+    replace_dataset(_layer(file, rng)["neuron"], "type", np.array([pick(rng, [b"RF", b"ADRF", b"SIGMA", b""])]))
 
 
 def _neuron_missing(file, rng):
@@ -151,19 +144,19 @@ def _neuron_missing(file, rng):
 
 def _field_missing(file, rng):
     layer = _layer(file, rng)
-    del layer[_pick(rng, ["weight", "shape", "type"])]
+    del layer[pick(rng, ["weight", "shape", "type"])]
 
 
 def _neuron_field_missing(file, rng):
-    del _layer(file, rng)["neuron"][_pick(rng, ["iDecay", "vDecay", "vThMant", "type"])]
+    del _layer(file, rng)["neuron"][pick(rng, ["iDecay", "vDecay", "vThMant", "type"])]
 
 
 def _delay(file, rng):
-    _replace(_layer(file, rng), "delay", np.ones(3))
+    replace_dataset(_layer(file, rng), "delay", np.ones(3))
 
 
 def _input_bits(file, rng):
-    file.attrs["bso_deploy"] = _pick(rng, ['{"input_message_bits": 99}', '{"input_message_bits": "8"}',
+    file.attrs["bso_deploy"] = pick(rng, ['{"input_message_bits": 99}', '{"input_message_bits": "8"}',
                                            '{"input_message_bits": -1}', "{not json", "[" * 5000 + "]" * 5000])
 
 
@@ -179,23 +172,17 @@ def _link(file, rng):
         file["layer"]["0"]["neuron"] = h5py.ExternalLink("elsewhere.net", "/layer/0/neuron")
 
 
-def _whole(write: Callable[[Path, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
-    def mutation(path: Path, rng: np.random.Generator) -> Path:
-        write(path, rng)
-        return path
-    return mutation
-
-
 MUTATIONS: dict[str, Callable[[Path, np.random.Generator], Path]] = {
-    "no-layer-group": _edit(_no_layers), "layers-renumbered": _edit(_renumbered), "layer-type": _edit(_layer_type),
-    "type-not-text": _edit(_type_not_text), "layer-shape": _edit(_shape), "weight-values": _edit(_weight_values),
-    "weight-dtype": _edit(_weight_dtype), "weight-shape": _edit(_weight_shape),
-    "huge-declared-weight": _edit(_huge_weight), "bias": _edit(_bias), "neuron-field": _edit(_neuron_field),
-    "neuron-type": _edit(_neuron_type), "neuron-missing": _edit(_neuron_missing),
-    "field-missing": _edit(_field_missing), "neuron-field-missing": _edit(_neuron_field_missing),
-    "delay": _edit(_delay), "bso-deploy-attribute": _edit(_input_bits), "links": _edit(_link),
-    "truncate": _whole(lambda path, rng: truncate(path, float(rng.uniform(0, 0.97)))),
-    "empty-file": _whole(lambda path, rng: path.write_bytes(b"")),
+    "no-layer-group": hdf5_edit(_no_layers), "layers-renumbered": hdf5_edit(_renumbered),
+    "layer-type": hdf5_edit(_layer_type), "type-not-text": hdf5_edit(_type_not_text),
+    "layer-shape": hdf5_edit(_shape), "weight-values": hdf5_edit(_weight_values),
+    "weight-dtype": hdf5_edit(_weight_dtype), "weight-shape": hdf5_edit(_weight_shape),
+    "huge-declared-weight": hdf5_edit(_huge_weight), "bias": hdf5_edit(_bias), "neuron-field": hdf5_edit(_neuron_field),
+    "neuron-type": hdf5_edit(_neuron_type), "neuron-missing": hdf5_edit(_neuron_missing),
+    "field-missing": hdf5_edit(_field_missing), "neuron-field-missing": hdf5_edit(_neuron_field_missing),
+    "delay": hdf5_edit(_delay), "bso-deploy-attribute": hdf5_edit(_input_bits), "links": hdf5_edit(_link),
+    "truncate": whole_file(lambda path, rng: truncate(path, float(rng.uniform(0, 0.97)))),
+    "empty-file": whole_file(lambda path, rng: path.write_bytes(b"")),
     "missing-file": lambda path, rng: path.with_name("absent.net"),
     "file-name-too-long": lambda path, rng: path.with_name("x" * int(rng.integers(256, 1200)) + ".net"),
 }

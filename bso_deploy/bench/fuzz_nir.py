@@ -27,7 +27,17 @@ from ..hardware.simulator import simulate
 from ..models import build_mlp
 from ..neuron import LIFParameters
 from .fuzz_cases import CliResult, FuzzCase
-from .fuzz_files import file_cases, flip_bits, model_operation, rejected_or_ran, truncate
+from .fuzz_files import (
+    file_cases,
+    flip_bits,
+    hdf5_edit,
+    model_operation,
+    pick,
+    rejected_or_ran,
+    replace_dataset,
+    truncate,
+    whole_file,
+)
 
 __all__ = ["MUTATIONS", "OPERATIONS", "cases", "write_model"]
 
@@ -61,31 +71,13 @@ def _names(file: h5py.File, prefix: str = "") -> list[str]:
     return sorted(name for name in _nodes(file) if name.startswith(prefix))
 
 
-def _pick(rng: np.random.Generator, items: list):
-    return items[int(rng.integers(len(items)))]
-
-
-def _replace(group: h5py.Group, key: str, value, **options) -> None:
-    if key in group:
-        del group[key]
-    group.create_dataset(key, data=value, **options)
-
-
 def _edges(file: h5py.File) -> list[list[str]]:
     return [[item.decode() if isinstance(item, bytes) else str(item) for item in edge]
             for edge in np.asarray(file["node/edges"][()]).reshape(-1, 2)]
 
 
 def _set_edges(file: h5py.File, edges: list[list[str]]) -> None:
-    _replace(file["node"], "edges", np.array(edges, dtype=h5py.string_dtype()))
-
-
-def _edit(edit: Callable[[h5py.File, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
-    def mutate(path: Path, rng: np.random.Generator) -> Path:
-        with h5py.File(path, "r+") as file:
-            edit(file, rng)
-        return path
-    return mutate
+    replace_dataset(file["node"], "edges", np.array(edges, dtype=h5py.string_dtype()))
 
 
 def _nodes_as_dataset(file, rng):
@@ -94,30 +86,30 @@ def _nodes_as_dataset(file, rng):
 
 
 def _edge_cycle_to_input(file, rng):
-    _set_edges(file, [*_edges(file), [_pick(rng, [n for n in _names(file) if n != "input"]), "input"]])
+    _set_edges(file, [*_edges(file), [pick(rng, [n for n in _names(file) if n != "input"]), "input"]])
 
 
 def _algebraic_loop(file, rng):
-    affine = _pick(rng, _names(file, "affine"))
+    affine = pick(rng, _names(file, "affine"))
     _set_edges(file, [*_edges(file), [affine, affine]])
 
 
 def _edge_to_unknown(file, rng):
-    _set_edges(file, [*_edges(file), [_pick(rng, _names(file)), f"ghost_{int(rng.integers(100))}"]])
+    _set_edges(file, [*_edges(file), [pick(rng, _names(file)), f"ghost_{int(rng.integers(100))}"]])
 
 
 def _edges_wrong_shape(file, rng):
     edges = np.array(_edges(file), dtype=h5py.string_dtype())
-    _replace(file["node"], "edges", edges.reshape(-1) if rng.random() < 0.5 else np.tile(edges, (1, 2))[:, :3])
+    replace_dataset(file["node"], "edges", edges.reshape(-1) if rng.random() < 0.5 else np.tile(edges, (1, 2))[:, :3])
 
 
 def _edges_numeric(file, rng):
-    _replace(file["node"], "edges", rng.integers(0, 5, size=(len(_edges(file)), 2)))
+    replace_dataset(file["node"], "edges", rng.integers(0, 5, size=(len(_edges(file)), 2)))
 
 
 def _second_input(file, rng):
     file.copy(_nodes(file)["input"], _nodes(file), name="input_b")
-    _set_edges(file, [*_edges(file), ["input_b", _pick(rng, _names(file, "affine"))]])
+    _set_edges(file, [*_edges(file), ["input_b", pick(rng, _names(file, "affine"))]])
 
 
 def _no_output(file, rng):
@@ -134,64 +126,64 @@ BAD_SHAPES = ([np.inf], [np.nan], [-3], [0], [1 << 40], [3.5], [2 + 1j], [], "ab
 
 def _input_shape(file, rng):
     shape = BAD_SHAPES[int(rng.integers(len(BAD_SHAPES)))]
-    _replace(_nodes(file)["input"], "shape", shape if isinstance(shape, str) else np.asarray(shape))
+    replace_dataset(_nodes(file)["input"], "shape", shape if isinstance(shape, str) else np.asarray(shape))
 
 
 def _huge_weight(file, rng):
-    node = _nodes(file)[_pick(rng, _names(file, "affine"))]
+    node = _nodes(file)[pick(rng, _names(file, "affine"))]
     del node["weight"]
     shape = HUGE_WEIGHT_SHAPE if rng.random() < 0.5 else (1 << 33, 2)
     node.create_dataset("weight", shape=shape, dtype="f4", chunks=(1, min(shape[1], 1024)), fillvalue=0.5)
 
 
 def _numeric_field(file, rng) -> tuple[h5py.Group, str]:
-    name = _pick(rng, [n for n in _names(file) if n not in ("input", "output")])
+    name = pick(rng, [n for n in _names(file) if n not in ("input", "output")])
     node = _nodes(file)[name]
-    return node, _pick(rng, sorted(key for key in node if key not in ("type", "metadata")))
+    return node, pick(rng, sorted(key for key in node if key not in ("type", "metadata")))
 
 
 def _nonfinite(file, rng):
     node, field = _numeric_field(file, rng)
     value = np.array(node[field][()], dtype=np.float64)
-    value.reshape(-1)[int(rng.integers(max(value.size, 1)))] = _pick(rng, [np.nan, np.inf, -np.inf])
-    _replace(node, field, value)
+    value.reshape(-1)[int(rng.integers(max(value.size, 1)))] = pick(rng, [np.nan, np.inf, -np.inf])
+    replace_dataset(node, field, value)
 
 
 def _complex(file, rng):
     node, field = _numeric_field(file, rng)
     value = np.asarray(node[field][()], dtype=np.float64)
-    _replace(node, field, value + 1j * rng.choice([0.0, 0.5], size=value.shape))
+    replace_dataset(node, field, value + 1j * rng.choice([0.0, 0.5], size=value.shape))
 
 
 def _strings(file, rng):
     node, field = _numeric_field(file, rng)
-    text = _pick(rng, ["abc", "1.5", ""])
-    _replace(node, field, text if rng.random() < 0.5 else np.array([text] * 3, dtype=h5py.string_dtype()))
+    text = pick(rng, ["abc", "1.5", ""])
+    replace_dataset(node, field, text if rng.random() < 0.5 else np.array([text] * 3, dtype=h5py.string_dtype()))
 
 
 def _wrong_rank(file, rng):
-    node = _nodes(file)[_pick(rng, _names(file, "affine"))]
+    node = _nodes(file)[pick(rng, _names(file, "affine"))]
     weight = np.asarray(node["weight"][()])
-    _replace(node, "weight", weight.reshape(-1) if rng.random() < 0.5 else weight[None])
+    replace_dataset(node, "weight", weight.reshape(-1) if rng.random() < 0.5 else weight[None])
 
 
 def _wrong_length(file, rng):
-    name = _pick(rng, [n for n in _names(file) if n.startswith(("affine", "lif"))])
+    name = pick(rng, [n for n in _names(file) if n.startswith(("affine", "lif"))])
     node = _nodes(file)[name]
-    field = "bias" if name.startswith("affine") else _pick(rng, ["tau", "r", "v_threshold", "v_leak"])
+    field = "bias" if name.startswith("affine") else pick(rng, ["tau", "r", "v_threshold", "v_leak"])
     value = np.asarray(node[field][()])
-    _replace(node, field, np.concatenate([value, value[:1]]))
+    replace_dataset(node, field, np.concatenate([value, value[:1]]))
 
 
 def _bad_tau(file, rng):
-    node = _nodes(file)[_pick(rng, _names(file, "lif"))]
+    node = _nodes(file)[pick(rng, _names(file, "lif"))]
     tau = np.array(node["tau"][()])
-    tau[int(rng.integers(tau.size))] = _pick(rng, [0.0, -1e-3])
-    _replace(node, "tau", tau)
+    tau[int(rng.integers(tau.size))] = pick(rng, [0.0, -1e-3])
+    replace_dataset(node, "tau", tau)
 
 
 def _binary_affine(file, rng) -> h5py.Group:
-    return _nodes(file)[_pick(rng, [n for n in _names(file, "affine") if "metadata/alpha" in _nodes(file)[n]])]
+    return _nodes(file)[pick(rng, [n for n in _names(file, "affine") if "metadata/alpha" in _nodes(file)[n]])]
 
 
 def _bad_alpha(file, rng):
@@ -199,12 +191,12 @@ def _bad_alpha(file, rng):
     alpha = np.array(metadata["alpha"][()], dtype=np.float64)
     choice = int(rng.integers(5))
     if choice == 3:
-        _replace(metadata, "alpha", alpha + 1j * 0.25)
+        replace_dataset(metadata, "alpha", alpha + 1j * 0.25)
         return
     bad = alpha[:-1] if choice == 4 else alpha.copy()
     if choice < 3:
         bad[int(rng.integers(bad.size))] = (np.nan, np.inf, -0.5)[choice]
-    _replace(metadata, "alpha", bad)
+    replace_dataset(metadata, "alpha", bad)
 
 
 def _bad_signs(file, rng):
@@ -217,33 +209,33 @@ def _bad_signs(file, rng):
         signs.reshape(-1)[0] = 2
     else:
         signs = signs[:, :-1]
-    _replace(metadata, "signs", signs)
+    replace_dataset(metadata, "signs", signs)
 
 
 def _unsupported_type(file, rng):
-    node = _nodes(file)[_pick(rng, [n for n in _names(file) if n not in ("input", "output")])]
-    _replace(node, "type", _pick(rng, ["Conv3d", "Delay", "Foo", "", "NIRGraph"]))
+    node = _nodes(file)[pick(rng, [n for n in _names(file) if n not in ("input", "output")])]
+    replace_dataset(node, "type", pick(rng, ["Conv3d", "Delay", "Foo", "", "NIRGraph"]))
 
 
 def _type_numeric(file, rng):
-    _replace(_nodes(file)[_pick(rng, _names(file))], "type", int(rng.integers(100)))
+    replace_dataset(_nodes(file)[pick(rng, _names(file))], "type", int(rng.integers(100)))
 
 
 def _missing_field(file, rng):
-    name = _pick(rng, [n for n in _names(file) if n.startswith(("affine", "lif"))])
+    name = pick(rng, [n for n in _names(file) if n.startswith(("affine", "lif"))])
     node = _nodes(file)[name]
-    del node[_pick(rng, ["weight"] if name.startswith("affine") else ["tau", "r", "v_threshold", "v_leak"])]
+    del node[pick(rng, ["weight"] if name.startswith("affine") else ["tau", "r", "v_threshold", "v_leak"])]
 
 
 def _bad_dt(file, rng):
-    value = _pick(rng, [np.nan, np.inf, -1e-3, 0.0, "fast", 1e-3 + 1e-4j])
+    value = pick(rng, [np.nan, np.inf, -1e-3, 0.0, "fast", 1e-3 + 1e-4j])
     for name in _names(file, "lif"):
-        _replace(_nodes(file)[name]["metadata"], "dt", value)
+        replace_dataset(_nodes(file)[name]["metadata"], "dt", value)
 
 
 def _bad_reset(file, rng):
     for name in _names(file, "lif"):
-        _replace(_nodes(file)[name]["metadata"], "reset", _pick(rng, ["sideways", "", "ZERO"]))
+        replace_dataset(_nodes(file)[name]["metadata"], "reset", pick(rng, ["sideways", "", "ZERO"]))
 
 
 def _deep_nesting(file, rng):
@@ -254,7 +246,7 @@ def _deep_nesting(file, rng):
 
 
 def _link_loop(file, rng):
-    group = _nodes(file)[_pick(rng, _names(file))]
+    group = _nodes(file)[pick(rng, _names(file))]
     if rng.random() < 0.5:
         group["loop"] = file["node"]  # a hard link to an ancestor: the tree is a cycle
     else:
@@ -262,19 +254,12 @@ def _link_loop(file, rng):
 
 
 def _external_link(file, rng):
-    _nodes(file)["outside"] = h5py.ExternalLink(_pick(rng, ["/etc/hostname", "missing.h5"]), "/node")
+    _nodes(file)["outside"] = h5py.ExternalLink(pick(rng, ["/etc/hostname", "missing.h5"]), "/node")
 
 
 def _empty_weight(file, rng):
-    node = _nodes(file)[_pick(rng, _names(file, "affine"))]
-    _replace(node, "weight", np.zeros((0, np.asarray(node["weight"]).shape[1]), np.float32))
-
-
-def _whole_file(write: Callable[[Path, np.random.Generator], None]) -> Callable[[Path, np.random.Generator], Path]:
-    def mutate(path: Path, rng: np.random.Generator) -> Path:
-        write(path, rng)
-        return path
-    return mutate
+    node = _nodes(file)[pick(rng, _names(file, "affine"))]
+    replace_dataset(node, "weight", np.zeros((0, np.asarray(node["weight"]).shape[1]), np.float32))
 
 
 def _long_name(path: Path, rng: np.random.Generator) -> Path:
@@ -288,38 +273,38 @@ def _directory(path: Path, rng: np.random.Generator) -> Path:
 
 
 MUTATIONS: dict[str, Callable[[Path, np.random.Generator], Path]] = {
-    "truncate": _whole_file(lambda path, rng: truncate(path, float(rng.uniform(0, 0.97)))),
-    "empty-file": _whole_file(lambda path, rng: path.write_bytes(b"")),
-    "text-file": _whole_file(lambda path, rng: path.write_text("nodes: [input, output]\n" * int(rng.integers(1, 9)))),
-    "nodes-as-dataset": _edit(_nodes_as_dataset),
-    "nodes-missing": _edit(_delete("nodes")),
-    "edges-missing": _edit(_delete("edges")),
-    "edges-wrong-shape": _edit(_edges_wrong_shape),
-    "edges-numeric": _edit(_edges_numeric),
-    "edge-to-unknown-node": _edit(_edge_to_unknown),
-    "edge-cycle-to-input": _edit(_edge_cycle_to_input),
-    "algebraic-loop": _edit(_algebraic_loop),
-    "second-input": _edit(_second_input),
-    "no-output": _edit(_no_output),
-    "input-shape": _edit(_input_shape),
-    "huge-declared-weight": _edit(_huge_weight),
-    "nonfinite-parameter": _edit(_nonfinite),
-    "complex-parameter": _edit(_complex),
-    "string-parameter": _edit(_strings),
-    "weight-wrong-rank": _edit(_wrong_rank),
-    "parameter-wrong-length": _edit(_wrong_length),
-    "tau-not-positive": _edit(_bad_tau),
-    "alpha-metadata": _edit(_bad_alpha),
-    "signs-metadata": _edit(_bad_signs),
-    "unsupported-node": _edit(_unsupported_type),
-    "type-numeric": _edit(_type_numeric),
-    "field-missing": _edit(_missing_field),
-    "dt-metadata": _edit(_bad_dt),
-    "reset-metadata": _edit(_bad_reset),
-    "deep-nesting": _edit(_deep_nesting),
-    "link-loop": _edit(_link_loop),
-    "external-link": _edit(_external_link),
-    "empty-weight": _edit(_empty_weight),
+    "truncate": whole_file(lambda path, rng: truncate(path, float(rng.uniform(0, 0.97)))),
+    "empty-file": whole_file(lambda path, rng: path.write_bytes(b"")),
+    "text-file": whole_file(lambda path, rng: path.write_text("nodes: [input, output]\n" * int(rng.integers(1, 9)))),
+    "nodes-as-dataset": hdf5_edit(_nodes_as_dataset),
+    "nodes-missing": hdf5_edit(_delete("nodes")),
+    "edges-missing": hdf5_edit(_delete("edges")),
+    "edges-wrong-shape": hdf5_edit(_edges_wrong_shape),
+    "edges-numeric": hdf5_edit(_edges_numeric),
+    "edge-to-unknown-node": hdf5_edit(_edge_to_unknown),
+    "edge-cycle-to-input": hdf5_edit(_edge_cycle_to_input),
+    "algebraic-loop": hdf5_edit(_algebraic_loop),
+    "second-input": hdf5_edit(_second_input),
+    "no-output": hdf5_edit(_no_output),
+    "input-shape": hdf5_edit(_input_shape),
+    "huge-declared-weight": hdf5_edit(_huge_weight),
+    "nonfinite-parameter": hdf5_edit(_nonfinite),
+    "complex-parameter": hdf5_edit(_complex),
+    "string-parameter": hdf5_edit(_strings),
+    "weight-wrong-rank": hdf5_edit(_wrong_rank),
+    "parameter-wrong-length": hdf5_edit(_wrong_length),
+    "tau-not-positive": hdf5_edit(_bad_tau),
+    "alpha-metadata": hdf5_edit(_bad_alpha),
+    "signs-metadata": hdf5_edit(_bad_signs),
+    "unsupported-node": hdf5_edit(_unsupported_type),
+    "type-numeric": hdf5_edit(_type_numeric),
+    "field-missing": hdf5_edit(_missing_field),
+    "dt-metadata": hdf5_edit(_bad_dt),
+    "reset-metadata": hdf5_edit(_bad_reset),
+    "deep-nesting": hdf5_edit(_deep_nesting),
+    "link-loop": hdf5_edit(_link_loop),
+    "external-link": hdf5_edit(_external_link),
+    "empty-weight": hdf5_edit(_empty_weight),
     "file-name-too-long": _long_name,
     "directory": _directory,
     "missing-file": lambda path, rng: path.with_name("absent.nir"),
