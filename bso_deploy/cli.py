@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import MappingProxyType
 
 from ._version import __version__
@@ -49,6 +53,34 @@ COMMANDS: MappingProxyType[str, str] = MappingProxyType({
 EXPECTED_ERRORS = (BsoDeployError, ValueError, OSError, FloatingPointError, UsageError, MissingExtraError)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt for SIGINT, so that every ``with`` block and
+    ``finally`` runs (Lava's runtime is stopped, hardware/lava/workers.py) before the command exits with 143."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in this process (main thread only; elsewhere
+    Python cannot install handlers). A forked child that inherits the handler dies of the signal as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    main_pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != main_pid:  # a forked child: the default action, as if no handler were installed
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command; errors raise :class:`~bso_deploy.cli_args.UsageError` (one line)."""
     parser = Parser(prog="bso-deploy", description=DESCRIPTION)
@@ -75,7 +107,8 @@ def resolve_command(name: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bso-deploy`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code (docs/errors.md): 0, 1
     (parity mismatches), 2 (an expected failure: bad options, files or input; one line on stderr), 3 (an
-    internal error: one line on stderr naming the crash log with the traceback), 130 (interrupted)."""
+    internal error: one line on stderr naming the crash log with the traceback), 130 (interrupted: SIGINT),
+    143 (terminated: SIGTERM)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
@@ -84,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     name = command_name(args)
     try:
-        return resolve_command(name)(args)
+        with sigterm_raises():
+            return resolve_command(name)(args)
     except EXPECTED_ERRORS as error:
         print(f"bso-deploy {name}: error: {error_message(error)}", file=sys.stderr)
         return 2
@@ -92,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         kept = "; the last completed epoch's checkpoint is kept" if name == "train" else ""
         print(f"bso-deploy {name}: interrupted{kept}", file=sys.stderr)
         return 130
+    except Terminated:
+        kept = "; the last completed epoch's checkpoint is kept" if name == "train" else ""
+        print(f"bso-deploy {name}: terminated (SIGTERM){kept}", file=sys.stderr)
+        return 143
     except Exception as error:  # the boundary: anything else is a bug, logged, never a traceback
         return internal_error(name, argv, error)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -166,3 +167,27 @@ def test_the_real_command_logs_an_internal_error(tmp_path, environment):
     assert match and match["type"] == "KeyError" and match["message"] == "'bits'"
     log = Path(match["path"])
     assert log.parent == tmp_path / "logs" and "KeyError: 'bits'" in log.read_text()
+
+
+def test_sigterm_is_exit_code_143_after_cleanup_and_the_handler_is_restored(tmp_path, environment):
+    # A real SIGTERM to a real process: the command's `finally` runs (it prints), then one line and 143.
+    code = ("import sys, time; from bso_deploy import cli\n"
+            "def command(args):\n"
+            "    try:\n        print('running', flush=True); time.sleep(120)\n"
+            "    finally:\n        print('cleaned up', flush=True)\n"
+            "cli.resolve_command = lambda name: command\nsys.exit(cli.main())")
+    process = subprocess.Popen([sys.executable, "-c", code, "run", "m.nir", "--backend", "sim", "--inputs", "x.npy",
+                                "--out", "o.npz"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=environment, cwd=tmp_path)
+    assert process.stdout.readline().strip() == "running"
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and stdout.strip() == "cleaned up"
+    assert stderr.splitlines() == ["bso-deploy run: terminated (SIGTERM)"]
+
+
+def test_main_leaves_the_sigterm_handler_as_it_found_it(monkeypatch, capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    code, lines = run_main(monkeypatch, capsys, cli.Terminated("signal SIGTERM"))
+    assert code == 143 and lines == ["bso-deploy run: terminated (SIGTERM)"]
+    assert signal.getsignal(signal.SIGTERM) is before
