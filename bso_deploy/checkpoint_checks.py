@@ -32,8 +32,8 @@ from .limits import check_memory
 from .optim import BSO, TBSO, Bop
 from .training import Optimizers
 
-__all__ = ["DATASET_SHAPES", "CheckpointError", "check_document", "check_resumable", "load_optimizer_state",
-           "model_shape"]
+__all__ = ["DATASET_SHAPES", "CheckpointError", "check_document", "check_model_size", "check_resumable",
+           "load_optimizer_state", "model_shape"]
 
 # Per-sample input shape and class count of each data set, for checkpoints that do not record them.
 DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
@@ -133,13 +133,15 @@ def model_shape(document: dict[str, Any], config: TrainConfig, path: str | os.Pa
     return recorded
 
 
-def _check_model_size(path: str | os.PathLike, config: TrainConfig, shape: tuple[tuple[int, ...], int]) -> None:
+def check_model_size(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
+    """ResourceLimitError when the MLP of ``config`` (weights, gradients and two optimizer states per
+    parameter, float32) would pass the memory budget; ``what`` names the model. Conv nets are sized by their
+    spec string, which the config validates."""
     if config.model != "mlp":
-        return  # the conv nets' sizes come from their spec string, validated by the config
-    sizes = (math.prod(shape[0]), *config.hidden, shape[1])
+        return
+    sizes = (math.prod(input_shape), *config.hidden, num_classes)
     parameters = sum(a * b for a, b in itertools.pairwise(sizes))
-    check_memory(parameters * TRAINING_BYTES_PER_PARAMETER, f"the model of checkpoint {os.fspath(path)} "
-                 f"(layer sizes {list(sizes)})")
+    check_memory(parameters * TRAINING_BYTES_PER_PARAMETER, f"{what} (layer sizes {list(sizes)})")
 
 
 def check_document(document: dict[str, Any], path: str | os.PathLike) -> TrainConfig:
@@ -154,7 +156,7 @@ def check_document(document: dict[str, Any], path: str | os.PathLike) -> TrainCo
     if not _is_int(document["epoch"]):
         raise _fail(path, f"epoch {document['epoch']!r} is not a count of completed epochs (an integer >= 0)")
     _check_weights(path, document)
-    _check_model_size(path, config, model_shape(document, config, path))
+    check_model_size(config, *model_shape(document, config, path), f"the model of checkpoint {os.fspath(path)}")
     return config
 
 

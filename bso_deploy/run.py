@@ -28,7 +28,7 @@ from .checkpoint import (
     model_shape,
     save_checkpoint,
 )
-from .checkpoint_checks import check_resumable, load_optimizer_state
+from .checkpoint_checks import check_model_size, check_resumable, load_optimizer_state
 from .config import TrainConfig
 from .data import DatasetSplit, load_dataset, make_loaders
 from .encoding import make_encoder
@@ -71,6 +71,7 @@ class TrainingRun:
     def create(cls, config: TrainConfig, out_dir: str | os.PathLike) -> TrainingRun:
         torch.manual_seed(config.seed)
         split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, time_steps=config.time_steps)
+        check_model_size(config, split.input_shape, split.num_classes, f"the {config.model} of this run")
         model = build_network(config, split.input_shape, split.num_classes)
         device = resolve_device(config.device)
         model.to(device)

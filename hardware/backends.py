@@ -184,7 +184,8 @@ def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | 
         raise InvalidInputError(f"inputs have shape {x.shape}; the graph's input node takes (T, batch, *{shape}) "
                                 f"or (batch, *{shape}) with time_steps")
     batch = int(x.shape[1] if x.ndim == len(shape) + 2 else x.shape[0])
-    check_memory(float_input_bytes(steps, batch, math.prod(shape)), f"{steps} time steps of {batch} samples")
+    # the float64 (T, batch, ...) array and, while it is checked for NaN/Inf, a temporary of its size
+    check_memory(2 * float_input_bytes(steps, batch, math.prod(shape)), f"{steps} time steps of {batch} samples")
     x = x.astype(np.float64)
     if x.ndim == len(shape) + 1:
         x = np.broadcast_to(x, (steps, *x.shape)).copy()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import RangeError
+
 __all__ = ["FloatLayer", "LayerOptions", "layer_error", "per_row"]
 
 
@@ -86,6 +88,7 @@ def per_row(values: np.ndarray, kind: str, shape: tuple[int, ...]) -> np.ndarray
     return values.reshape((-1,) + (1,) * (len(shape) - 1)) if kind == "conv" else values
 
 
-def layer_error(layer: FloatLayer, parameter: str, message: str) -> ValueError:
-    """The error for ``parameter`` of ``layer``, naming the layer and its NIR nodes."""
-    return ValueError(f"layer {layer.name!r} (NIR nodes {', '.join(layer.nodes)}): {parameter} {message}")
+def layer_error(layer: FloatLayer, parameter: str, message: str) -> RangeError:
+    """The error for ``parameter`` of ``layer``, naming the layer and its NIR nodes: a value that does not fit
+    its fixed-point range (a RangeError, so a ValueError)."""
+    return RangeError(f"layer {layer.name!r} (NIR nodes {', '.join(layer.nodes)}): {parameter} {message}")

@@ -16,6 +16,7 @@ from .spec import SPEC, FixedPointSpec
 
 __all__ = ["DEFAULT_INPUT_SCALE", "clipped_inputs", "input_max_for_scale", "quantize_inputs"]
 
+QUANTIZE_COPIES = 4  # arrays of the inputs' size that quantize_inputs holds at its peak (float64 / int64)
 DEFAULT_INPUT_SCALE = float(SPEC.input_max)  # inputs in [0, 1] -> 0 ... 255 (docs/fixed-point.md §5.3)
 
 
@@ -29,7 +30,8 @@ def _real_inputs(x_float: Any) -> np.ndarray:
     x = np.asarray(x_float)
     if x.dtype.kind not in "biuf":
         raise InvalidInputError(f"inputs must be real numbers, got dtype {x.dtype}")
-    check_memory(2 * x.size * np.dtype(np.float64).itemsize, f"quantizing inputs of shape {x.shape}")  # + int64
+    # the float64 copy, the scaled and the rounded values and the int64 result are alive at once
+    check_memory(QUANTIZE_COPIES * x.size * np.dtype(np.float64).itemsize, f"quantizing inputs of shape {x.shape}")
     x = x.astype(np.float64)
     if x.size and not np.all(np.isfinite(x)):
         raise InvalidInputError(f"inputs hold {int(x.size - np.isfinite(x).sum())} NaN/Inf value(s)")
