@@ -96,6 +96,8 @@ def run_learn_table(scenarios: tuple[str, ...], learners: tuple[str, ...], sampl
                          "max_drop_after_200": max_drop_after(result["curve"]),
                          "curve": result["curve"], "samples": config.samples,
                          "pretrain_seconds": pretrain_seconds, "seconds": time.perf_counter() - tick})
+            print(f"{scenario} {name}: {100 * result['accuracy_before']:.1f}% -> {100 * result['accuracy_after']:.1f}% "
+                  f"(reference {100 * result['reference_accuracy']:.1f}%, {rows[-1]['seconds']:.0f} s)", flush=True)
     return rows
 
 
