@@ -219,15 +219,18 @@ def _check_groups(path: str | os.PathLike, role: str, optimizer: torch.optim.Opt
                                   f"like {expected!r}")
 
 
-def _check_parameter_state(path: str | os.PathLike, role: str, optimizer: torch.optim.Optimizer) -> None:
+def _check_required_state(path: str | os.PathLike, role: str, optimizer: torch.optim.Optimizer,
+                          saved: dict) -> None:
     required = next((keys for kind, keys in REQUIRED_STATE if isinstance(optimizer, kind)), ())
-    for index, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
-        entry = optimizer.state.get(param)
-        if not entry:
-            continue  # this parameter was never stepped
+    for index, entry in saved.items():
         missing = [key for key in required if key not in entry]
         if missing:
-            raise _fail(path, f"optimizers[{role!r}] state of parameter {index} lacks {missing}")
+            raise _fail(path, f"optimizers[{role!r}] state of parameter {index!r} lacks {missing}")
+
+
+def _check_parameter_state(path: str | os.PathLike, role: str, optimizer: torch.optim.Optimizer) -> None:
+    for index, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        entry = optimizer.state.get(param) or {}
         for key in PARAMETER_SHAPED_STATE:
             value = entry.get(key)
             if isinstance(value, Tensor) and tuple(value.shape) != tuple(param.shape):
@@ -240,6 +243,7 @@ def load_optimizer_state(optimizers: Optimizers, state: dict[str, Any], path: st
     per-parameter state checked first (module docstring), torch's own errors as CheckpointError."""
     for role in ("binary", "full_precision"):
         _check_groups(path, role, getattr(optimizers, role), state[role]["param_groups"])
+        _check_required_state(path, role, getattr(optimizers, role), state[role]["state"])
     if len(state["schedules"]) != len(optimizers.schedules):
         raise _fail(path, f"optimizers holds {len(state['schedules'])} schedules, the config makes "
                           f"{len(optimizers.schedules)}")
