@@ -74,14 +74,9 @@ def family_name(module_name: str) -> str:
     return module_name.rsplit(".", 1)[-1].removeprefix("fuzz_")
 
 
-def load_family(module_name: str) -> ModuleType | None:
-    """The family module, or None while it is not written yet (issue 15's families land one by one)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name == module_name:
-            return None
-        raise
+def load_family(module_name: str) -> ModuleType:
+    """The family module (one of :data:`FAMILY_MODULES`), checked to expose ``cases``."""
+    module = importlib.import_module(module_name)
     if not callable(getattr(module, "cases", None)):
         raise ImportError(f"fuzz family {module_name} has no cases(rng, count) function")
     return module
@@ -128,17 +123,10 @@ def run_family(module: ModuleType, family: str, rng: np.random.Generator, count:
 
 
 def run_lava_faults(count: int, progress: bool) -> dict[str, Any] | None:
-    """rel-cli's Lava fault injection (``fuzz_lava.run_faults``), or None for ``count == 0`` or while that
-    module is not written yet."""
+    """The Lava fault injection (``fuzz_lava.run_faults``), or None for ``count == 0``."""
     if count == 0:
         return None
-    try:
-        module = importlib.import_module(LAVA_FAULTS_MODULE)
-    except ModuleNotFoundError as error:
-        if error.name == LAVA_FAULTS_MODULE:
-            return None
-        raise
-    return module.run_faults(count, progress)
+    return importlib.import_module(LAVA_FAULTS_MODULE).run_faults(count, progress)
 
 
 def command_line(config: FuzzBenchConfig) -> str:
@@ -149,14 +137,11 @@ def command_line(config: FuzzBenchConfig) -> str:
 def run_fuzz_bench(config: FuzzBenchConfig, progress: bool = True) -> dict[str, Any]:
     """Run every family and the Lava faults, print the table, write ``config.out``; returns the report."""
     start = time.perf_counter()
-    loaded = {name: load_family(name) for name in config.families}
-    missing = [family_name(name) for name, module in loaded.items() if module is None]
-    present = [(index, name, module) for index, (name, module) in enumerate(loaded.items()) if module is not None]
-    if not present:
-        raise ValueError(f"none of the fuzz families {list(config.families)} can be imported")
+    modules = [load_family(name) for name in config.families]
     warm_imports()
     rows, failures = [], []
-    for (index, module_name, module), count in zip(present, split_cases(config.cases, len(present))):
+    for index, (module_name, module, count) in enumerate(
+            zip(config.families, modules, split_cases(config.cases, len(modules)))):
         family = family_name(module_name)
         results = run_family(module, family, np.random.default_rng([config.seed, index]), count, config.timeout_s,
                              progress)
@@ -166,13 +151,10 @@ def run_fuzz_bench(config: FuzzBenchConfig, progress: bool = True) -> dict[str, 
     totals = {"cases": sum(row["cases"] for row in rows)}
     totals.update({kind: sum(row[kind] for row in rows) for kind in OUTCOME_KINDS})
     lava_faults = run_lava_faults(config.lava_faults, progress)
-    report = {"totals": totals, "families": rows, "failures": failures, "missing_families": missing,
-              "lava_faults": lava_faults,
+    report = {"totals": totals, "families": rows, "failures": failures, "lava_faults": lava_faults,
               "seed": config.seed, "timeout_s": config.timeout_s, "command": command_line(config),
               "seconds": round(time.perf_counter() - start, 1)}
     print(format_table([*rows, {"family": "total", **totals}]))
-    if missing:
-        print(f"families not written yet: {', '.join(missing)}")
     for failure in failures:
         print(f"  {failure['kind']}: {failure['family']}/{failure['name']}: {failure['detail']}")
     if lava_faults is not None:

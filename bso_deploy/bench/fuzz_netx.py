@@ -40,13 +40,20 @@ from .fuzz_nir import write_model
 __all__ = ["MUTATIONS", "OPERATIONS", "cases", "write_netx_model"]
 
 FAMILY = "netx"
+NETX_ATTEMPTS = 20
 
 
 def write_netx_model(work: Path, seed: int) -> tuple[Path, FixedPointNetwork]:
-    """A valid netx file drawn from ``seed`` at ``work/model.net`` and the network it holds."""
-    _, _, graph = write_model(work, seed, reset="zero")
-    network = compile_nir(graph, profile="loihi", netx_compatible=True, fold_thresholds=True)
-    return write_netx(network, work / "model.net"), network
+    """A valid netx file drawn from ``seed`` at ``work/model.net`` and the network it holds. Some drawn networks
+    have no netx form (write_netx says why); the next seeds are tried then, so the file is always valid."""
+    for attempt in range(NETX_ATTEMPTS):
+        _, _, graph = write_model(work, seed + attempt, reset="zero")
+        network = compile_nir(graph, profile="loihi", netx_compatible=True, fold_thresholds=True)
+        try:
+            return write_netx(network, work / "model.net"), network
+        except ValueError:
+            continue
+    raise RuntimeError(f"no netx-writable network in seeds {seed} ... {seed + NETX_ATTEMPTS - 1}")
 
 
 API: dict[str, Callable[[Path], object]] = {"api-from-netx": from_netx}
