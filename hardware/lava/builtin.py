@@ -31,6 +31,7 @@ import numpy as np
 from ..network import FixedPointNetwork, SimulationResult
 from ..spec import SPEC
 from .compat import ensure_lava_importable
+from .workers import WorkerGuard, end_workers
 
 __all__ = ["LavaBuiltinRunner", "run_lava_per_sample"]
 
@@ -87,6 +88,7 @@ class LavaBuiltinRunner:
         self._lava = _lava()
         self._build()
         self._started = False
+        self._workers = WorkerGuard()
         self._fresh = True  # the state is the initial one: no reset needed before the next sample
 
     def _build(self) -> None:
@@ -139,7 +141,8 @@ class LavaBuiltinRunner:
         """Stop the Lava runtime; idempotent."""
         if self._started:
             self._started = False
-            self._lif[-1].stop()  # compiled once, on the first sample
+            # compiled once, on the first sample; workers killed if Lava does not stop in time (workers.py)
+            end_workers(self._workers, self._lif[-1].stop, lambda: self._lif[-1].runtime)
 
     def __enter__(self) -> LavaBuiltinRunner:
         return self.start()
@@ -176,14 +179,14 @@ class LavaBuiltinRunner:
         if not self._started:
             begin = time.perf_counter()
             self._started = True  # from here on the runtime may hold worker processes: close() must stop it
-            self._lif[-1].create_runtime(run_cfg=self._lava.Loihi2SimCfg(select_tag="fixed_pt"))
+            with self._workers.starting():
+                self._lif[-1].create_runtime(run_cfg=self._lava.Loihi2SimCfg(select_tag="fixed_pt"))
             self.compile_seconds = time.perf_counter() - begin
-        self._lif[-1].run(condition=self._lava.RunSteps(num_steps=self.steps))
-        spikes = [np.asarray(sink.data.get()).T.astype(np.int8) for sink in self._sinks]
-        if self._readout is None:
-            output = spikes[-1].astype(np.int64)
-        else:
-            output = np.asarray(self._readout.data.get()).T.astype(np.int64)
+        with self._workers.watching():  # a worker that dies mid-run raises here instead of hanging the run
+            self._lif[-1].run(condition=self._lava.RunSteps(num_steps=self.steps))
+            spikes = [np.asarray(sink.data.get()).T.astype(np.int8) for sink in self._sinks]
+            readout = None if self._readout is None else np.asarray(self._readout.data.get())
+        output = spikes[-1].astype(np.int64) if readout is None else readout.T.astype(np.int64)
         return spikes, output
 
     def last_states(self) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..spec import SPEC
 from .compat import ensure_lava_importable
+from .workers import WorkerGuard, end_workers
 
 __all__ = ["lava_layout", "our_layout", "run_lavadl_netx"]
 
@@ -52,10 +53,12 @@ def run_lavadl_netx(path: str | os.PathLike, inputs: np.ndarray,
         reader = Read(buffer=steps)
         reader.connect_var(block.neuron.v)
         readers.append(reader)
+    workers = WorkerGuard()
     try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        with workers.starting():  # the first run compiles and forks Lava's workers
+            net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         spikes = [our_layout(sink.data.get()).astype(np.int8) for sink in sinks]
         v = [our_layout(reader.data.get()).astype(np.int64) for reader in readers]
     finally:
-        net.stop()
+        end_workers(workers, net.stop, lambda: net.runtime)
     return spikes, v

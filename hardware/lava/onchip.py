@@ -43,6 +43,7 @@ from ..network import FixedPointNetwork
 from ..spec import SPEC
 from .compat import ensure_lava_importable
 from .learning_arithmetic import learned_bias_mant
+from .workers import WorkerGuard, end_workers
 
 __all__ = ["LavaLearner"]
 
@@ -152,6 +153,7 @@ class _Engine:
             self.neurons[k].probe_out.connect(extractor.in_port)
             self.extractors.append(extractor)
         self.started = False
+        self.workers = WorkerGuard()
 
     def _frozen_layer(self, k: int, layer: Any) -> tuple[Any, Any]:
         lava = self._lava
@@ -171,16 +173,20 @@ class _Engine:
         return synapse, neuron
 
     def close(self) -> None:
+        """Stop Lava's runtime, its workers killed if it does not stop in time (hardware/lava/workers.py)."""
         if self.started:
             self.started = False
-            runtime = self.synapse.runtime
-            if runtime is not None and not runtime._is_started:
-                # created but never run: Lava's stop() skips such a runtime; one step with one queued value per
-                # injector (they block on an empty queue) makes it stoppable
-                for injector in self._injectors():
-                    injector.send(np.zeros(injector.out_port.shape))
-                self.synapse.run(condition=self._lava.RunSteps(num_steps=1))
-            self.synapse.stop()
+            end_workers(self.workers, self._stop_runtime, lambda: self.synapse.runtime)
+
+    def _stop_runtime(self) -> None:
+        runtime = self.synapse.runtime
+        if runtime is not None and not runtime._is_started:
+            # created but never run: Lava's stop() skips such a runtime; one step with one queued value per
+            # injector (they block on an empty queue) makes it stoppable
+            for injector in self._injectors():
+                injector.send(np.zeros(injector.out_port.shape))
+            self.synapse.run(condition=self._lava.RunSteps(num_steps=1))
+        self.synapse.stop()
 
     def _injectors(self) -> list[Any]:
         return [self.injector, self.label_injector if self.labels else self.error_injector]
@@ -204,7 +210,8 @@ class _Engine:
         if not self.started:
             self.started = True  # from here on worker processes may exist: close() must stop them
             run_cfg = lava.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=lava.io_models)
-            self.synapse.create_runtime(run_cfg=run_cfg)  # compiles; the injectors need it before a send
+            with self.workers.starting():
+                self.synapse.create_runtime(run_cfg=run_cfg)  # compiles; the injectors need it before a send
         for n in range(samples):
             for t in range(steps):
                 self.injector.send(inputs[t, n].astype(np.float64))
@@ -312,9 +319,10 @@ class LavaLearner:
         try:
             for first in range(0, inputs.shape[1], engine.chunk_samples):
                 chunk = slice(first, first + engine.chunk_samples)
-                chunk_reports, chunk_probes = engine.run_chunk(
-                    padded[:, chunk], None if labels is None else labels[chunk],
-                    None if errors is None else errors[:, chunk])
+                with engine.workers.watching():  # a worker that dies mid-run raises instead of hanging the run
+                    chunk_reports, chunk_probes = engine.run_chunk(
+                        padded[:, chunk], None if labels is None else labels[chunk],
+                        None if errors is None else errors[:, chunk])
                 reports.append(chunk_reports)
                 for store, probe in zip(probes, chunk_probes):
                     store.append(probe)

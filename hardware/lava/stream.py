@@ -20,6 +20,7 @@ import numpy as np
 from ..network import FixedPointNetwork
 from ..spec import SPEC
 from .compat import ensure_lava_importable
+from .workers import WorkerGuard, end_workers
 
 __all__ = ["CHANNEL_BYTES", "StreamEngine"]
 
@@ -162,26 +163,33 @@ class StreamEngine:
         self.anchor = self.pairs[-1][1]
         self.started = False
         self.compile_seconds = 0.0
+        self.workers = WorkerGuard()
 
     def start(self) -> None:
         begin = time.perf_counter()
         self.started = True  # from here on worker processes may exist: close() must stop them
         # Lava's Injector and Extractor models carry no tag: name them for the tag-based selection
         run_cfg = self._lava.Loihi2SimCfg(select_tag=self.tag, exception_proc_model_map=self._lava.io_models)
-        self.anchor.create_runtime(run_cfg=run_cfg)
+        with self.workers.starting():
+            self.anchor.create_runtime(run_cfg=run_cfg)
         self.compile_seconds = time.perf_counter() - begin
 
     def close(self) -> None:
+        """Stop Lava's runtime, its workers killed if it does not stop in time (hardware/lava/workers.py)."""
         if self.started:
             self.started = False
-            runtime = self.anchor.runtime
-            if runtime is not None and not runtime._is_started:
-                # initialized (worker processes forked) but never run: Lava's stop() skips such a runtime, so
-                # run one step on one queued zero input (the injector blocks until it has a value)
-                port_shape = (*_lead(self.copies), *self.input_shape)
-                self.injector.send(np.zeros(port_shape))
-                self.anchor.run(condition=self._lava.RunSteps(num_steps=1))
-            self.anchor.stop()
+            end_workers(self.workers, self._stop_runtime, lambda: self.anchor.runtime)
+
+    def _stop_runtime(self) -> None:
+        """Lava's own stop (in a helper thread, bounded by ``end_workers``)."""
+        runtime = self.anchor.runtime
+        if runtime is not None and not runtime._is_started:
+            # initialized (worker processes forked) but never run: Lava's stop() skips such a runtime, so
+            # run one step on one queued zero input (the injector blocks until it has a value)
+            port_shape = (*_lead(self.copies), *self.input_shape)
+            self.injector.send(np.zeros(port_shape))
+            self.anchor.run(condition=self._lava.RunSteps(num_steps=1))
+        self.anchor.stop()
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         """inputs (T, batch, *input_shape) -> per layer (T, batch, 3, *shape) float64 (spikes, u, v), then
@@ -195,10 +203,22 @@ class StreamEngine:
         padded[:, :batch] = inputs
         # (groups, steps, copies, *input_shape): group after group, each T steps of `copies` samples
         stream = np.moveaxis(padded.reshape(steps, groups, copies, *self.input_shape), 0, 1)
-        extractors = self.extractors + self.counters
         records = [np.empty((groups, steps, 3, copies, *shape)) for shape in self.shapes + self.shapes[:len(
             self.counters)]]
         port_shape = (*_lead(copies), *self.input_shape)
+        with self.workers.watching():  # a worker that dies mid-run raises here instead of hanging the run
+            self._stream(stream, records, port_shape, groups)
+        # -> (steps, groups * copies, 3, *shape), the padding dropped
+        results = []
+        for record in records:
+            ordered = record.transpose(1, 0, 3, 2, *range(4, record.ndim))  # (steps, groups, copies, 3, *shape)
+            results.append(ordered.reshape(steps, groups * copies, 3, *record.shape[4:])[:, :batch])
+        return results
+
+    def _stream(self, stream: np.ndarray, records: list[np.ndarray], port_shape: tuple[int, ...],
+                groups: int) -> None:
+        """Send the stream chunk by chunk, run Lava on each, receive every extractor's values into records."""
+        steps, extractors = self.steps, self.extractors + self.counters
         for first in range(0, groups, self.chunk_groups):
             chunk = stream[first:first + self.chunk_groups].reshape(-1, *port_shape)
             for values in chunk:
@@ -209,9 +229,3 @@ class StreamEngine:
                 flat = record[first:first + count].reshape(count * steps, *record.shape[2:])
                 for index in range(len(chunk)):
                     flat[index] = extractor.receive().reshape(flat.shape[1:])
-        # -> (steps, groups * copies, 3, *shape), the padding dropped
-        results = []
-        for record in records:
-            ordered = record.transpose(1, 0, 3, 2, *range(4, record.ndim))  # (steps, groups, copies, 3, *shape)
-            results.append(ordered.reshape(steps, groups * copies, 3, *record.shape[4:])[:, :batch])
-        return results
