@@ -37,6 +37,7 @@ from bso_deploy.options import SCALINGS  # compile_nir's scaling modes (docs/fix
 
 from ..limits import check_memory, float_input_bytes
 from .compiler import compile_nir, graph_input_shape, read_graph
+from .input_checks import as_array
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult, append_zero_steps
 from .quantize import clipped_inputs, quantize_inputs
 from .simulator import simulate
@@ -163,7 +164,7 @@ def prepare_inputs(inputs: Any, input_shape: tuple[int, ...], time_steps: int | 
     """Float inputs as (T, batch, *input_shape) float64: given so, or (batch, *input_shape) repeated
     ``time_steps`` times. InvalidInputError (a ValueError) for other shapes, empty or non-finite inputs,
     ResourceLimitError when the float64 array would pass the memory budget (``bso_deploy.limits``)."""
-    x = np.asarray(inputs)
+    x = as_array(inputs, "inputs")
     if x.dtype.kind not in "biuf":
         raise InvalidInputError(f"inputs must be real numbers, got dtype {x.dtype}")
     shape = tuple(input_shape)

@@ -20,12 +20,21 @@ import numpy as np
 from ..errors import InvalidInputError, RangeError
 from .network import FixedPointNetwork
 
-__all__ = ["DEFAULT_INPUT_RANGE", "REAL_KINDS", "SCALE_MISMATCH_FACTOR", "check_input_values", "check_labels",
-           "network_classes", "network_input_range"]
+__all__ = ["DEFAULT_INPUT_RANGE", "REAL_KINDS", "SCALE_MISMATCH_FACTOR", "as_array", "check_input_values",
+           "check_labels", "network_classes", "network_input_range"]
 
 REAL_KINDS = "biuf"  # numpy dtype kinds of real numbers: bool, signed, unsigned, float
 SCALE_MISMATCH_FACTOR = 4.0
 DEFAULT_INPUT_RANGE = 1.0  # images scaled to [0, 1]
+
+
+def as_array(value: Any, what: str) -> np.ndarray:
+    """``numpy.asarray(value)``; a ragged or otherwise unconvertible value is an InvalidInputError naming ``what``."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged nested lists, objects numpy cannot stack
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise InvalidInputError(f"{what} are not an array of numbers: {reason}") from error
 
 
 def network_input_range(fx_net: FixedPointNetwork) -> float:
@@ -46,7 +55,7 @@ def check_input_values(x: Any, what: str, input_range: float | None, exact: bool
     exactly so with ``exact`` (the float backend), else up to :data:`SCALE_MISMATCH_FACTOR` times the range
     (above it the fixed-point input saturates and the values are counted); ``input_range`` None: >= 0 only
     (calibration data, which set the range). InvalidInputError, or RangeError naming the range."""
-    x = np.asarray(x)
+    x = as_array(x, what)
     valid = "[0, inf)" if input_range is None else f"[0, {input_range:g}]"
     if x.dtype.kind not in REAL_KINDS:
         raise InvalidInputError(f"{what} hold dtype {x.dtype}; give real numbers (float inputs in {valid})")
@@ -69,7 +78,7 @@ def check_input_values(x: Any, what: str, input_range: float | None, exact: bool
 def check_labels(labels: Any, name: str, count: int, classes: int | None) -> np.ndarray:
     """Labels (count,) int64 in [0, classes) (any class index >= 0 when ``classes`` is None); ``name`` names
     them in errors (a file, or "given" for the API)."""
-    labels = np.asarray(labels)
+    labels = as_array(labels, f"labels {name}")
     if labels.dtype.kind not in "iu":
         raise InvalidInputError(f"labels {name} have dtype {labels.dtype}; save integer class indices "
                                 f"(numpy.save(path, labels.astype(numpy.int64)))")

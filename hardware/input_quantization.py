@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, RangeError
 from ..limits import check_memory
+from .input_checks import as_array
 from .network import FixedPointNetwork
 from .rounding import round_half_away
 from .spec import SPEC, FixedPointSpec
@@ -27,7 +28,7 @@ def input_max_for_scale(input_scale: float, spec: FixedPointSpec = SPEC, input_r
 
 
 def _real_inputs(x_float: Any) -> np.ndarray:
-    x = np.asarray(x_float)
+    x = as_array(x_float, "inputs")
     if x.dtype.kind not in "biuf":
         raise InvalidInputError(f"inputs must be real numbers, got dtype {x.dtype}")
     # the float64 copy, the scaled and the rounded values and the int64 result are alive at once

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import nir
 import numpy as np
 
+from ..errors import InvalidInputError
 from .backends import (
     RunResult,
     compile_for_inputs,
@@ -333,15 +334,16 @@ def check_parity(model: nir.NIRGraph | FixedPointNetwork | str | os.PathLike,
     backend that compiles per call (``lava``) compiles once per pass."""
     names = tuple(backends)
     if not names:
-        raise ValueError("give at least one fixed-point backend, e.g. backends=('sim', 'torch')")
+        raise InvalidInputError("give at least one fixed-point backend, e.g. backends=('sim', 'torch')")
     for name in names:
         if get_backend(name).kind != "fixed":
-            raise ValueError(f"backend {name!r} is not a fixed-point backend; the float model is always compared")
+            raise InvalidInputError(f"backend {name!r} is not a fixed-point backend; the float model is always "
+                                    "compared")
     if inputs is None:
-        raise ValueError("check_parity needs inputs (bso_deploy.parity_data.dataset_samples gives a data set's test "
-                         "samples)")
+        raise InvalidInputError("check_parity needs inputs (bso_deploy.parity_data.dataset_samples gives a data "
+                                "set's test samples)")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be an integer >= 1 (samples per pass) or None, got {batch_size!r}")
+        raise InvalidInputError(f"batch_size must be an integer >= 1 (samples per pass) or None, got {batch_size!r}")
     fx_net, graph, x = _model_and_inputs(model, inputs, profile, dt, time_steps, {
         "input_scale": input_scale, "weight_bits": weight_bits, "scaling": scaling, "calibration": calibration,
         "input_range": input_range, "bias_correction": None if bias_correction else False})  # None: the default

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import InvalidInputError, RangeError
 from ..limits import check_memory, simulation_bytes
 from .fused import FusedLayer, LayerWork, allocate_outputs, block_samples, fused_plans, prepare_fused, run_fused
+from .input_checks import as_array
 from .network import FixedPointNetwork, LayerSaturation, SimulationResult
 from .spec import SPEC, FixedPointSpec
 from .step_functions import (
@@ -83,7 +84,7 @@ def latency(fx_net: FixedPointNetwork) -> int:
 
 def _checked_inputs(fx_net: FixedPointNetwork, inputs: np.ndarray, spec: FixedPointSpec,
                     record: bool) -> np.ndarray:
-    inputs = np.asarray(inputs)
+    inputs = as_array(inputs, "inputs")
     if inputs.dtype.kind not in "iub":
         raise InvalidInputError(f"inputs must be integers in [0, {spec.input_max}] (docs/fixed-point.md §5.3), got "
                                 f"dtype {inputs.dtype}; quantize float inputs first")

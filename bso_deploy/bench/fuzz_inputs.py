@@ -35,7 +35,8 @@ from ..models import build_mlp
 from ..neuron import LIFParameters
 from .fuzz_cases import CliResult, FuzzCase, run_cli
 
-__all__ = ["BAD_ARRAYS", "BAD_LABELS", "MARKER", "PickleMarker", "cases", "without_code_execution", "write_graph"]
+__all__ = ["BAD_ARRAYS", "BAD_LABELS", "BAD_VALUES", "MARKER", "PickleMarker", "cases", "without_code_execution",
+           "write_graph"]
 
 FAMILY = "inputs"
 INPUTS, CLASSES, STEPS, SAMPLES = 16, 4, 3, 5
@@ -243,6 +244,20 @@ def _bad_api_case(name: str, seed: int, kind: str) -> FuzzCase:
     return FuzzCase(FAMILY, f"{kind}:{name}/{seed}", action, "error")
 
 
+# Python values that are no array at all, given to the API directly.
+BAD_VALUES: dict[str, Callable[[], object]] = {
+    "ragged-list": lambda: [[[0.5] * INPUTS], [[0.5] * (INPUTS - 1), [0.1]]], "dict": lambda: {"x": [0.5]},
+    "none": lambda: None, "text": lambda: "0.5 0.5", "object": lambda: object(),
+}
+
+
+def _bad_value_case(name: str, seed: int, kind: str) -> FuzzCase:
+    def action(work: Path) -> object:
+        write_graph(work, seed)
+        return _api(kind, BAD_VALUES[name]())
+    return FuzzCase(FAMILY, f"{kind}:value-{name}/{seed}", action, "error")
+
+
 def _bad_labels_case(name: str, seed: int, kind: str) -> FuzzCase:
     def action(work: Path) -> object:
         write_graph(work, seed)
@@ -307,6 +322,8 @@ def cases(rng: np.random.Generator, count: int) -> list[FuzzCase]:
             out.append(_accept_case(str(rng.choice(sorted(ACCEPT_LAYOUTS))), seed, str(rng.choice(["npy", "npz"]))))
         elif draw < 0.55:
             out.append(_bad_file_case(str(rng.choice(bad_arrays)), seed, str(rng.choice(CLI_KINDS))))
+        elif draw < 0.6:
+            out.append(_bad_value_case(str(rng.choice(sorted(BAD_VALUES))), seed, str(rng.choice(API_KINDS))))
         elif draw < 0.75:
             kind = str(rng.choice(API_KINDS))
             out.append(_bad_api_case(str(rng.choice([n for n in bad_arrays if n not in API_VALID[kind]])), seed, kind))
