@@ -157,6 +157,13 @@ def _wait_for_workers(process: subprocess.Popen, minimum: int) -> int:
     return len(children(process.pid)) if process.poll() is None else 0
 
 
+def _default_signals() -> None:
+    """In the target before it starts: SIGINT and SIGTERM at their default actions, as in a terminal. A caller
+    started in the background of a non-interactive shell ignores SIGINT, and the target would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _inject(kind: str, process: subprocess.Popen) -> None:
     signals = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL,
                "sigint-group": signal.SIGINT, "sigterm-group": signal.SIGTERM}
@@ -177,7 +184,8 @@ def run_fault(kind: str, target: str, directory: Path, rng: np.random.Generator)
     # stderr to a file, not a pipe: a leaked worker holds its copy open, and reading a pipe would wait for it
     with open(log, "w") as stderr:
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
-                                   cwd=directory, env={**os.environ, LOG_DIR_VARIABLE: str(directory / "logs")})
+                                   cwd=directory, env={**os.environ, LOG_DIR_VARIABLE: str(directory / "logs")},
+                                   preexec_fn=_default_signals)
     session = process.pid
     workers = 0
     try:

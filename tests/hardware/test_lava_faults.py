@@ -123,6 +123,10 @@ def test_no_lava_worker_outlives_a_fault(tmp_path_factory, kind, target, code):
     if target != "deploy" and code > 0:  # the command line: one line, never a traceback
         assert row["stderr_lines"] == 1 and "Traceback" not in row["stderr_last"], row
         assert row["stderr_last"].startswith(f"bso-deploy {target}: "), row
+    if kind == "model-exception":  # the crash log holds the worker's own traceback
+        logs = [path.read_text() for path in (directory / "logs").glob("crash-*.log")]
+        assert any("LavaWorkerError" in text and "injected fault" in text and "the worker's traceback" in text
+                   and "neuron_step" in text for text in logs), logs
 
 
 def test_run_faults_reports_the_totals(tmp_path):
