@@ -66,11 +66,12 @@ def _in_forked_child() -> None:
     if _hook["active"] <= 0:
         return
     _hook["active"] = 0  # the child starts no Lava of its own under this guard
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _set_parent_death_signal()
     if os.getppid() != _hook["parent"]:  # the parent died between fork and prctl: nobody will stop us
         os._exit(1)
+    if threading.current_thread() is threading.main_thread():  # Python sets handlers in the main thread only
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _install_hook() -> None:
