@@ -109,11 +109,13 @@ def _weight_dtype(file, rng):
 
 
 def _weight_shape(file, rng):
+    """A weight whose rows do not match the layer's shape, or of the wrong rank. (Fewer columns are no mutation
+    of the first layer: netx's network input is that Dense's port, whatever its width.)"""
     layer = _layer(file, rng)
     weight = np.asarray(layer["weight"][()])
-    narrower = weight[:, :-1] if weight.shape[1] > 1 else weight[:, :0]
-    replace_dataset(layer, "weight", pick(rng, [np.concatenate([weight, weight[:1]]), narrower, weight[None, None],
-                                                weight.reshape(-1)[:-1]]))
+    replace_dataset(layer, "weight", pick(rng, [np.concatenate([weight, weight[:1]]), weight[None, None],
+                                                weight.reshape(-1)[:-1], weight[:-1] if len(weight) > 1 else
+                                                weight[:0]]))
 
 
 def _huge_weight(file, rng):
