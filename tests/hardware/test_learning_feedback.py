@@ -210,6 +210,12 @@ def test_default_rule_is_host_feedback_and_refusals_are_clear():
         LearningRule(feedback="random", feedback_shift=31)
 
 
+def test_feedback_fields_round_trip():
+    rule = LearningRule(feedback="random", feedback_seed=2 ** 32 - 1, feedback_shift=30, population=4)
+    assert LearningRule.from_dict(rule.to_dict()) == rule
+    assert rule.member_population == 1 and LearningRule(population=4).member_population == 4
+
+
 def test_feedback_alignment_rule_from_a_readout_rule():
     readout = LearningRule.from_float("tbso", momentum=0.984375, threshold=1.0, time_steps=4, error_bits=9,
                                       error_target=100, error_shift=3, precision_bits=4)
