@@ -8,7 +8,8 @@ files, object arrays and pickles (whose unpickling would write a marker file: ne
 string and structured dtypes, NaN/Inf, negative values, digits-scale (0..16) and 8-bit (0..255) values where
 [0, 1] is expected, wrong ranks and shapes, no samples, headers declaring 10^12 values in a few bytes,
 .npz archives with two arrays or damaged bytes, labels of the wrong count, dtype or class range, and
-meaningless time steps. The ``accept`` cases (valid arrays of several dtypes and layouts, values a little
+meaningless time steps. Bit-flipped files may still be valid arrays: there a clean refusal and a normal run
+are both right. The ``accept`` cases (valid arrays of several dtypes and layouts, values a little
 above the range, which saturate with a warning) check the result: ``run --backend sim`` gives exactly what
 the API (compile, quantize, simulate) gives.
 """
@@ -34,6 +35,7 @@ from ..hardware.torch_reference import TorchReference
 from ..models import build_mlp
 from ..neuron import LIFParameters
 from .fuzz_cases import CliResult, FuzzCase, run_cli
+from .fuzz_files import either_clean_or_ran, rejected_or_ran
 
 __all__ = ["BAD_ARRAYS", "BAD_LABELS", "BAD_VALUES", "MARKER", "PickleMarker", "cases", "without_code_execution",
            "write_graph"]
@@ -41,7 +43,7 @@ __all__ = ["BAD_ARRAYS", "BAD_LABELS", "BAD_VALUES", "MARKER", "PickleMarker", "
 FAMILY = "inputs"
 INPUTS, CLASSES, STEPS, SAMPLES = 16, 4, 3, 5
 MARKER = "unpickled-code-ran"
-ACCEPT_SHARE = 0.2
+ACCEPT_SHARE, BITFLIP_SHARE = 0.2, 0.08
 GRAPH_VARIANTS = 4
 
 
@@ -278,6 +280,20 @@ def _bad_steps_case(steps: str, seed: int, kind: str) -> FuzzCase:
     return FuzzCase(FAMILY, f"time-steps-{kind}:{steps}/{seed}", action, "error")
 
 
+def _bitflip_case(seed: int, kind: str) -> FuzzCase:
+    """A valid .npy with 1-8 random bits flipped: a flip in the data is just another value (maybe NaN, maybe out
+    of range), one in the header may break it; a clean refusal and a normal run are both right."""
+    def action(work: Path) -> object:
+        write_graph(work, seed)
+        data = bytearray(_npy_bytes(valid_inputs(seed)))
+        rng = np.random.default_rng(seed)
+        for position in rng.integers(0, len(data) * 8, size=int(rng.integers(1, 9))):
+            data[position // 8] ^= 1 << (position % 8)
+        Path("x.npy").write_bytes(bytes(data))
+        return rejected_or_ran(lambda: _cli(kind, "x.npy", ("--input-range", "1") if kind == "compile" else ()))
+    return FuzzCase(FAMILY, f"{kind}:bitflip/{seed}", action, "accept", either_clean_or_ran)
+
+
 def _expected_sim_output(x: np.ndarray) -> np.ndarray:
     fx_net = compile_nir(Path("model.nir"), time_steps=STEPS)
     return simulate(fx_net, append_zero_steps(quantize_inputs(fx_net, x), fx_net.latency)).output
@@ -320,6 +336,8 @@ def cases(rng: np.random.Generator, count: int) -> list[FuzzCase]:
         draw = rng.random()
         if draw < ACCEPT_SHARE:
             out.append(_accept_case(str(rng.choice(sorted(ACCEPT_LAYOUTS))), seed, str(rng.choice(["npy", "npz"]))))
+        elif draw < ACCEPT_SHARE + BITFLIP_SHARE:
+            out.append(_bitflip_case(seed, str(rng.choice(CLI_KINDS))))
         elif draw < 0.55:
             out.append(_bad_file_case(str(rng.choice(bad_arrays)), seed, str(rng.choice(CLI_KINDS))))
         elif draw < 0.6:
