@@ -210,6 +210,20 @@ def test_default_rule_is_host_feedback_and_refusals_are_clear():
         LearningRule(feedback="random", feedback_shift=31)
 
 
+@pytest.mark.parametrize("layer", [0, 1])
+def test_host_feedback_ignores_the_feedback_fields(layer: int):
+    """feedback="host" (the default) is the rule without §18: seed and shift change no register."""
+    rng = np.random.default_rng(21)
+    fx_net, rule = network(rng, front=False), replace(random_rule(rng), feedback="host")
+    inputs = rng.integers(0, 256, (rule.time_steps, 4, 5))
+    targets = ({"labels": rng.integers(0, 3, 4)} if layer == 1
+               else {"errors": rng.integers(-40, 40, (rule.time_steps, 4, 7))})
+    plain = SimLearner(fx_net, replace(rule, feedback_seed=0, feedback_shift=0), layer=layer).run(
+        inputs, record=True, **targets)
+    assert_records_equal(plain, SimLearner(fx_net, rule, layer=layer).run(inputs, record=True, **targets))
+    assert rule.feedback_seed != 0
+
+
 def test_feedback_fields_round_trip():
     rule = LearningRule(feedback="random", feedback_seed=2 ** 32 - 1, feedback_shift=30, population=4)
     assert LearningRule.from_dict(rule.to_dict()) == rule
