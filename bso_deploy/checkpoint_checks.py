@@ -30,6 +30,7 @@ from .config import TrainConfig
 from .errors import InvalidFileError
 from .limits import check_memory
 from .optim import BSO, TBSO, Bop
+from .options import parse_cnn_spec
 from .training import Optimizers
 
 __all__ = ["DATASET_SHAPES", "CheckpointError", "check_document", "check_model_size", "check_resumable",
@@ -133,15 +134,27 @@ def model_shape(document: dict[str, Any], config: TrainConfig, path: str | os.Pa
     return recorded
 
 
+def model_parameters(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Weights of the model ``config`` describes (biases and BatchNorm aside): the MLP's layer products, or the
+    conv net's 3x3 kernels and its classifier on the pooled feature map."""
+    if config.model == "mlp" or len(input_shape) != 3:
+        sizes = (math.prod(input_shape), *config.hidden, num_classes)
+        return sum(a * b for a, b in itertools.pairwise(sizes))
+    channels, height, width = input_shape
+    total = 0
+    for kind, size in parse_cnn_spec(config.cnn):
+        if kind == "conv":
+            total, channels = total + 9 * channels * size, size
+        else:
+            height, width = height // size, width // size
+    return total + channels * height * width * num_classes
+
+
 def check_model_size(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
-    """ResourceLimitError when the MLP of ``config`` (weights, gradients and two optimizer states per
-    parameter, float32) would pass the memory budget; ``what`` names the model. Conv nets are sized by their
-    spec string, which the config validates."""
-    if config.model != "mlp":
-        return
-    sizes = (math.prod(input_shape), *config.hidden, num_classes)
-    parameters = sum(a * b for a, b in itertools.pairwise(sizes))
-    check_memory(parameters * TRAINING_BYTES_PER_PARAMETER, f"{what} (layer sizes {list(sizes)})")
+    """ResourceLimitError when the model of ``config`` (weights, gradients and two optimizer states per
+    parameter, float32: :data:`TRAINING_BYTES_PER_PARAMETER`) would pass the memory budget; ``what`` names it."""
+    parameters = model_parameters(config, input_shape, num_classes)
+    check_memory(parameters * TRAINING_BYTES_PER_PARAMETER, f"{what} ({parameters} weights)")
 
 
 def check_document(document: dict[str, Any], path: str | os.PathLike) -> TrainConfig:

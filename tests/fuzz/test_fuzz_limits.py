@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from bso_deploy.bench import fuzz_limits
 from bso_deploy.bench.fuzz_inputs import write_graph
+from bso_deploy.checkpoint_checks import check_model_size
+from bso_deploy.config import TrainConfig
 from bso_deploy.errors import InvalidInputError, ResourceLimitError
 from bso_deploy.limits import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_VARIABLE, memory_limit, simulation_bytes
 
@@ -61,3 +63,12 @@ def test_a_billion_steps_are_refused_naming_the_size(tmp_path):
     view = np.broadcast_to(np.int64(1), (10**9, 1, 16))
     with pytest.raises(ResourceLimitError, match=r"10{9} time steps.*GiB.*" + MEMORY_LIMIT_VARIABLE):
         simulate(fx_net, view)
+
+
+def test_models_past_the_budget_are_refused_before_they_are_built():
+    check_model_size(TrainConfig(model="cnn", dataset="fashion-mnist"), (1, 28, 28), 10, "the default cnn")
+    with pytest.raises(ResourceLimitError, match=r"the cnn \(90196900000 weights\)"):  # 9 (1 + 10^5) 10^5 + 196 10^6
+        check_model_size(TrainConfig(model="cnn", cnn="100000C3-100000C3-P2", dataset="fashion-mnist"), (1, 28, 28),
+                         10, "the cnn")
+    with pytest.raises(ResourceLimitError, match="memory limit"):
+        check_model_size(TrainConfig(hidden=(1 << 30, 8)), (64,), 10, "the mlp")
