@@ -10,10 +10,12 @@ compiler's defaults, then:
   (all 10,000 by default), simulator against torch reference spike for spike and state for state
   (``mismatches``, must be 0), the NIR graph's float model beside them (``float_accuracy``) and the labels
   (``fixed_accuracy``), in passes of bounded memory (``PARITY_MEMORY``); ``backend_seconds`` per backend;
-- ``lava``: the same against Lava's runtime on the first ``lava_samples`` images;
 - ``timing``: :func:`.data.cached_deployment`, the simulator against the float torch model of the same
   network (eval mode, same encoded batches) over the whole test set: ``sim_seconds``,
-  ``float_torch_seconds`` and their ratio.
+  ``float_torch_seconds`` and their ratio;
+- ``lava``: the same as ``parity`` against Lava's runtime on the first ``lava_samples`` images.
+
+The JSON is written after every stage (``complete`` false until the end), so a run cut short keeps its figures.
 
 The figures are one machine's wall clock (``threads`` torch threads); the counts and accuracies are exact.
 """
@@ -24,6 +26,7 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,8 +96,10 @@ def _parity(graph, backends: tuple[str, ...], inputs, labels, time_steps: int) -
     return {key: report[key] for key in PARITY_KEYS}
 
 
-def model_row(config: ScaleBenchConfig, model: str, progress: bool) -> dict[str, Any]:
-    """One model's training summary, parity (sim vs torch), Lava parity and deployment timing."""
+def model_row(config: ScaleBenchConfig, model: str, progress: bool,
+              save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """One model's training summary, parity (sim vs torch), deployment timing and Lava parity; ``save(row)``
+    after each stage (so a long run keeps what it measured)."""
     data = config.data_config()
     train = data.train_config(model, METHOD)
     folder = run_folder(data, train)
@@ -112,16 +117,19 @@ def model_row(config: ScaleBenchConfig, model: str, progress: bool) -> dict[str,
     start = time.perf_counter()
     row["parity"] = _parity(graph, ("sim", "torch"), inputs, labels, train.time_steps)
     row["parity"]["seconds"] = time.perf_counter() - start
-    if config.lava_samples:
-        start = time.perf_counter()
-        count = config.lava_samples
-        row["lava"] = _parity(graph, ("sim", "lava"), inputs[:count], labels[:count], train.time_steps)
-        row["lava"]["seconds"] = time.perf_counter() - start
+    save(row)
     timing, _ = cached_deployment(run, folder)
     row["timing"] = {key: timing.get(key) for key in ("test_samples", "sim_seconds", "float_torch_seconds",
                                                         "fixed_accuracy", "float_accuracy", "error")}
     if timing.get("sim_seconds"):
         row["timing"]["sim_over_float_torch"] = timing["sim_seconds"] / timing["float_torch_seconds"]
+    save(row)
+    if config.lava_samples:
+        start = time.perf_counter()
+        count = config.lava_samples
+        row["lava"] = _parity(graph, ("sim", "lava"), inputs[:count], labels[:count], train.time_steps)
+        row["lava"]["seconds"] = time.perf_counter() - start
+        save(row)
     return row
 
 
@@ -146,19 +154,31 @@ def format_scale_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_scale_bench(config: ScaleBenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Every model's row (:func:`model_row`); prints the table, writes ``OUT/parity_<dataset>.json``."""
+    """Every model's row (:func:`model_row`); prints the table, writes ``OUT/parity_<dataset>.json`` after
+    every stage (``complete``: false until the last)."""
     start = time.perf_counter()
     previous = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    rows: list[dict[str, Any]] = []
+    path = Path(config.out_dir) / f"parity_{config.dataset}.json"
+
+    def report(complete: bool) -> dict[str, Any]:
+        return {"dataset": config.dataset, "rows": rows, "complete": complete, "settings": asdict(config),
+                "command": config.command(), "torch_version": torch.__version__,
+                "seconds": time.perf_counter() - start}
+
+    def save(row: dict[str, Any]) -> None:
+        atomic_write_json(path, report(False) | {"rows": [*rows, row]})
+
     try:
-        rows = [model_row(config, model, progress) for model in config.models]
+        for model in config.models:
+            rows.append(model_row(config, model, progress, save))
     finally:
         torch.set_num_threads(previous)
-    report = {"dataset": config.dataset, "rows": rows, "settings": asdict(config), "command": config.command(),
-              "torch_version": torch.__version__, "seconds": time.perf_counter() - start}
-    atomic_write_json(Path(config.out_dir) / f"parity_{config.dataset}.json", report)
+    final = report(True)
+    atomic_write_json(path, final)
     print(format_scale_table(rows))
-    return report
+    return final
 
 
 def main(argv: list[str] | None = None) -> int:
