@@ -146,8 +146,9 @@ def format_scenario_table(rows: list[dict[str, Any]], targets: list[dict[str, An
         return "-" if value is None else f"{100 * value:.1f}"
 
     for r in rows:
-        new = f"{pct(r['new_class_accuracy_before'])}>{pct(r['new_class_accuracy_after'])}"
-        old = f"{pct(r['old_class_accuracy_before'])}>{pct(r['old_class_accuracy_after'])}"
+        new, old = (("-" if r[f"{part}_class_accuracy_after"] is None else
+                     f"{pct(r[f'{part}_class_accuracy_before'])}>{pct(r[f'{part}_class_accuracy_after'])}")
+                    for part in ("new", "old"))
         lines.append(f"{r['bench_scenario']:<32} {r['learner']:<15} {pct(r['accuracy_before']):>7} "
                      f"{pct(r['accuracy_after']):>7} {pct(r['reference_accuracy']):>7} "
                      f"{pct(r['max_drop_after_200']):>6} {new:>11} {old:>11} {r['flips']:>7}")
