@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import struct
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -120,7 +121,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path} does not exist; train one with `bso-deploy train --out DIR` "
                                 "(it writes DIR/checkpoint.pt)")
     try:
-        document = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's unpickler warns about what damaged bytes decode to: the error says it
+            warnings.simplefilter("ignore")
+            document = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError, KeyError,
             TypeError, IndexError, AttributeError, UnicodeError, struct.error, zlib.error) as error:  # damaged bytes
         raise CheckpointError(f"{path} is not a readable bso-deploy checkpoint (truncated or corrupt?): "
