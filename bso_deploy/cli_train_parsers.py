@@ -179,7 +179,7 @@ LEARN_NUMBERS = (
      "step (docs/onchip-learning.md §15)"),
     ("hidden_threshold", float, 1.0, "with --feedback-alignment: the hidden layer's float flip threshold"),
     ("pretrain_classes", int, 0, "class-incremental scenario: offline pretraining on the classes 0 .. N-1 only, "
-     "the chip learns the others from the stream (0: pretrain on all; docs/onchip-learning.md §18)"),
+     "the chip learns the others from the stream (0: pretrain on all; docs/onchip-learning.md §19)"),
 )
 
 
@@ -192,7 +192,7 @@ def add_learn_parser(subparsers) -> None:
     parser.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     add_choice(parser, "--shift", ADAPTATION_SHIFTS, "shift", default="invert",
                help="input shift: invert (1 - x), rotate (by 20 degrees), contrast (halved, grey background), shift "
-                    "(images moved by two pixels) or none (docs/onchip-learning.md §18; default %(default)s)")
+                    "(images moved by two pixels) or none (docs/onchip-learning.md §19; default %(default)s)")
     add_choice(parser, "--variant", LEARNING_VARIANTS, "variant", default="tbso",
                help="learning rule: T-BSO (per-time-step second moment) or BSO (momentum reset on flip; default "
                     "%(default)s)")

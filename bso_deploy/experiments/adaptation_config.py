@@ -71,7 +71,7 @@ class AdaptationConfig:
     accuracy checkpoints along the stream (for the plot). population: binary readout neurons per class, their
     outputs summed (docs/onchip-learning.md §14; 1: one per class). learn_bias: the readout's biases learn
     too (§15), by 2**-bias_shift float units per float error unit and step. pretrain_classes: 0, or K > 0 for
-    the class-incremental scenario (§18): offline pretraining on the classes 0 .. K-1 only, the chip learns the
+    the class-incremental scenario (§19): offline pretraining on the classes 0 .. K-1 only, the chip learns the
     others from the stream (of all classes). feedback_alignment: the last hidden layer (binary: two hidden sizes)
     learns on chip too, by feedback alignment (§18), with the float threshold hidden_threshold (§19).
     """

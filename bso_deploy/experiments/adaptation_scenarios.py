@@ -1,4 +1,4 @@
-"""The scenarios of the on-chip adaptation experiment (docs/onchip-learning.md §18; :mod:`.adaptation` runs them):
+"""The scenarios of the on-chip adaptation experiment (docs/onchip-learning.md §19; :mod:`.adaptation` runs them):
 
 - domain shifts of the input distribution (:func:`shift_inputs`, ``AdaptationConfig.shift``): ``invert``
   (the reference scenario of §12), two milder ones, ``rotate`` (every image turned by ``ROTATION_DEGREES``)

@@ -1,4 +1,4 @@
-"""The adaptation scenarios (bso_deploy/experiments/adaptation_scenarios.py, docs/onchip-learning.md §18): the
+"""The adaptation scenarios (bso_deploy/experiments/adaptation_scenarios.py, docs/onchip-learning.md §19): the
 milder shifts on hand-made images, the class-incremental subset and accuracies, and a short class-incremental run
 whose pretraining sees the old classes only and whose on-chip learning lifts the new ones, identically on the
 simulator and the torch learner."""
