@@ -22,8 +22,8 @@ from bso_deploy.errors import InvalidFileError
 from bso_deploy.run import TrainingRun
 
 
-def test_100_seeded_cases_are_clean_or_accepted():
-    assert_family_holds(fuzz_checkpoints, seed=15, count=100)
+def test_80_seeded_cases_are_clean_or_accepted():
+    assert_family_holds(fuzz_checkpoints, seed=15, count=80)
 
 
 def write(tmp_path: Path, mutation: str | None) -> Path:
