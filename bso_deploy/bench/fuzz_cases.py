@@ -197,7 +197,8 @@ def _child(case: FuzzCase, work_dir: Path, write_fd: int, headroom_bytes: int | 
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         sys.stdout = sys.stderr = open(os.devnull, "w")  # lives until os._exit
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for signum in (signal.SIGINT, signal.SIGTERM):  # not the caller's handlers (the CLI raises on SIGTERM)
+            signal.signal(signum, signal.SIG_DFL)
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(1)  # OpenMP pools do not survive fork; one thread also shares the cores
