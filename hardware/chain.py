@@ -9,12 +9,14 @@ from typing import Any, NamedTuple
 import nir
 from bso_deploy.export.nir.validate import check_graph
 
+from bso_deploy.errors import InvalidInputError
+
 __all__ = ["NEURON_TYPES", "RECURRENT_SYNAPSE_TYPES", "Chain", "graph_chain", "node_error", "recurrent_loops"]
 
 
-def node_error(name: str, node: Any, message: str) -> ValueError:
-    """A ValueError naming the NIR node and its type."""
-    return ValueError(f"node {name!r} ({type(node).__name__}): {message}")
+def node_error(name: str, node: Any, message: str) -> InvalidInputError:
+    """An InvalidInputError (a ValueError) naming the NIR node and its type."""
+    return InvalidInputError(f"node {name!r} ({type(node).__name__}): {message}")
 
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF)
@@ -75,17 +77,18 @@ def graph_chain(graph: nir.NIRGraph) -> Chain:
     while True:
         following = successors[name]
         if len(following) > 1:
-            raise ValueError(f"node {name!r} feeds {following}; the compiler supports chains (no branches)")
+            raise InvalidInputError(f"node {name!r} feeds {following}; the compiler supports chains (no branches)")
         if not following:
             break
         name = following[0]
         if any(seen == name for seen, _ in chain):
-            raise ValueError(f"node {name!r} closes a cycle that is not a recurrent synapse; the compiler supports "
-                             "loops neuron -> Affine/Linear -> the same neuron only (docs/fixed-point.md §10.2)")
+            raise InvalidInputError(f"node {name!r} closes a cycle that is not a recurrent synapse; the compiler "
+                                    "supports loops neuron -> Affine/Linear -> the same neuron only "
+                                    "(docs/fixed-point.md §10.2)")
         chain.append((name, nodes[name]))
     unreached = set(nodes) - {start} - {seen for seen, _ in chain} - set(loops.values())
     if unreached:
-        raise ValueError(f"nodes {sorted(unreached)} are not on the chain from Input {start!r}")
+        raise InvalidInputError(f"nodes {sorted(unreached)} are not on the chain from Input {start!r}")
     if not chain or not isinstance(chain[-1][1], nir.Output):
-        raise ValueError("the chain from the Input node does not end in an Output node")
+        raise InvalidInputError("the chain from the Input node does not end in an Output node")
     return Chain(nodes, start, chain, loops, tuple(int(size) for size in checked.input_shape))

@@ -25,6 +25,8 @@ import numpy as np
 from bso_deploy.export.nir.files import read_nir_file
 from bso_deploy.export.nir.metadata import metadata_float
 
+from bso_deploy.errors import InvalidInputError
+
 from .calibration import DEFAULT_CALIBRATION_MARGIN, LayerActivity, observe_activity, weight_error_current
 from .chain import graph_chain
 from .compile_report import LayerQuantization, QuantizationReport, ThresholdFold
@@ -84,13 +86,13 @@ def _time_steps(time_steps: int | None, graph: nir.NIRGraph) -> int:
     if time_steps is None:
         return DEFAULT_TIME_STEPS
     if isinstance(time_steps, bool) or int(time_steps) != time_steps or time_steps < 1:
-        raise ValueError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+        raise InvalidInputError(f"time_steps must be an integer >= 1, got {time_steps!r}")
     return int(time_steps)
 
 
 def _real(value: Any, name: str, low: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= low:
-        raise ValueError(f"{name} must be a finite number > {low:g}, got {value!r}")
+        raise InvalidInputError(f"{name} must be a finite number > {low:g}, got {value!r}")
     return float(value)
 
 
@@ -147,7 +149,7 @@ def compile_nir(nir_graph: nir.NIRGraph | str | os.PathLike, profile: str = "bso
     margin = _real(calibration_margin, "calibration_margin", 1.0) if scaling == "calibrated" else 2.0
     bits = SPEC.weight_bits if weight_bits is None else weight_bits
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= SPEC.weight_bits:
-        raise ValueError(f"weight_bits must be an integer in [2, {SPEC.weight_bits}], got {weight_bits!r}")
+        raise InvalidInputError(f"weight_bits must be an integer in [2, {SPEC.weight_bits}], got {weight_bits!r}")
     layers = float_layers(graph, profile_.name, dt)
     folds: list[dict[str, Any] | None] = [None] * len(layers)
     if fold_thresholds:

@@ -22,6 +22,8 @@ import numpy as np
 from bso_deploy.export.nir.importer import resolve_dt
 from bso_deploy.export.nir.metadata import ALPHA, BINARY, SIGNS, TAU_STEPS, metadata_float, reset_mode
 
+from bso_deploy.errors import InvalidInputError
+
 from .chain import graph_chain
 from .chain import node_error as _node_error
 from .quantize import FloatLayer, readout_in_one_unit
@@ -308,6 +310,6 @@ def float_layers(graph: nir.NIRGraph, profile: str = "bso", dt: float | None = N
             raise _node_error(name, node, f"is not supported by the compiler; supported: {supported}")
         reader(builder, name, node)
     if not builder.layers:
-        raise ValueError("the graph has no synapse; nothing to compile")
+        raise InvalidInputError("the graph has no synapse; nothing to compile")
     return builder.layers
 
