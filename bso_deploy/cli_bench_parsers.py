@@ -88,7 +88,7 @@ def _add_learn(kinds) -> None:
     learn.add_argument("--scenarios", default=None,
                        help="comma-separated scenarios of the table (digits/invert, digits/rotate, digits/contrast, "
                             "digits/class-incremental, fashion-mnist/invert, fashion-mnist/class-incremental; "
-                            "default: all; '' skips the table)")
+                            "default: all but the last, which does not compile; '' skips the table)")
     learn.add_argument("--learners", default=None,
                        help="comma-separated learner configurations (P1, P1+bias, P1+bias+theta3 ... as "
                             "bso_deploy/bench/learn_table.py names them; default P1,P1+bias,P8+theta3,P8+bias+theta3)")

@@ -43,7 +43,9 @@ LEARNERS: dict[str, dict[str, Any]] = {
     "256-256:P1+bias+FA": {"hidden": (256, 256), "learn_bias": True, "feedback_alignment": True},
 }
 PRETRAINING_FIELDS = ("dataset", "data_root", "hidden", "time_steps", "train_epochs", "seed", "pretrain_classes")
-DEFAULT_SCENARIOS = tuple(SCENARIOS)
+# Fashion-MNIST class-incremental is left out of the default: its network (pretrained on classes 0 - 4) does not
+# compile, a first-layer activation exceeds the 16-bit range (docs/onchip-learning.md §19); name it to try.
+DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "fashion-mnist/class-incremental")
 DEFAULT_LEARNERS = ("P1", "P1+bias", "P8+theta3", "P8+bias+theta3")
 DROP_FROM_SAMPLES = 200  # the "no drop of more than 5 points after the first 200 samples"
 CURVE_POINTS = 10  # checkpoints along the stream: every 100 samples of 1000
