@@ -52,6 +52,13 @@ class CommaSeparatedChoices(NamedChoice):
         return text
 
 
+class OptionalCommaSeparatedChoices(CommaSeparatedChoices):
+    """:class:`CommaSeparatedChoices` that also takes the empty text (returned as is: "none of them")."""
+
+    def __call__(self, text: str) -> str:
+        return text if not text.strip(",") else super().__call__(text)
+
+
 def add_choice(parser: argparse.ArgumentParser, flag: str, names: Sequence[str], noun: str, help: str,
                default: str | None = None, required: bool = False, valid: str = "valid") -> argparse.Action:
     """``parser.add_argument(flag, choices=names, type=NamedChoice(noun, names, valid), ...)``; ``parser`` may
@@ -61,8 +68,10 @@ def add_choice(parser: argparse.ArgumentParser, flag: str, names: Sequence[str],
 
 
 def add_choice_list(parser: argparse.ArgumentParser, flag: str, names: Sequence[str], noun: str, help: str,
-                    default: str, valid: str = "valid") -> argparse.Action:
-    """An option taking a comma-separated list of ``names``; the help ends with the valid names."""
-    return parser.add_argument(flag, type=CommaSeparatedChoices(noun, names, valid), default=default,
+                    default: str, valid: str = "valid", empty_ok: bool = False) -> argparse.Action:
+    """An option taking a comma-separated list of ``names`` (with ``empty_ok``, also ''); the help ends with
+    the valid names."""
+    kind = OptionalCommaSeparatedChoices if empty_ok else CommaSeparatedChoices
+    return parser.add_argument(flag, type=kind(noun, names, valid), default=default,
                                metavar="NAME[,NAME...]", help=f"{help} (comma separated: {', '.join(names)}; "
                                "default %(default)s)")

@@ -10,6 +10,10 @@ from .options import (
     DATA_BENCH_METHODS,
     DATA_BENCH_MODELS,
     DEPLOY_BENCH_NETWORKS,
+    LEARN_BENCH_DEFAULT_LEARNERS,
+    LEARN_BENCH_DEFAULT_SCENARIOS,
+    LEARN_BENCH_LEARNERS,
+    LEARN_BENCH_SCENARIOS,
     LEARNER_NAMES,
     LEARNING_VARIANTS,
     LR_SCHEDULES,
@@ -85,13 +89,13 @@ def _add_learn(kinds) -> None:
                help="learning rule (default %(default)s)")
     learn.add_argument("--seed", type=int, default=0, help="seed of the stream and weights (default %(default)s)")
     learn.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
-    learn.add_argument("--scenarios", default=None,
-                       help="comma-separated scenarios of the table (digits/invert, digits/rotate, digits/contrast, "
-                            "digits/class-incremental, fashion-mnist/invert, fashion-mnist/class-incremental; "
-                            "default: all but the last, which does not compile; '' skips the table)")
-    learn.add_argument("--learners", default=None,
-                       help="comma-separated learner configurations (P1, P1+bias, P1+bias+theta3 ... as "
-                            "bso_deploy/bench/learn_table.py names them; default P1,P1+bias,P8+theta3,P8+bias+theta3)")
+    add_choice_list(learn, "--scenarios", LEARN_BENCH_SCENARIOS, "scenario", empty_ok=True,
+                    default=",".join(LEARN_BENCH_DEFAULT_SCENARIOS),
+                    help="scenarios of the table ('' skips the table; fashion-mnist/class-incremental does not "
+                         "compile)")
+    add_choice_list(learn, "--learners", LEARN_BENCH_LEARNERS, "learner configuration",
+                    default=",".join(LEARN_BENCH_DEFAULT_LEARNERS),
+                    help="learner configurations of the table (bso_deploy/bench/learn_table.py)")
     learn.add_argument("--table-samples", type=int, default=1000,
                        help="stream samples of each scenario row (default %(default)s)")
     learn.add_argument("--out", default="bench", help="output directory (default %(default)s)")

@@ -40,6 +40,15 @@ DEFAULT_DATASET_TIME_STEPS = 4  # steps each data set sample is repeated for whe
 LEARNER_NAMES = ("sim", "torch", "lava")
 ADAPTATION_DATASETS = ("digits", "fashion-mnist")
 ADAPTATION_SHIFTS = ("invert", "rotate", "contrast", "shift", "none")
+# bso-deploy bench learn: the scenario and learner-configuration names of bso_deploy/bench/learn_table.py
+# (its SCENARIOS and LEARNERS tables; tests/test_cli.py checks they agree)
+LEARN_BENCH_SCENARIOS = ("digits/invert", "digits/rotate", "digits/contrast", "digits/class-incremental",
+                         "fashion-mnist/invert", "fashion-mnist/class-incremental")
+# Fashion-MNIST class-incremental is left out of the default: its network does not compile (§19)
+LEARN_BENCH_DEFAULT_SCENARIOS = LEARN_BENCH_SCENARIOS[:-1]
+LEARN_BENCH_LEARNERS = ("P1", "P1+bias", "P1+bias+theta3", "P8+theta3", "P8+bias+theta3", "256-256:P1+bias",
+                        "256-256:P1+bias+FA")
+LEARN_BENCH_DEFAULT_LEARNERS = ("P1", "P1+bias", "P8+theta3", "P8+bias+theta3")
 LEARNING_VARIANTS = ("tbso", "bso")
 LEARNING_ROUNDINGS = ("nearest", "stochastic")
 

@@ -76,7 +76,7 @@ def test_choices_come_from_the_one_definition_of_each_set() -> None:
 
     from bso_deploy import config, models, neuron
     from bso_deploy.bench import learn as bench_learn
-    from bso_deploy.bench import thirdparty
+    from bso_deploy.bench import learn_table, thirdparty
     from bso_deploy.experiments import adaptation
 
     assert (config.METHODS, config.DATASET_NAMES, config.ENCODER_NAMES) == (
@@ -86,6 +86,9 @@ def test_choices_come_from_the_one_definition_of_each_set() -> None:
     assert backends.SCALINGS is options.SCALINGS and scaling.SCALINGS is options.SCALINGS
     assert adaptation.SHIFTS is options.ADAPTATION_SHIFTS and thirdparty.NETWORKS is options.DEPLOY_BENCH_NETWORKS
     assert bench_learn.BACKENDS is options.LEARNER_NAMES
+    assert tuple(learn_table.SCENARIOS) == options.LEARN_BENCH_SCENARIOS
+    assert tuple(learn_table.LEARNERS) == options.LEARN_BENCH_LEARNERS
+    assert choices("bench learn", "--scenarios") == options.LEARN_BENCH_SCENARIOS
     # tables of implementations: their keys are the names the command line offers
     assert tuple(backends.BACKENDS) == options.BACKEND_NAMES
     assert options.FIXED_BACKEND_NAMES == tuple(name for name, b in backends.BACKENDS.items() if b.kind == "fixed")
@@ -208,4 +211,4 @@ def test_the_console_script_exits_2_on_a_bad_option() -> None:
     result = run_python("import sys; from bso_deploy.cli import main; sys.exit(main(['learn', '--shift', 'up']))")
     assert result.returncode == 2
     assert result.stderr.strip() == ("bso-deploy learn: error: argument --shift: unknown shift 'up'; valid: invert, "
-                                     "shift, none")
+                                     "rotate, contrast, shift, none")

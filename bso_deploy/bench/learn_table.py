@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..experiments.adaptation import AdaptationConfig, _pretrain, run_adaptation
+from ..options import LEARN_BENCH_DEFAULT_LEARNERS, LEARN_BENCH_DEFAULT_SCENARIOS
 from ..plots import pyplot, save_figure
 
 __all__ = ["DEFAULT_LEARNERS", "DEFAULT_SCENARIOS", "LEARNERS", "PRETRAINING_FIELDS", "SCENARIOS", "adaptation_configs",
@@ -45,8 +46,8 @@ LEARNERS: dict[str, dict[str, Any]] = {
 PRETRAINING_FIELDS = ("dataset", "data_root", "hidden", "time_steps", "train_epochs", "seed", "pretrain_classes")
 # Fashion-MNIST class-incremental is left out of the default: its network (pretrained on classes 0 - 4) does not
 # compile, a first-layer activation exceeds the 16-bit range (docs/onchip-learning.md §19); name it to try.
-DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "fashion-mnist/class-incremental")
-DEFAULT_LEARNERS = ("P1", "P1+bias", "P8+theta3", "P8+bias+theta3")
+DEFAULT_SCENARIOS = LEARN_BENCH_DEFAULT_SCENARIOS
+DEFAULT_LEARNERS = LEARN_BENCH_DEFAULT_LEARNERS
 DROP_FROM_SAMPLES = 200  # the "no drop of more than 5 points after the first 200 samples"
 CURVE_POINTS = 10  # checkpoints along the stream: every 100 samples of 1000
 
