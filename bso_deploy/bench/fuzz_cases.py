@@ -273,10 +273,18 @@ def run_case(case: FuzzCase, timeout_s: float, memory_headroom_bytes: int | None
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        # SIGINT/SIGTERM are held while forking: a handler that raises inside os.fork's at-fork callbacks
+        # (logging registers one) is "ignored" by Python and the command would go on; held, the signal is
+        # delivered in the parent right after the fork, where it stops the run as anywhere else.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
+            for signum in (signal.SIGINT, signal.SIGTERM):  # the default actions, then the signals unheld
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             os.close(read_fd)
             _child(case, Path(work), write_fd, memory_headroom_bytes)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(write_fd)
         message, status = None, None
         try:
