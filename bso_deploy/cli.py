@@ -44,6 +44,7 @@ COMMANDS: MappingProxyType[str, str] = MappingProxyType({
     "bench learn": "bso_deploy.commands.bench_learn:bench_learn_command",
     "bench deploy": "bso_deploy.bench.deploy:run_from_args",
     "bench data": "bso_deploy.bench.data:run_from_args",
+    "bench scale": "bso_deploy.bench.data_scale:run_from_args",
     "bench fuzz": "bso_deploy.bench.fuzz:run_from_args",
 })
 

@@ -158,6 +158,34 @@ def _add_data(kinds) -> None:
     data.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_scale(kinds) -> None:
+    scale = kinds.add_parser(
+        "scale", help="deployment at scale: parity on the whole test set, Lava, simulator vs float torch",
+        description="For the T-BSO MLP and CNN of `bench data` (its cache; trained when absent): parity simulator "
+                    "vs torch reference on the whole test set, Lava on --lava-samples images, fixed and float "
+                    "accuracy, simulator vs float torch time; writes OUT/parity_DATASET.json.")
+    add_choice(scale, "--dataset", DATA_BENCH_DATASETS, "data set", default="fashion-mnist",
+               help="data set (default %(default)s)")
+    add_choice_list(scale, "--models", DATA_BENCH_MODELS, "model", default=",".join(DATA_BENCH_MODELS),
+                    help="models to deploy")
+    scale.add_argument("--epochs", type=int, default=1, help="training epochs of the MLP when not cached "
+                       "(default %(default)s)")
+    scale.add_argument("--cnn-epochs", type=int, default=1, help="training epochs of the CNN when not cached "
+                       "(default %(default)s)")
+    scale.add_argument("--cnn-train-samples", type=int, default=15000,
+                       help="the CNN trains on the first N training images (0: all; default %(default)s)")
+    scale.add_argument("--test-samples", type=int, default=10000, help="test images of the parity check "
+                       "(default %(default)s)")
+    scale.add_argument("--lava-samples", type=int, default=200, help="test images also run on Lava (0: none; "
+                       "default %(default)s)")
+    scale.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
+    scale.add_argument("--data-root", default=None, help="folder of the data set files (default: the loader's)")
+    scale.add_argument("--out", default="bench", help="output directory (parity_DATASET.json)")
+    scale.add_argument("--cache", default="runs/bench-data-cache",
+                       help="trained models, shared with bench data (default %(default)s)")
+    scale.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def _add_fuzz(kinds) -> None:
     fuzz = kinds.add_parser(
         "fuzz", help="hostile inputs: clean errors, accepted valid files, crashes, silent garbage, hangs",
@@ -179,6 +207,6 @@ def _add_fuzz(kinds) -> None:
 def add_bench_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks that print a table and write JSON under bench/",
                                    description=BENCH_DESCRIPTION)
-    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy,data,fuzz}")
-    for add in (_add_train, _add_sim, _add_learn, _add_deploy, _add_data, _add_fuzz):
+    kinds = parser.add_subparsers(dest="bench", required=True, metavar="{train,sim,learn,deploy,data,scale,fuzz}")
+    for add in (_add_train, _add_sim, _add_learn, _add_deploy, _add_data, _add_scale, _add_fuzz):
         add(kinds)

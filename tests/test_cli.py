@@ -146,6 +146,8 @@ def test_the_parser_defaults_are_the_configs_defaults() -> None:
     assert_defaults(parsed_defaults("bench", "learn"), LearnBenchConfig(), out)
     assert_defaults(parsed_defaults("bench", "deploy"), DeployBenchConfig(), {**out, "cache_dir": "cache"})
     assert DEPLOY_QUICK_TEST_SAMPLES == QUICK_TEST_SAMPLES
+    from bso_deploy.bench.data_scale import ScaleBenchConfig
+    assert_defaults(parsed_defaults("bench", "scale"), ScaleBenchConfig(), {**out, "cache_dir": "cache"})
 
 
 def test_every_command_has_an_implementation() -> None:
@@ -175,8 +177,8 @@ def test_version(capsys) -> None:
                                                                        "'truenorth'; valid: loihi, bso"),
     (["bench", "deploy", "--networks", ","], "bso-deploy bench deploy: error: argument --networks: give one or more "
                                              "networks"),
-    (["bench", "fly"], "bso-deploy bench: error: argument {train,sim,learn,deploy,data,fuzz}: invalid choice: 'fly' "
-                       "(choose from 'train', 'sim', 'learn', 'deploy', 'data', 'fuzz')"),
+    (["bench", "fly"], "bso-deploy bench: error: argument {train,sim,learn,deploy,data,scale,fuzz}: invalid choice: "
+                       "'fly' (choose from 'train', 'sim', 'learn', 'deploy', 'data', 'scale', 'fuzz')"),
     (["fly"], "bso-deploy: error: argument COMMAND: invalid choice: 'fly' (choose from 'train', "),
 ])
 def test_an_unknown_name_is_a_one_line_error_listing_the_valid_ones(argv, message, capsys) -> None:

@@ -1,4 +1,5 @@
-"""Deployment at scale (issue 13): ``python -m bso_deploy.bench.data_scale`` prints a table and writes
+"""Deployment at scale (issue 13): ``bso-deploy bench scale`` (or ``python -m bso_deploy.bench.data_scale``)
+prints a table and writes
 ``bench/parity_<dataset>.json``.
 
 For each model (MLP, CNN), the T-BSO network that ``bso-deploy bench data`` trains (the same cache folder,
@@ -81,7 +82,7 @@ class ScaleBenchConfig:
                                data_root=self.data_root, cache_dir=self.cache_dir)
 
     def command(self) -> str:
-        parts = ["python", "-m", "bso_deploy.bench.data_scale", "--dataset", self.dataset, "--models",
+        parts = ["bso-deploy", "bench", "scale", "--dataset", self.dataset, "--models",
                  ",".join(self.models), "--epochs", str(self.epochs), "--cnn-epochs", str(self.cnn_epochs),
                  "--test-samples", str(self.test_samples), "--lava-samples", str(self.lava_samples), "--threads",
                  str(self.threads), "--out", self.out_dir, "--cache", self.cache_dir]
@@ -179,6 +180,17 @@ def run_scale_bench(config: ScaleBenchConfig, progress: bool = True) -> dict[str
     atomic_write_json(path, final)
     print(format_scale_table(rows))
     return final
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """``bso-deploy bench scale``: the benchmark for parsed options (errors reach the CLI's boundary)."""
+    config = ScaleBenchConfig(dataset=args.dataset, models=tuple(m for m in args.models.split(",") if m),
+                              epochs=args.epochs, cnn_epochs=args.cnn_epochs,
+                              cnn_train_samples=args.cnn_train_samples or None, test_samples=args.test_samples,
+                              lava_samples=args.lava_samples, threads=args.threads, data_root=args.data_root,
+                              out_dir=args.out, cache_dir=args.cache)
+    run_scale_bench(config, progress=not args.no_progress)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ def test_scale_bench_on_digits_writes_exact_parity_figures(tmp_path, capsys):
     assert "sim=torch" in capsys.readouterr().out
     report = json.loads((out / "parity_digits.json").read_text())
     assert [row["model"] for row in report["rows"]] == ["mlp", "cnn"]
-    assert report["command"].startswith("python -m bso_deploy.bench.data_scale --dataset digits")
+    assert report["command"].startswith("bso-deploy bench scale --dataset digits")
     for row in report["rows"]:
         parity, lava, timing = row["parity"], row["lava"], row["timing"]
         assert (parity["samples"], parity["mismatches"], parity["input_clipped"]) == (24, 0, 0)
