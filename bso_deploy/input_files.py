@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tokenize
 import zipfile
 import zlib
 from typing import IO
@@ -20,36 +19,25 @@ import numpy as np
 
 from .errors import BsoDeployError, InvalidFileError, MissingFileError
 from .hardware.input_checks import REAL_KINDS
+from .hardware.npy_header import NpyHeaderError, read_npy_header
 from .limits import check_memory
 
 __all__ = ["read_array"]
 
 ZIP_SIGNATURE = b"PK"
-NPY_MAX_HEADER_BYTES = 10000  # numpy's own default limit of a header's size
-# What numpy's header parser raises for a damaged header (tokenize.TokenError for an unterminated string).
-_HEADER_ERRORS = (ValueError, SyntaxError, EOFError, OverflowError, TypeError, UnicodeError, tokenize.TokenError)
 
 
 def _header(handle: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran_order, dtype) of the .npy stream ``handle``, left at the start of the data."""
     try:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle, NPY_MAX_HEADER_BYTES)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle, NPY_MAX_HEADER_BYTES)
-        else:
-            raise ValueError(f"unknown .npy format version {version}")
-    except _HEADER_ERRORS as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InvalidFileError(f"{name} is not a readable .npy array (damaged header: {reason}); save it with "
+        shape, fortran, dtype = read_npy_header(handle)
+    except NpyHeaderError as error:
+        raise InvalidFileError(f"{name} is not a readable .npy array ({error.reason}); save it again with "
                                "numpy.save") from error
-    if any(size < 0 for size in shape):
-        raise InvalidFileError(f"{name} declares the negative shape {tuple(shape)}; save it again with numpy.save")
     if dtype.hasobject or dtype.kind not in REAL_KINDS or dtype.fields is not None:
         raise InvalidFileError(f"{name} holds dtype {dtype}; save real numbers (bool, integer or float; never "
                                "Python objects, which would need a pickle)")
-    return tuple(int(size) for size in shape), bool(fortran), dtype
+    return shape, fortran, dtype
 
 
 def _checked_size(shape: tuple[int, ...], dtype: np.dtype, available: int, name: str) -> None:

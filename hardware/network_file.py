@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -25,13 +24,14 @@ import numpy as np
 
 from bso_deploy.errors import InvalidFileError, MissingFileError
 
+from .npy_header import NpyHeaderError, read_npy_header
+
 __all__ = ["MAX_ARRAY_ELEMENTS", "MAX_LAYERS", "read_network_file"]
 
 MAX_ARRAY_ELEMENTS = 1 << 26  # one weight array: 64 Mi integers (512 MiB as int64), past any network here
 MAX_META_CHARS = 1 << 24
 MAX_JSON_DEPTH = 16  # meta nests: network -> layers -> layer -> quantization entries -> their values
 MAX_LAYERS = 1024
-NPY_MAX_HEADER_BYTES = 10000
 ARRAY_FIELDS = ("weight", "vth", "bias_mant", "bias_exp")
 _INT = (int,)
 # JSON types each layer field may have in meta (arrays come from their own members).
@@ -41,27 +41,15 @@ LAYER_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "stride": (list,), "padding": (list,), "pool": (list,), "shift_rounding": (str,), "recurrent_binary": (bool,),
     "recurrent_weight_mant": _INT, "recurrent_weight_exp": _INT,
 }
-# What numpy's header parser raises for a damaged header (tokenize.TokenError for an unterminated string).
-_HEADER_ERRORS = (ValueError, SyntaxError, EOFError, OverflowError, TypeError, UnicodeError, MemoryError,
-                  tokenize.TokenError)
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError)
 
 
 def _member_header(handle, name: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle, NPY_MAX_HEADER_BYTES)
-        elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle, NPY_MAX_HEADER_BYTES)
-        else:
-            raise ValueError(f"unknown .npy format version {version}")
-    except _HEADER_ERRORS as error:
-        reason = (str(error).splitlines() or [type(error).__name__])[0]
-        raise InvalidFileError(f"entry {name!r} is not a readable array ({reason[:120]})") from None
-    if any(not isinstance(size, int) or size < 0 for size in shape):
-        raise InvalidFileError(f"entry {name!r} declares the shape {shape}")
-    return tuple(shape), dtype
+        shape, _, dtype = read_npy_header(handle)
+    except NpyHeaderError as error:
+        raise InvalidFileError(f"entry {name!r} is not a readable array ({error.reason[:120]})") from None
+    return shape, dtype
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
