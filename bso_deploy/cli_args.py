@@ -75,3 +75,21 @@ def add_choice_list(parser: argparse.ArgumentParser, flag: str, names: Sequence[
     return parser.add_argument(flag, type=kind(noun, names, valid), default=default,
                                metavar="NAME[,NAME...]", help=f"{help} (comma separated: {', '.join(names)}; "
                                "default %(default)s)")
+
+
+class NamedCounts(CommaSeparatedChoices):
+    """The ``type=`` of an option that takes ``name=N`` pairs, comma separated (``bso=1,bptt-ste=2``), the names
+    among ``names`` and each once, N an integer >= 1: returns a tuple of (name, N) pairs, or raises
+    ArgumentTypeError naming the bad item."""
+
+    def __call__(self, text: str) -> tuple[tuple[str, int], ...]:
+        pairs: list[tuple[str, int]] = []
+        for item in (item for item in text.split(",") if item):
+            name, equals, count = item.partition("=")
+            NamedChoice.__call__(self, name)
+            if not equals or not count.isdigit() or int(count) < 1:
+                raise argparse.ArgumentTypeError(f"{item!r} is not {self.noun}=N with N an integer >= 1")
+            if name in dict(pairs):
+                raise argparse.ArgumentTypeError(f"{self.noun} {name!r} is given twice")
+            pairs.append((name, int(count)))
+        return tuple(pairs)

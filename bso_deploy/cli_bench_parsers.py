@@ -4,7 +4,7 @@ The defaults are those of the benchmarks' configs (``bso_deploy.bench.*``), whic
 
 from __future__ import annotations
 
-from .cli_args import add_choice, add_choice_list
+from .cli_args import NamedCounts, add_choice, add_choice_list
 from .options import (
     DATA_BENCH_DATASETS,
     DATA_BENCH_METHODS,
@@ -141,6 +141,10 @@ def _add_data(kinds) -> None:
     data.add_argument("--cnn-epochs", type=int, default=None, help="training epochs of the CNN (default: --epochs)")
     data.add_argument("--cnn-train-samples", type=int, default=None,
                       help="the CNN trains on the first N training samples (default: all)")
+    data.add_argument("--cnn-method-epochs", type=NamedCounts("method", DATA_BENCH_METHODS), default=(),
+                      metavar="METHOD=N[,METHOD=N...]",
+                      help="training epochs of the CNN for these methods (e.g. bso=1,bptt-ste=1; default: "
+                           "--cnn-epochs for every method)")
     data.add_argument("--time-steps", type=int, default=4, help="time steps of training and deployment "
                       "(default %(default)s)")
     data.add_argument("--batch-size", type=int, default=128, help="training batch size (default %(default)s)")

@@ -72,6 +72,7 @@ class DataBenchConfig:
     epochs: int = 10
     cnn_epochs: int | None = None  # None: ``epochs``
     cnn_train_samples: int | None = None  # the CNN trains on the first N training samples (None: all)
+    cnn_method_epochs: tuple[tuple[str, int], ...] = ()  # (method, epochs): the CNN's epochs of these methods
     time_steps: int = 4
     batch_size: int = 128
     lr_schedule: str = "cosine"
@@ -102,10 +103,22 @@ class DataBenchConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+        pairs = tuple(tuple(pair) for pair in self.cnn_method_epochs)
+        methods = [method for method, _ in pairs]
+        if (any(len(pair) != 2 for pair in pairs) or any(m not in DATA_BENCH_METHODS for m in methods)
+                or len(set(methods)) != len(methods)
+                or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for _, n in pairs)):
+            raise ValueError(f"cnn_method_epochs must be distinct (method, epochs >= 1) pairs with methods among "
+                             f"{', '.join(DATA_BENCH_METHODS)}, got {self.cnn_method_epochs!r}")
+        object.__setattr__(self, "cnn_method_epochs", pairs)
 
-    def epochs_of(self, model: str) -> int:
+    def epochs_of(self, model: str, method: str | None = None) -> int:
+        """Epochs of (model, method): 1 when quick; the CNN's ``cnn_method_epochs`` entry of ``method``, else
+        ``cnn_epochs``, else ``epochs``."""
         if self.quick:
             return 1
+        if model == "cnn" and method in dict(self.cnn_method_epochs):
+            return dict(self.cnn_method_epochs)[method]
         return self.cnn_epochs if model == "cnn" and self.cnn_epochs is not None else self.epochs
 
     def train_samples_of(self, model: str) -> int | None:
@@ -118,7 +131,7 @@ class DataBenchConfig:
     def train_config(self, model: str, method: str, time_steps: int | None = None) -> TrainConfig:
         return TrainConfig(dataset=self.dataset, model=model, method=method,
                            time_steps=self.time_steps if time_steps is None else time_steps,
-                           epochs=self.epochs_of(model), batch_size=self.batch_size, seed=self.seed,
+                           epochs=self.epochs_of(model, method), batch_size=self.batch_size, seed=self.seed,
                            lr_schedule=self.lr_schedule,
                            data_root=self.data_root, fixed_point_samples=0)  # deployment measured here
 
@@ -319,6 +332,7 @@ def model_rows(config: DataBenchConfig, model: str, bar) -> tuple[list[dict[str,
 def settings(config: DataBenchConfig) -> dict[str, Any]:
     values = asdict(config)
     values.update(epochs_per_model={m: config.epochs_of(m) for m in config.models},
+                  epochs_per_row={f"{m}/{k}": config.epochs_of(m, k) for m in config.models for k in config.methods},
                   memory_time_steps=list(MEMORY_TIME_STEPS), throughput_time_steps=THROUGHPUT_TIME_STEPS,
                   timed_batches=config.timed_batches, torch_version=torch.__version__)
     return values
@@ -336,6 +350,8 @@ def command_line(config: DataBenchConfig) -> str:
         parts += ["--cnn-epochs", str(config.cnn_epochs)]
     if config.cnn_train_samples is not None:
         parts += ["--cnn-train-samples", str(config.cnn_train_samples)]
+    if config.cnn_method_epochs:
+        parts += ["--cnn-method-epochs", ",".join(f"{m}={n}" for m, n in config.cnn_method_epochs)]
     if config.data_root is not None:
         parts += ["--data-root", config.data_root]
     return " ".join(parts + (["--quick"] if config.quick else []))
@@ -371,6 +387,7 @@ def run_from_args(args) -> int:
     config = DataBenchConfig(dataset=args.dataset, models=tuple(m for m in args.models.split(",") if m),
                              methods=tuple(m for m in args.methods.split(",") if m), epochs=args.epochs,
                              cnn_epochs=args.cnn_epochs, cnn_train_samples=args.cnn_train_samples,
+                             cnn_method_epochs=args.cnn_method_epochs,
                              time_steps=args.time_steps, batch_size=args.batch_size,
                              lr_schedule=args.lr_schedule,
                              seed=args.seed, throughput_batches=args.throughput_batches, threads=args.threads,

@@ -18,6 +18,8 @@ from bso_deploy.bench.data import (
     THROUGHPUT_TIME_STEPS,
     DataBenchConfig,
     DigitsImageRun,
+    command_line,
+    settings,
 )
 from bso_deploy.bench.data_report import TARGETS
 from bso_deploy.cli import build_parser, main
@@ -128,7 +130,7 @@ def test_parser_defaults_are_the_config_defaults() -> None:
     for field in dataclasses.fields(DataBenchConfig):
         expected = getattr(DataBenchConfig(), field.name)
         value = values[renamed.get(field.name, field.name)]
-        if isinstance(expected, tuple):
+        if isinstance(expected, tuple) and isinstance(value, str):
             value = tuple(value.split(","))
         assert value == expected, field.name
 
@@ -141,10 +143,32 @@ def test_parser_defaults_are_the_config_defaults() -> None:
     ({"cnn_epochs": 0}, "cnn_epochs must be None or an integer >= 1"),
     ({"cnn_train_samples": 0}, "cnn_train_samples must be None or an integer >= 1"),
     ({"lr_schedule": "step"}, "unknown learning-rate schedule 'step'"),
+    ({"cnn_method_epochs": (("sgd", 1),)}, "cnn_method_epochs must be distinct"),
+    ({"cnn_method_epochs": (("bso", 1), ("bso", 2))}, "cnn_method_epochs must be distinct"),
+    ({"cnn_method_epochs": (("bso", 0),)}, "cnn_method_epochs must be distinct"),
 ])
 def test_bad_settings_are_one_line_errors(changes, message) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         DataBenchConfig(**changes)
+
+
+def test_cnn_method_epochs_set_the_cnn_epochs_of_those_methods_only() -> None:
+    args = build_parser().parse_args(["bench", "data", "--epochs", "7", "--cnn-epochs", "5",
+                                      "--cnn-method-epochs", "bso=1,bptt-ste=2"])
+    assert args.cnn_method_epochs == (("bso", 1), ("bptt-ste", 2))
+    config = DataBenchConfig(epochs=7, cnn_epochs=5, cnn_method_epochs=args.cnn_method_epochs)
+    assert [config.train_config("cnn", m).epochs for m in ("tbso", "bso", "bptt-ste")] == [5, 1, 2]
+    assert [config.train_config("mlp", m).epochs for m in ("tbso", "bso", "bptt-ste")] == [7, 7, 7]
+    assert "--cnn-method-epochs bso=1,bptt-ste=2" in command_line(config)
+    assert settings(config)["epochs_per_row"]["cnn/bso"] == 1
+
+
+@pytest.mark.parametrize("text,message", [("bso=0", "'bso=0' is not method=N"), ("bso=1,bso=2", "given twice"),
+                                          ("adam=1", "unknown method 'adam'")])
+def test_bad_cnn_method_epochs_are_one_line_errors(text, message, capsys) -> None:
+    assert main(["bench", "data", "--cnn-method-epochs", text]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
 
 
 def test_an_unknown_data_set_on_the_command_line_is_a_one_line_error(capsys) -> None:
