@@ -38,6 +38,7 @@ from .learner import (
     learning_window,
     with_layer_bias,
 )
+from .learning_counter import class_products_int, counter_step_int
 from .learning_feedback import feedback_error_int, feedback_matrix_int, hash32_int
 from .learning_readout import learned_bias_mant_int, member_thresholds_int, readout_error_int, saturate_error_int
 from .learning_rule import HASH_GOLDEN, HASH_MASK, LearningRule
@@ -133,6 +134,7 @@ def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth:
         flip = W m > theta_p  (strict), only when (counter + 1) % t_epoch == 0                §6
         W[flip] = -W[flip];  BSO: m[flip] = 0;  counter += 1
         bias: b = sat(b - e h) (learned bias, bias_bits > 0)                                  §15
+        population_rule "counter": §6 - §7 replaced by hardware/learning_counter.py's step      §20
 
     R is :func:`round_shift_int` with the rule's rounding; its random words come from
     :func:`random_words_int` keyed by (seed, counter), streams 0 (m decay), 1 (product), 2 and 3 (s[t]).
@@ -147,6 +149,13 @@ def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth:
 
     trace = trace_step_int(state.trace, pre, rule)
     post = saturate_error_int(error, rule) * surrogate_int(v, vth, rule)  # e_i h_i
+    if rule.shared_counter:  # §20: a shared accumulator per class and input in place of §6 - §7
+        product_words = _shaped(words(weight.size, 1), weight)
+        step = round_shift_int(class_products_int(post, trace, rule.population), rule.product_shift, rule.rounding,
+                               None if product_words is None else product_words[::rule.population])
+        new_weight, momentum, flips = counter_step_int(weight, state.momentum, step, counter, rule)
+        return LearningState(weight=new_weight, momentum=momentum, trace=trace, second_moment=state.second_moment,
+                             counter=counter + 1, bias=_learned_bias(state, post, rule)), flips
     product = post[:, None] * trace[None, :]
     momentum = np.asarray(state.momentum, dtype=np.int64)
     decay = round_shift_int(momentum, rule.momentum_shift, rule.rounding, _shaped(words(momentum.size, 0), momentum))
@@ -171,11 +180,14 @@ def learning_step_int(state: LearningState, pre: np.ndarray, v: np.ndarray, vth:
     new_weight = np.where(flips, -weight, weight).astype(np.int8)
     if rule.variant == "bso":
         momentum = np.where(flips, 0, momentum)
-    bias = np.zeros(n_out, np.int64) if state.bias is None else np.asarray(state.bias, dtype=np.int64)
-    if rule.learns_bias:
-        bias = np.clip(bias - post, -rule.bias_max, rule.bias_max)
     return LearningState(weight=new_weight, momentum=momentum, trace=trace, second_moment=second_moment,
-                         counter=counter + 1, bias=bias), flips
+                         counter=counter + 1, bias=_learned_bias(state, post, rule)), flips
+
+
+def _learned_bias(state: LearningState, post: np.ndarray, rule: LearningRule) -> np.ndarray:
+    """The learned bias after a step (§15): ``b = sat(b - e h)``; unchanged (zeros) without one."""
+    bias = np.zeros(len(post), np.int64) if state.bias is None else np.asarray(state.bias, dtype=np.int64)
+    return np.clip(bias - post, -rule.bias_max, rule.bias_max) if rule.learns_bias else bias
 
 
 def _shaped(words: np.ndarray | None, like: np.ndarray) -> np.ndarray | None:

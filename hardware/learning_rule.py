@@ -32,6 +32,7 @@ __all__ = [
     "MAX_BIAS_BITS",
     "MAX_FEEDBACK_SHIFT",
     "MAX_POPULATION",
+    "POPULATION_RULES",
     "ROUNDINGS",
     "RULE_VERSION",
     "SURROGATE_BITS",
@@ -43,6 +44,7 @@ RULE_VERSION = 1  # population, bias and feedback fields default to the rule wit
 VARIANTS = ("bso", "tbso")
 FEEDBACKS = ("host", "random")  # where a hidden learning layer's error comes from (§5, §18)
 ROUNDINGS = ("nearest", "stochastic")
+POPULATION_RULES = ("staggered", "counter")  # how a population's members flip: §14 thresholds, §20 shared counter
 SURROGATE_BITS = 4  # postsynaptic factor h: unsigned 4-bit table entries (§4)
 DECAY_BITS = SPEC.decay_bits  # trace decay: 12-bit register, as the neuron's decays (§3)
 HASH_MASK = (1 << 32) - 1  # the stochastic-rounding hash works on 32-bit words (§8)
@@ -97,6 +99,14 @@ class LearningRule:
         every error. ``population`` is then the output layer's (its error pools each class's P neurons, §14);
         the hidden layer's own thresholds are not staggered. Build such a rule from the readout's with
         ``learning_feedback.feedback_alignment_rule``.
+    population_rule, counter_bits, counter_threshold, counter_growth_shift: how the members of a class learn
+        (§20). "staggered" (default): per-synapse momenta and the staggered thresholds of §14 (§6, §7).
+        "counter": one signed saturating accumulator a of ``counter_bits`` per class and input (in member 0's
+        momentum register; the other members' stay 0) integrates the class's summed product,
+        a <- sat(a + R(sum_p e h x, product_shift)); when a > theta (a < -theta) the lowest-index member whose
+        sign is +1 (-1) flips and theta is subtracted from |a|; at a flip step a is then clipped to
+        [-theta, theta]. theta = min(counter_threshold + (counter_threshold * counter >> counter_growth_shift),
+        counter_max) (counter_growth_shift 0: theta = counter_threshold). No second moment, no variant.
     """
 
     variant: str = "tbso"
@@ -126,12 +136,19 @@ class LearningRule:
     feedback: str = "host"
     feedback_seed: int = 0
     feedback_shift: int = 0
+    population_rule: str = "staggered"
+    counter_bits: int = 16
+    counter_threshold: int = 0
+    counter_growth_shift: int = 0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"LearningRule.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"LearningRule.rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        if self.population_rule not in POPULATION_RULES:
+            raise ValueError(f"LearningRule.population_rule must be one of {POPULATION_RULES}, got "
+                             f"{self.population_rule!r}")
         if self.feedback not in FEEDBACKS:
             raise ValueError(f"LearningRule.feedback must be one of {FEEDBACKS}, got {self.feedback!r}")
         try:
@@ -173,6 +190,7 @@ class LearningRule:
                    "the bias's fraction bits must leave room in its register (§15)")
         _check_int("feedback_seed", self.feedback_seed, 0, HASH_MASK, "seeds are 32-bit words (§18)")
         _check_int("feedback_shift", self.feedback_shift, 0, MAX_FEEDBACK_SHIFT, "the projected error's shift (§18)")
+        self._check_counter()
         if self.rounding == "stochastic":
             for name in ("momentum_shift", "product_shift", "second_moment_shift", "second_moment_product_shift"):
                 if getattr(self, name) > 32:
@@ -182,7 +200,30 @@ class LearningRule:
             raise ValueError(f"LearningRule.flip_threshold = {self.flip_threshold} exceeds the largest momentum "
                              f"{self.momentum_max}: no synapse could ever flip; lower it or widen momentum_bits")
 
+    def _check_counter(self) -> None:
+        """The counter rule's registers (§20); its fields are not read by the staggered rule."""
+        _check_int("counter_bits", self.counter_bits, 2, 32, "the shared accumulator's width (§20)")
+        _check_int("counter_growth_shift", self.counter_growth_shift, 0, 62, "0 keeps the threshold fixed (§20)")
+        if not self.shared_counter:
+            _check_int("counter_threshold", self.counter_threshold, 0, (1 << 32) - 1)
+            return
+        _check_int("counter_threshold", self.counter_threshold, 1, self.counter_max,
+                   "the accumulator must be able to pass it (§20)")
+        if self.feedback_alignment:
+            raise ValueError("LearningRule.population_rule = 'counter' is a readout rule (§20); a hidden layer "
+                             "learning by feedback alignment (§18) uses population_rule = 'staggered'")
+
     # --- derived ranges ---
+    @property
+    def shared_counter(self) -> bool:
+        """True for the shared-counter population rule (§20)."""
+        return self.population_rule == "counter"
+
+    @property
+    def counter_max(self) -> int:
+        """The accumulator of the counter rule saturates symmetrically at +-counter_max (§20)."""
+        return (1 << (self.counter_bits - 1)) - 1
+
     @property
     def trace_max(self) -> int:
         return (1 << self.trace_bits) - 1
@@ -234,7 +275,11 @@ class LearningRule:
     def bits_per_synapse(self) -> int:
         """Learning state per synapse: the 1-bit weight plus the momentum (§10). The traces (per input), the
         second moments (per layer and time step), the surrogate and the learned bias (per neuron) are not per
-        synapse; a population readout (§14) has P such synapses per class and input."""
+        synapse; a population readout (§14) has P such synapses per class and input. The counter rule (§20) keeps
+        P 1-bit synapses and one counter_bits accumulator per class and input: ceil((P + counter_bits) / P)."""
+        if self.shared_counter:
+            population = self.population
+            return -(-(population * SPEC.binary_weight_bits + self.counter_bits) // population)
         return SPEC.binary_weight_bits + self.momentum_bits
 
     def product_bound(self, n_in: int, n_out: int, spiking: bool) -> int:

@@ -116,6 +116,12 @@ def torch_learning_step(state: LearningState, pre: Tensor, v: Tensor, vth: Tenso
     decayed = torch.div(state.trace * (SPEC.decay_unity - rule.trace_decay), SPEC.decay_unity, rounding_mode="trunc")
     trace = torch.clamp(decayed + pre * rule.trace_increment, max=rule.trace_max)
     post = error.clamp(-rule.error_max, rule.error_max) * torch_surrogate(v, vth, rule)
+    if rule.shared_counter:  # §20 replaces §6 - §7
+        weight, momentum, flips = _torch_counter_step(state, post, trace, words(n_out * n_in, 1), rule)
+        bias = torch.zeros_like(post) if state.bias is None else state.bias
+        bias = (bias - post).clamp(-rule.bias_max, rule.bias_max) if rule.learns_bias else bias
+        return LearningState(weight=weight, momentum=momentum, trace=trace, second_moment=state.second_moment,
+                             counter=counter + 1, bias=bias), flips
     product = torch.outer(post, trace)
 
     def shaped(tensor: Tensor | None) -> Tensor | None:
@@ -149,6 +155,33 @@ def torch_learning_step(state: LearningState, pre: Tensor, v: Tensor, vth: Tenso
         bias = (bias - post).clamp(-rule.bias_max, rule.bias_max)
     return LearningState(weight=weight, momentum=momentum, trace=trace, second_moment=second_moment,
                          counter=counter + 1, bias=bias), flips
+
+
+def _torch_counter_step(state: LearningState, post: Tensor, trace: Tensor, words: Tensor | None,
+                        rule: LearningRule) -> tuple[Tensor, Tensor, Tensor]:
+    """The shared-counter rule (docs/onchip-learning.md §20): class k's accumulator (row k P of the momentum)
+    adds R(sum_p post_(kP+p) trace, product_shift); past +-theta the first member whose sign can move flips and
+    theta leaves the accumulator, which a flip step then clips to +-theta. Returns (weight, momentum, flips)."""
+    population, (n_out, n_in), counter = rule.population, state.weight.shape, int(state.counter)
+    gradient = torch.outer(post.reshape(-1, population).sum(dim=1), trace)
+    rows = None if words is None else words.reshape(n_out, n_in)[::population]
+    total = state.momentum[::population] + torch_round_shift(gradient, rule.product_shift, rule.rounding, rows)
+    accumulator = total.clamp(-rule.counter_max, rule.counter_max)
+    flips = torch.zeros((n_out, n_in), dtype=torch.bool, device=post.device)
+    if (counter + 1) % rule.t_epoch == 0:
+        growth = (rule.counter_threshold * counter) >> rule.counter_growth_shift if rule.counter_growth_shift else 0
+        theta = min(rule.counter_threshold + growth, rule.counter_max)
+        members = state.weight.to(torch.int64).reshape(-1, population, n_in)
+        down = (accumulator > theta) & (members == 1).any(dim=1)
+        up = (accumulator < -theta) & (members == -1).any(dim=1)
+        # the lowest-index member with the sign to move: the first 1 of a cumulative count along the members
+        first_plus = ((members == 1).cumsum(dim=1) == 1) & (members == 1)
+        first_minus = ((members == -1).cumsum(dim=1) == 1) & (members == -1)
+        flips = ((first_plus & down.unsqueeze(1)) | (first_minus & up.unsqueeze(1))).reshape(n_out, n_in)
+        accumulator = (accumulator - theta * down.to(torch.int64) + theta * up.to(torch.int64)).clamp(-theta, theta)
+    momentum = torch.zeros_like(state.momentum)
+    momentum[::population] = accumulator
+    return torch.where(flips, -state.weight, state.weight), momentum, flips
 
 
 def _member_thresholds(theta: Tensor, n_out: int, rule: LearningRule) -> Tensor:
