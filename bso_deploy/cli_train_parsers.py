@@ -20,6 +20,7 @@ from .options import (
     EXPORT_FORMATS,
     FP_OPTIMIZERS,
     LEARNER_NAMES,
+    LEARNING_POPULATION_RULES,
     LEARNING_ROUNDINGS,
     LEARNING_VARIANTS,
     LR_SCHEDULES,
@@ -180,6 +181,10 @@ LEARN_NUMBERS = (
     ("hidden_threshold", float, 1.0, "with --feedback-alignment: the hidden layer's float flip threshold"),
     ("pretrain_classes", int, 0, "class-incremental scenario: offline pretraining on the classes 0 .. N-1 only, "
      "the chip learns the others from the stream (0: pretrain on all; docs/onchip-learning.md §19)"),
+    ("counter_threshold", float, 8.0, "with --population-rule counter: float error x trace per member that one flip "
+     "consumes (docs/onchip-learning.md §20)"),
+    ("counter_growth_shift", int, 10, "with --population-rule counter: the threshold grows by itself every "
+     "2**N learning steps (0: fixed; §20)"),
 )
 
 
@@ -201,6 +206,9 @@ def add_learn_parser(subparsers) -> None:
     add_choice(parser, "--rounding", LEARNING_ROUNDINGS, "rounding", default="nearest",
                help="rounding R() of the rule's shifts: round half away from zero or seeded stochastic "
                     "(docs/onchip-learning.md §8; default %(default)s)")
+    add_choice(parser, "--population-rule", LEARNING_POPULATION_RULES, "population rule", default="staggered",
+               help="how a population readout's members learn: staggered thresholds on per-synapse momenta (§14) "
+                    "or one shared counter per class and input (docs/onchip-learning.md §20; default %(default)s)")
     for name, kind, default, text in LEARN_NUMBERS:
         parser.add_argument("--" + name.replace("_", "-"), type=comma_separated_ints if kind is tuple else kind,
                             default=default, help=f"{text} (default %(default)s)")
@@ -219,6 +227,6 @@ def add_learn_parser(subparsers) -> None:
 def learn_config_values(args: argparse.Namespace) -> dict:
     """The AdaptationConfig keyword arguments of parsed ``bso-deploy learn`` arguments."""
     names = ["dataset", "data_root", "shift", "variant", "backend", "rounding", "learn_bias",
-             "feedback_alignment"]
+             "feedback_alignment", "population_rule"]
     names += [name for name, *_ in LEARN_NUMBERS]
     return {name: getattr(args, name) for name in names}

@@ -51,6 +51,7 @@ LEARN_BENCH_LEARNERS = ("P1", "P1+bias", "P1+bias+theta3", "P8+theta3", "P8+bias
 LEARN_BENCH_DEFAULT_LEARNERS = ("P1", "P1+bias", "P8+theta3", "P8+bias+theta3")
 LEARNING_VARIANTS = ("tbso", "bso")
 LEARNING_ROUNDINGS = ("nearest", "stochastic")
+LEARNING_POPULATION_RULES = ("staggered", "counter")  # hardware/learning_rule.py POPULATION_RULES (§14, §20)
 
 # Benchmarks (bso_deploy.bench).
 DEPLOY_BENCH_NETWORKS = ("snntorch-mlp", "snntorch-rnn", "sinabs-cnn", "lavadl-mlp")

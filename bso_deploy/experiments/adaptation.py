@@ -279,7 +279,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
         error_target=error_target, error_bits=error_bits, momentum_bits=config.momentum_bits,
         precision_bits=config.precision_bits,
         rounding=config.rounding, t_epoch=config.t_epoch, seed=config.seed,
-        **learning_fields(config, fx_net, error_shift))
+        **learning_fields(config, fx_net, error_shift, error_scale, error_target))
     float_target = error_target / error_scale  # the float margin the integer one represents exactly
     if config.feedback_alignment:  # the last hidden layer learns too (§18), chunk by chunk with the readout
         learner = FeedbackAlignmentLearner(make_learner, learning_network(fx_net, config, error_shift), rule,

@@ -9,7 +9,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..hardware.learning_rule import MAX_BIAS_BITS, MAX_POPULATION
+from ..hardware.learning_rule import MAX_BIAS_BITS, MAX_POPULATION, POPULATION_RULES
 from ..options import ADAPTATION_DATASETS as DATASETS
 from ..options import ADAPTATION_SHIFTS as SHIFTS
 from ..options import LEARNING_ROUNDINGS as ROUNDINGS
@@ -44,6 +44,10 @@ def _check_learning_capacity(config: Any) -> None:
     if config.feedback_alignment and len(config.hidden) < 2:
         raise ValueError("AdaptationConfig.feedback_alignment trains the last hidden layer, which must be binary: give "
                          f"two hidden sizes (e.g. 256,256; the first layer is 8-bit), got hidden {config.hidden}")
+    check_choice("population_rule", config.population_rule, POPULATION_RULES)
+    if config.population_rule == "counter" and config.feedback_alignment:
+        raise ValueError("AdaptationConfig.population_rule = 'counter' (§20) learns the readout only; it does not "
+                         "combine with feedback_alignment")
     if config.bias_shift > MAX_BIAS_BITS - 14:
         raise ValueError(f"AdaptationConfig.bias_shift must be at most {MAX_BIAS_BITS - 14} (the bias register "
                          f"holds 13 + bias_shift <= {MAX_BIAS_BITS} bits), got {config.bias_shift}")
@@ -74,6 +78,9 @@ class AdaptationConfig:
     the class-incremental scenario (§19): offline pretraining on the classes 0 .. K-1 only, the chip learns the
     others from the stream (of all classes). feedback_alignment: the last hidden layer (binary: two hidden sizes)
     learns on chip too, by feedback alignment (§18), with the float threshold hidden_threshold (§19).
+    population_rule: "staggered" (§14) or "counter" (§20: one accumulator per class and input, a flip per
+    counter_threshold float units of summed error x trace, the threshold growing by itself every
+    2**counter_growth_shift learning steps; 0: fixed).
     """
 
     dataset: str = "digits"
@@ -103,6 +110,9 @@ class AdaptationConfig:
     pretrain_classes: int = 0
     feedback_alignment: bool = False
     hidden_threshold: float = 1.0
+    population_rule: str = "staggered"
+    counter_threshold: float = 8.0
+    counter_growth_shift: int = 10
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
@@ -118,7 +128,7 @@ class AdaptationConfig:
         for name, low in (("samples", 1), ("passes", 1), ("time_steps", 1), ("seed", 0), ("train_epochs", 1),
                           ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0), ("eval_samples", 0),
                           ("curve_points", 1), ("population", 1), ("bias_shift", 0),
-                          ("pretrain_classes", 0)):
+                          ("pretrain_classes", 0), ("counter_growth_shift", 0)):
             _check_int(name, getattr(self, name), low)
         try:
             hidden = tuple(self.hidden)
@@ -132,6 +142,7 @@ class AdaptationConfig:
         _check_float("threshold", self.threshold, 0.0, math.inf)
         _check_float("error_target", self.error_target, 1e-9, math.inf)
         _check_float("hidden_threshold", self.hidden_threshold, 0.0, math.inf)
+        _check_float("counter_threshold", self.counter_threshold, 1e-9, math.inf)
         _check_learning_capacity(self)
 
     def to_dict(self) -> dict[str, Any]:

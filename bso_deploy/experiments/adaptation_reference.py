@@ -24,8 +24,8 @@ from bso_deploy.hardware.network import FixedPointNetwork, append_zero_steps
 from bso_deploy.hardware.simulator import simulate
 from bso_deploy.hardware.spec import SPEC
 
-__all__ = ["REFERENCE_PASSES", "float_rule_reference", "learning_fields", "learning_network", "logistic_reference",
-           "readout_counts", "readout_spikes"]
+__all__ = ["REFERENCE_PASSES", "counter_fields", "float_rule_reference", "learning_fields", "learning_network",
+           "logistic_reference", "readout_counts", "readout_spikes"]
 
 REFERENCE_PASSES = 3  # passes of the float rule offline over the stream (a few seconds each)
 
@@ -43,16 +43,38 @@ def _bias_exp(fx_net: FixedPointNetwork, error_shift: int) -> int:
     return int(np.clip(error_shift, SPEC.bias_exp_min, SPEC.bias_exp_max))
 
 
-def learning_fields(config: Any, fx_net: FixedPointNetwork, error_shift: int) -> dict[str, int]:
+def learning_fields(config: Any, fx_net: FixedPointNetwork, error_shift: int, error_scale: float = 1.0,
+                    error_target: int = 0) -> dict[str, Any]:
     """The LearningRule fields of ``config``'s population and learned bias (§14, §15): ``population``;
     with ``learn_bias``, ``bias_shift`` such that the float bias moves by 2**-config.bias_shift float units per
     float error unit and step (with bias_exp = error_shift: bias_shift = config.bias_shift) and ``bias_bits``
-    = 13 + bias_shift, so that the register saturates where the 13-bit bias_mant it feeds does."""
-    fields = {"population": config.population}
+    = 13 + bias_shift, so that the register saturates where the 13-bit bias_mant it feeds does. With
+    population_rule "counter", the fields of :func:`counter_fields`."""
+    fields: dict[str, Any] = {"population": config.population}
     if config.learn_bias:
         shift = max(0, config.bias_shift + _bias_exp(fx_net, error_shift) - error_shift)
         fields.update(bias_bits=SPEC.bias_mant_bits + shift, bias_shift=shift)
+    if config.population_rule == "counter":
+        fields.update(counter_fields(config, error_scale, error_target))
     return fields
+
+
+def counter_fields(config: Any, error_scale: float, error_target: int, counter_bits: int = 16,
+                   trace_increment: int = 64, trace_max: int = 255) -> dict[str, Any]:
+    """The counter rule's integers (§20) for ``config.counter_threshold`` theta_f in float units of error x
+    trace per member (the class's summed product is P E X theta_f per flip, E = error_scale, X = trace
+    increment): ``product_shift`` s, the smallest for which the threshold plus the largest step,
+    (P E X theta_f + P 2 error_target trace_max) / 2**s, fits the accumulator, and ``counter_threshold`` =
+    round(P E X theta_f / 2**s) >= 1."""
+    population = config.population
+    theta = population * error_scale * trace_increment * config.counter_threshold
+    largest = population * 2 * error_target * trace_max
+    limit, shift = (1 << (counter_bits - 1)) - 1, 0
+    while (theta + largest) / 2 ** shift > limit:
+        shift += 1
+    return {"population_rule": "counter", "counter_bits": counter_bits, "product_shift": shift,
+            "counter_threshold": max(1, min(limit, round(theta / 2 ** shift))),
+            "counter_growth_shift": config.counter_growth_shift}
 
 
 def learning_network(fx_net: FixedPointNetwork, config: Any, error_shift: int) -> FixedPointNetwork:

@@ -22,6 +22,7 @@ from bso_deploy.hardware.spec import SPEC
 
 __all__ = [
     "LearningUpdate",
+    "counter_update",
     "feedback_error",
     "feedback_matrix",
     "hash32",
@@ -194,6 +195,15 @@ def learning_update(*, signs: np.ndarray, momentum: np.ndarray, trace: np.ndarra
     new_trace = trace_update(trace, pre, rule)
     h = surrogate(v, vth, rule)
     post = saturate_error(error, rule) * h
+    bias = np.zeros(n_out, np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    if rule.bias_bits:
+        bias = np.clip(bias - post, -rule.bias_max, rule.bias_max)
+    if rule.population_rule == "counter":  # §20 in place of §6 - §7
+        new_signs, momentum, flips = counter_update(signs, momentum, post, new_trace, counter, rule,
+                                                    lambda y, shift: rounded(y, shift, 1))
+        return LearningUpdate(signs=new_signs, momentum=momentum, trace=new_trace,
+                              second_moment=np.array(second_moment, dtype=np.int64), counter=int(counter) + 1,
+                              flips=flips, surrogate=h, bias=bias)
     gradient = post[:, None] * new_trace[None, :]
     momentum = np.asarray(momentum, dtype=np.int64)
     momentum = momentum - rounded(momentum, rule.momentum_shift, 0) + rounded(gradient, rule.product_shift, 1)
@@ -214,8 +224,48 @@ def learning_update(*, signs: np.ndarray, momentum: np.ndarray, trace: np.ndarra
         flips = np.zeros(signs.shape, dtype=bool)
     if rule.variant == "bso":
         momentum = np.where(flips, 0, momentum)
-    bias = np.zeros(n_out, np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    if rule.bias_bits:
-        bias = np.clip(bias - post, -rule.bias_max, rule.bias_max)
     return LearningUpdate(signs=np.where(flips, -signs, signs), momentum=momentum, trace=new_trace,
                           second_moment=second_moment, counter=int(counter) + 1, flips=flips, surrogate=h, bias=bias)
+
+
+def counter_update(signs: np.ndarray, momentum: np.ndarray, post: np.ndarray, trace: np.ndarray, counter: int,
+                   rule: LearningRule, rounded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shared-counter population rule (docs/onchip-learning.md §20), class by class: class k (members
+    kP ... kP + P - 1) keeps its accumulator a_k (n_in,) in member 0's momentum row. The product of every
+    synapse of member 0's row is rounded with that synapse's word (``rounded(y, shift)``, y of the full
+    layer's shape, stream 1), then::
+
+        a_k = clip(a_k + R(sum_p post_(kP+p) trace, product_shift), +-counter_max)
+        at a flip step: theta = min(theta0 + (theta0 counter >> growth_shift), counter_max) (growth_shift 0:
+        theta0); members scanned from p = 0: input j's first member with sign +1 flips where a_kj > theta,
+        its first with -1 where a_kj < -theta, and theta leaves |a_kj|; then a_k = clip(a_k, +-theta)
+
+    Returns (signs, momentum registers (the other members' rows 0), flips)."""
+    population = rule.population
+    n_out, n_in = signs.shape
+    summed = np.zeros((n_out, n_in), dtype=np.int64)  # the class product in member 0's rows, for R's words
+    for k in range(0, n_out, population):
+        summed[k] = int(np.sum(post[k:k + population])) * trace
+    step = rounded(summed, rule.product_shift)
+    registers = np.zeros((n_out, n_in), dtype=np.int64)
+    new_signs = np.array(signs, dtype=np.int64)
+    flips = np.zeros((n_out, n_in), dtype=bool)
+    decide = (int(counter) + 1) % rule.t_epoch == 0
+    theta = rule.counter_threshold
+    if rule.counter_growth_shift:
+        theta += (rule.counter_threshold * int(counter)) >> rule.counter_growth_shift
+    theta = min(theta, rule.counter_max)
+    for k in range(0, n_out, population):
+        accumulator = np.clip(np.asarray(momentum[k], dtype=np.int64) + step[k], -rule.counter_max, rule.counter_max)
+        if decide:
+            pending_down, pending_up = accumulator > theta, accumulator < -theta
+            for p in range(population):
+                row = k + p
+                down = pending_down & (new_signs[row] == 1)
+                up = pending_up & (new_signs[row] == -1)
+                flips[row] = down | up
+                pending_down, pending_up = pending_down & ~down, pending_up & ~up
+                accumulator = accumulator - theta * down + theta * up
+            accumulator = np.clip(accumulator, -theta, theta)
+        registers[k] = accumulator
+    return np.where(flips, -new_signs, new_signs), registers, flips

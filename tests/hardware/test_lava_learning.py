@@ -165,3 +165,36 @@ def test_bad_inputs_are_refused_before_lava_starts() -> None:
     with pytest.raises(ValueError, match="binary layer"):
         LavaLearner(fx_net, rule, layer=0)
     learner.close()
+
+
+COUNTER_CASES = {  # the shared-counter population rule (§20): a narrow accumulator, which saturates
+    "counter-nearest": dict(population=3, counter_bits=7, counter_threshold=40, product_shift=3, t_epoch=3, bias_bits=6,
+                            bias_shift=2),
+    "counter-stochastic": dict(population=2, counter_bits=8, counter_threshold=30, counter_growth_shift=5,
+                               product_shift=5, rounding="stochastic", t_epoch=2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COUNTER_CASES))
+def test_counter_rule_matches_numpy_every_step(case: str) -> None:
+    require_lava()
+    from bso_deploy.hardware.lava.onchip import LavaLearner
+
+    rng = np.random.default_rng(20 + sorted(COUNTER_CASES).index(case))
+    rule = LearningRule(**{**dict(time_steps=4, trace_bits=6, trace_increment=20, trace_decay=1024, error_bits=6,
+                                  error_target=8, error_shift=6, seed=7, population_rule="counter"),
+                           **COUNTER_CASES[case]})
+    fx_net = population_network(_network(rng, 6, (10, 4), spiking_last=False), rule.population)
+    sim = SimLearner(fx_net, rule)
+    seen = {"flips": 0, "accumulator saturated": 0, "class weight saturated": 0}
+    with LavaLearner(fx_net, rule) as lava:
+        for part in range(2):
+            inputs, labels = _stream(rng, rule, fx_net, 24), rng.integers(0, 4, 24)
+            expected = sim.run(inputs, labels=labels, record=True)
+            _assert_same(expected, lava.run(inputs, labels=labels, record=True), f"{case}, run {part}")
+            steps = expected.steps
+            seen["flips"] += expected.flip_events.shape[0]
+            seen["accumulator saturated"] += int(np.sum(np.abs(steps["momentum"]) == rule.counter_max))
+            weights = steps["weight"].reshape(*steps["weight"].shape[:2], -1, rule.population, 10).sum(axis=3)
+            seen["class weight saturated"] += int(np.sum(np.abs(weights) == rule.population))
+    assert all(count > 0 for count in seen.values()), seen

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from bso_deploy.hardware.lava.learning_arithmetic import learning_update
 from bso_deploy.hardware.learner import population_network
 from bso_deploy.hardware.learning import LearningRule, LearningState, SimLearner, learning_step_int
 from bso_deploy.hardware.learning_counter import counter_flips_int, counter_threshold_int
@@ -124,3 +125,33 @@ def test_numpy_and_torch_counter_rules_agree_on_every_step():
         for name in ("weight", "momentum", "trace", "bias"):
             np.testing.assert_array_equal(getattr(sim.state, name), getattr(reference.state, name))
     assert all(count > 0 for count in seen.values()), seen
+
+
+def test_lava_arithmetic_counter_update_matches_numpy_step():
+    """The Lava side's own counter arithmetic (learning_arithmetic.counter_update, class by class) == the NumPy
+    step on 200 seeded random states, rules and errors (the Lava runtime around it: test_lava_learning.py)."""
+    flips = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        population, n_in = int(rng.integers(1, 5)), int(rng.integers(1, 7))
+        n_out = 3 * population
+        rule = LearningRule(population=population, population_rule="counter", counter_bits=8,
+                            counter_threshold=int(rng.integers(1, 127)), counter_growth_shift=int(rng.choice([0, 2])),
+                            product_shift=int(rng.integers(0, 6)), t_epoch=int(rng.choice([1, 2])),
+                            rounding=str(rng.choice(["nearest", "stochastic"])), seed=seed, bias_bits=5)
+        momentum = np.zeros((n_out, n_in), np.int64)
+        momentum[::population] = rng.integers(-rule.counter_max, rule.counter_max + 1, (3, n_in))
+        state = LearningState(weight=rng.choice([-1, 1], (n_out, n_in)).astype(np.int8), momentum=momentum,
+                              trace=rng.integers(0, 200, n_in), second_moment=np.zeros(4, np.int64),
+                              counter=int(rng.integers(0, 50)), bias=rng.integers(-15, 16, n_out))
+        pre, error = rng.integers(0, 2, n_in), np.repeat(rng.integers(-60, 60, 3), population)
+        expected, expected_flips = learning_step_int(state, pre, np.zeros(n_out), None, error, 0, rule)
+        actual = learning_update(signs=state.weight, momentum=state.momentum, trace=state.trace,
+                                 second_moment=state.second_moment, counter=state.counter, pre=pre, v=np.zeros(n_out),
+                                 vth=None, error=error, t=0, rule=rule, bias=state.bias)
+        np.testing.assert_array_equal(actual.signs, expected.weight, err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(actual.momentum, expected.momentum, err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(actual.flips, expected_flips, err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(actual.bias, expected.bias, err_msg=f"seed {seed}")
+        flips += int(expected_flips.sum())
+    assert flips > 0
