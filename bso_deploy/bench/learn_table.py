@@ -42,10 +42,11 @@ LEARNERS: dict[str, dict[str, Any]] = {
     # on a 256-256 MLP, whose second hidden layer is binary: without and with feedback alignment (§18)
     "256-256:P1+bias": {"hidden": (256, 256), "learn_bias": True},
     "256-256:P1+bias+FA": {"hidden": (256, 256), "learn_bias": True, "feedback_alignment": True},
+    # the shared-counter population rule (§20) with a learned bias, a margin of 2 and a slow bias (2**-7)
+    "P8+bias+counter": {"population": 8, "learn_bias": True, "population_rule": "counter", "error_target": 2.0,
+                        "bias_shift": 7, "counter_threshold": 8.0},
 }
 PRETRAINING_FIELDS = ("dataset", "data_root", "hidden", "time_steps", "train_epochs", "seed", "pretrain_classes")
-# Fashion-MNIST class-incremental is left out of the default: its network (pretrained on classes 0 - 4) does not
-# compile, a first-layer activation exceeds the 16-bit range (docs/onchip-learning.md §19); name it to try.
 DEFAULT_SCENARIOS = LEARN_BENCH_DEFAULT_SCENARIOS
 DEFAULT_LEARNERS = LEARN_BENCH_DEFAULT_LEARNERS
 DROP_FROM_SAMPLES = 200  # the "no drop of more than 5 points after the first 200 samples"

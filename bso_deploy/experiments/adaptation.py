@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
+from bso_deploy.errors import RangeError
 from bso_deploy.export.nir import NIRExportWarning, to_nir
 from bso_deploy.hardware.compiler import compile_nir
 from bso_deploy.hardware.learner import learning_window
@@ -64,8 +65,8 @@ from .adaptation_reference import (
 )
 from .adaptation_scenarios import class_accuracies, image_shape, pretraining_subset, scenario_name, shift_inputs
 
-__all__ = ["DATASETS", "SHIFTS", "AdaptationConfig", "AdaptationResult", "image_shape", "run_adaptation",
-           "shift_inputs"]
+__all__ = ["DATASETS", "INPUT_SCALES", "SHIFTS", "AdaptationConfig", "AdaptationResult", "compile_deployed",
+           "image_shape", "run_adaptation", "shift_inputs"]
 
 
 def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +109,26 @@ def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
         train_epoch(model, train_loader, encoder, optimizers, train_config, split.num_classes, epoch,
                     torch.device("cpu"), progress=progress)
     return model.eval(), split
+
+
+INPUT_SCALES = (255, 223, 191, 159, 127, 95, 63)  # integer grey levels per float unit, tried in this order
+
+
+def compile_deployed(graph: Any, time_steps: int) -> Any:
+    """The deployed network: ``graph`` compiled (profile ``bso``) at the first of :data:`INPUT_SCALES` whose
+    worst-case first-layer activation fits its 16-bit register (docs/fixed-point.md §8). That bound is
+    ``max_i sum_j max(q_ij, 0) * input_max * 2**e_min`` over the 8-bit weights q, a row's positive (or negative)
+    weight mass times the largest grey level: a 784-pixel first layer whose rows gather enough positive weight
+    (Fashion-MNIST pretrained on classes 0 - 4: 35567 at 255) exceeds it at the smallest weight exponent, and
+    only fewer input levels (or weight bits) fit; ``quantize_inputs`` then uses the chosen scale. Any other
+    compile error is raised at once."""
+    for scale in INPUT_SCALES[:-1]:
+        try:
+            return compile_nir(graph, profile="bso", time_steps=time_steps, input_scale=float(scale))
+        except RangeError as error:
+            if "activation" not in str(error):
+                raise
+    return compile_nir(graph, profile="bso", time_steps=time_steps, input_scale=float(INPUT_SCALES[-1]))
 
 
 def _steps(x_int: np.ndarray, time_steps: int) -> np.ndarray:
@@ -256,7 +277,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
     with warnings.catch_warnings():  # the subtractive reset travels in node metadata, which compile_nir reads
         warnings.filterwarnings("ignore", category=NIRExportWarning)
         graph = to_nir(model)
-    fx_net = compile_nir(graph, profile="bso", time_steps=config.time_steps)
+    fx_net = compile_deployed(graph, config.time_steps)
     report = fx_net.quantization[-1]
     train_x, train_y = _arrays(split.train)
     test_x, test_y = _arrays(split.test)
@@ -346,7 +367,8 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
         flip_recall=recall, flips=len(fixed_all), float_flips=len(float_all),
         sign_agreement=float(np.mean(rule_signs == learned)), bits_per_synapse=rule.bits_per_synapse,
         float_bits_per_synapse=33, curve=curve, rule=rule.to_dict(), seconds=seconds,
-        details={"learning_layer": report, "float_error_target": float_target, "error_scale": error_scale,
+        details={"learning_layer": report, "input_scale": fx_net.input_scale, "float_error_target": float_target,
+                 "error_scale": error_scale,
                  "stream_samples": len(order), "test_samples": len(test_y),
                  "end_to_end_flip_agreement": e2e_f1, "end_to_end_flip_precision": e2e_precision,
                  "end_to_end_flip_recall": e2e_recall,

@@ -20,7 +20,8 @@ TINY_NET = {"hidden": (16,), "train_epochs": 1, "eval_samples": 120}
 def test_tiny_learn_bench_writes_records_table_and_targets(tmp_path, capsys) -> None:
     require_lava()
     config = LearnBenchConfig(samples=6, warmup=2, hidden=16, time_steps=3, out_dir=str(tmp_path),
-                              scenarios=("digits/invert", "digits/class-incremental"), learners=("P1", "P8+theta3"),
+                              scenarios=("digits/invert", "digits/class-incremental"),
+                              learners=("P1", "P8+bias+counter"),
                               table_samples=40, adaptation=TINY_NET)
     data = run_learn_bench(config, progress=False)
     assert json.loads((tmp_path / "learn.json").read_text()) == data
@@ -33,8 +34,8 @@ def test_tiny_learn_bench_writes_records_table_and_targets(tmp_path, capsys) -> 
     assert len({r["flips"] for r in records}) == 1 and records[0]["flips"] > 0  # same stream, same flips
     table = data["table"]
     assert [(row["bench_scenario"], row["learner"]) for row in table] == [
-        ("digits/invert", "P1"), ("digits/invert", "P8+theta3"),
-        ("digits/class-incremental", "P1"), ("digits/class-incremental", "P8+theta3")]
+        ("digits/invert", "P1"), ("digits/invert", "P8+bias+counter"),
+        ("digits/class-incremental", "P1"), ("digits/class-incremental", "P8+bias+counter")]
     for row in table:
         assert row["samples"] == 40 and [point["samples"] for point in row["curve"]][-1] == 40
         assert 0.0 < row["reference_accuracy"] <= 1.0 and row["max_drop_after_200"] == 0.0  # 40 < 200 samples

@@ -63,6 +63,14 @@ def test_learning_fields_and_network():
     biased = AdaptationConfig(population=3, learn_bias=True, bias_shift=4)
     assert learning_fields(biased, fx_net, error_shift=5) == {"population": 3, "bias_bits": 17, "bias_shift": 4}
     assert learning_fields(biased, fx_net, error_shift=9)["bias_shift"] == 2  # bias_exp stops at 7
+    # the counter rule (§20): P 8, E 9, X 64, theta 8: 36864 per flip, the largest step 8 * 2 * 18 * 255 = 73440;
+    # (36864 + 73440) / 4 fits 16 bits, / 2 does not: product_shift 2, counter_threshold 36864 / 4
+    counter = AdaptationConfig(population=8, population_rule="counter", counter_threshold=8.0)
+    assert learning_fields(counter, fx_net, 5, error_scale=9.0, error_target=18) == {
+        "population": 8, "population_rule": "counter", "counter_bits": 16, "product_shift": 2,
+        "counter_threshold": 9216, "counter_growth_shift": 10}
+    with pytest.raises(ValueError, match="population_rule"):
+        AdaptationConfig(population_rule="thermometer")
     network = learning_network(fx_net, biased, error_shift=5)
     assert network.layers[-1].output_shape == (9,)
     np.testing.assert_array_equal(network.layers[-1].bias_exp, 5)
