@@ -91,8 +91,7 @@ def _add_learn(kinds) -> None:
     learn.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
     add_choice_list(learn, "--scenarios", LEARN_BENCH_SCENARIOS, "scenario", empty_ok=True,
                     default=",".join(LEARN_BENCH_DEFAULT_SCENARIOS),
-                    help="scenarios of the table ('' skips the table; fashion-mnist/class-incremental does not "
-                         "compile)")
+                    help="scenarios of the table ('' skips the table)")
     add_choice_list(learn, "--learners", LEARN_BENCH_LEARNERS, "learner configuration",
                     default=",".join(LEARN_BENCH_DEFAULT_LEARNERS),
                     help="learner configurations of the table (bso_deploy/bench/learn_table.py)")
