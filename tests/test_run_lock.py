@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from bso_deploy.checkpoint import load_checkpoint
+from bso_deploy.cli import main
 from bso_deploy.errors import MissingFileError, RunLockedError
 from bso_deploy.run_lock import LOCK_NAME, RunLock
 
@@ -107,20 +108,33 @@ def same_run(expected: dict, got: dict) -> None:
     compare(expected, got, "checkpoint")
 
 
+def train_in_process(out: Path, capsys, *args: str) -> tuple[int, list[str]]:
+    """``bso-deploy train`` in this process (another process than the one holding the lock): (exit code, stderr
+    lines)."""
+    capsys.readouterr()
+    code = main([*TRAIN, "--out", str(out), *args])
+    return code, capsys.readouterr().err.splitlines()
+
+
 @pytest.mark.slow
-def test_train_locks_its_out_and_a_killed_run_resumes_exactly(tmp_path):
-    out = tmp_path / "killed"
+def test_train_locks_its_out_and_a_killed_run_resumes_exactly(tmp_path, capsys):
+    out, straight_out = tmp_path / "killed", tmp_path / "straight"
     first = train(out, "--epochs", "30", background=True)
+    # The run never interrupted, side by side with the first (2 cores), through the same command (the same
+    # process settings, threads included). The first is killed once its epoch 1 is saved: done is 1 but for a
+    # kill that comes an epoch late, for which another straight run is made below.
+    straight = train(straight_out, "--epochs", "2", background=True)
     try:
         wait_for(lambda: (out / LOCK_NAME).is_file() and (out / LOCK_NAME).read_text().strip().isdigit(),
                  what="the first train to lock its --out")
-        second = train(out, "--epochs", "1")
-        lines = second.stderr.splitlines()
-        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        # The refusals run in this process: the lock is the first train's, a process of its own; the exit code
+        # and the one line are main's (the console script's boundary is tests/test_cli_errors.py's).
+        code, lines = train_in_process(out, capsys, "--epochs", "1")
+        assert code == 2 and len(lines) == 1, lines
         assert lines[0] == (f"bso-deploy train: error: run directory {out} is being written by another bso-deploy "
                             f"process (pid {first.pid}); wait for it to finish or give another --out")
-        resumed = train(out, "--resume", "--epochs", "1")  # --resume waits for no one either
-        assert resumed.returncode == 2 and "is being written by another" in resumed.stderr
+        code, lines = train_in_process(out, capsys, "--resume", "--epochs", "1")  # --resume waits for no one either
+        assert code == 2 and len(lines) == 1 and "is being written by another" in lines[0], lines
         wait_for(lambda: (out / "checkpoint.pt").is_file(), timeout=300, what="the first epoch's checkpoint")
         first.send_signal(signal.SIGKILL)  # mid-training, no handler runs: only the OS can release the lock
         first.wait(timeout=60)
@@ -130,11 +144,14 @@ def test_train_locks_its_out_and_a_killed_run_resumes_exactly(tmp_path):
     done = load_checkpoint(out / "checkpoint.pt")["epoch"]
     assert 1 <= done < 30
     epochs = str(done + 1)
-    straight = train(tmp_path / "straight", "--epochs", epochs, background=True)  # side by side: 2 cores
+    if done != 1:
+        assert straight.wait(timeout=600) == 0, straight.communicate()[1]
+        straight_out = tmp_path / f"straight-{epochs}"
+        straight = train(straight_out, "--epochs", epochs, background=True)
     resumed = train(out, "--resume", "--epochs", epochs)
     assert resumed.returncode == 0, resumed.stderr
     assert straight.wait(timeout=600) == 0, straight.communicate()[1]
-    same_run(load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(out / "checkpoint.pt"))
-    metrics = [json.loads((path / "metrics.json").read_text()) for path in (tmp_path / "straight", out)]
+    same_run(load_checkpoint(straight_out / "checkpoint.pt"), load_checkpoint(out / "checkpoint.pt"))
+    metrics = [json.loads((path / "metrics.json").read_text()) for path in (straight_out, out)]
     assert [e["loss"] for e in metrics[0]["epochs"]] == [e["loss"] for e in metrics[1]["epochs"]]
     assert metrics[1]["completed_epochs"] == done + 1 and (out / LOCK_NAME).read_text() == ""
