@@ -7,11 +7,13 @@ import dataclasses
 import json
 
 import pytest
+from bso_deploy.hardware.learning_rule import POPULATION_RULES
 from conftest import require_lava
 
 from bso_deploy.cli import build_parser, main
 from bso_deploy.commands.learn import learn_config_from_args
 from bso_deploy.experiments.adaptation import AdaptationConfig
+from bso_deploy.options import LEARNING_POPULATION_RULES
 
 KEYS = {"accuracy_before", "accuracy_after", "float_accuracy_after", "flip_agreement", "bits_per_synapse", "backend"}
 
@@ -29,6 +31,18 @@ def test_every_config_field_has_a_flag() -> None:
     assert (config.backend, config.hidden, config.samples, config.variant, config.threshold) == (
         "lava", (32, 16), 7, "bso", 0.25)
     assert {field.name for field in dataclasses.fields(AdaptationConfig)} <= set(vars(args))
+
+
+def test_counter_population_rule_flags() -> None:
+    """--population-rule counter and its two numbers (docs/onchip-learning.md §20); the choices are the rule's."""
+    args = build_parser().parse_args(["learn", "--population", "8", "--learn-bias", "--population-rule", "counter",
+                                      "--counter-threshold", "4.5", "--counter-growth-shift", "0"])
+    config = learn_config_from_args(args)
+    assert (config.population_rule, config.counter_threshold, config.counter_growth_shift) == ("counter", 4.5, 0)
+    assert LEARNING_POPULATION_RULES == POPULATION_RULES
+    for name in POPULATION_RULES:
+        assert learn_config_from_args(build_parser().parse_args(["learn", "--population-rule", name])) == \
+            AdaptationConfig(population_rule=name)
 
 
 def test_fashion_mnist_is_a_data_set_of_the_scenario() -> None:
