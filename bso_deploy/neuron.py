@@ -74,13 +74,18 @@ class _SigmoidSurrogateSpike(torch.autograd.Function):
     def forward(ctx, x: Tensor, alpha: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.alpha = alpha
-        return (x > 0).to(x.dtype)
+        # The comparison written straight into a tensor of x's dtype: on CPU, (x > 0).to(x.dtype) (a bool tensor,
+        # then a conversion) takes several times as long.
+        return torch.gt(x, 0, out=torch.empty_like(x))
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
+        """grad_output * alpha * sig * (1 - sig), sig = sigmoid(alpha x): each product rounded in this order, in
+        place on fresh tensors (1 - sig is computed as -sig + 1, the same IEEE operation)."""
         (x,) = ctx.saved_tensors
-        sig = torch.sigmoid(ctx.alpha * x)
-        return grad_output * ctx.alpha * sig * (1.0 - sig), None
+        sig = torch.mul(x, ctx.alpha).sigmoid_()
+        grad = torch.mul(grad_output, ctx.alpha).mul_(sig)
+        return grad.mul_(sig.neg_().add_(1.0)), None
 
 
 def spike_function(x: Tensor, alpha: float) -> Tensor:
@@ -101,10 +106,11 @@ def lif_step(current: Tensor, state: LIFState, params: LIFParameters, detach_sta
     v = params.decay * previous_v + current
     spikes = spike_function(v - params.threshold, params.alpha)
     fired = spikes.detach()
-    if params.reset == "subtract":
-        v_after = v - params.threshold * fired
-    else:
-        v_after = v * (1.0 - fired)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not detach_state):  # no graph for a detached state
+        if params.reset == "subtract":
+            v_after = v - params.threshold * fired
+        else:
+            v_after = v * (1.0 - fired)
     trace = params.decay * state.trace + fired
     return spikes, LIFState(v=v_after.detach() if detach_state else v_after, trace=trace)
 

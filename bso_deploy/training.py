@@ -18,6 +18,7 @@ one Adam step updates the latent weights (:mod:`bso_deploy.ste`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,10 +52,14 @@ def build_network(config: TrainConfig, input_shape: Sequence[int], num_classes: 
     return model
 
 
-def online_loss(output: Tensor, target: Tensor, num_classes: int, time_steps: int, mse_weight: float) -> Tensor:
-    """Per-step loss of the BSO reference: ((1 - w) CE + w MSE(one-hot)) / T."""
+def online_loss(output: Tensor, target: Tensor, num_classes: int, time_steps: int, mse_weight: float,
+                one_hot: Tensor | None = None) -> Tensor:
+    """Per-step loss of the BSO reference: ((1 - w) CE + w MSE(one-hot)) / T. ``one_hot``: the target's
+    one-hot rows in ``output``'s dtype, when the caller has them (one batch's T steps share them)."""
     ce = F.cross_entropy(output, target)
-    mse = F.mse_loss(output, F.one_hot(target, num_classes).to(output.dtype))
+    if one_hot is None:
+        one_hot = F.one_hot(target, num_classes).to(output.dtype)
+    mse = F.mse_loss(output, one_hot)
     return ((1.0 - mse_weight) * ce + mse_weight * mse) / time_steps
 
 
@@ -67,8 +72,12 @@ class Optimizers:
     schedules: list[StepDecay | CosineLR] = field(default_factory=list)
 
     def zero_grad(self) -> None:
-        self.binary.zero_grad(set_to_none=True)
-        self.full_precision.zero_grad(set_to_none=True)
+        """Every parameter's grad to None: what ``zero_grad(set_to_none=True)`` of both optimizers does, without
+        its per-call profiling and foreach bookkeeping (the online loop calls this T times per batch)."""
+        for optimizer in (self.binary, self.full_precision):
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None
 
     def step(self, t: int) -> list[int]:
         """Full-precision step, then the binary step at time-step index t; returns flips per binary layer."""
@@ -144,18 +153,22 @@ def train_online_batch(model: nn.Module, x: Tensor, y: Tensor, encoder, key: int
     output_sum: Tensor | None = None
     total_loss = 0.0
     flips: list[int] | None = None
+    one_hot: Tensor | None = None
     for t in range(time_steps):
         optimizers.zero_grad()
         output = model.step(encoder(x, t, key))
-        loss = online_loss(output, y, num_classes, time_steps, mse_weight)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"the loss became {loss.item()} at time step {t}")
+        if one_hot is None:
+            one_hot = F.one_hot(y, num_classes).to(output.dtype)
+        loss = online_loss(output, y, num_classes, time_steps, mse_weight, one_hot=one_hot)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"the loss became {loss_value} at time step {t}")
         loss.backward()
         if after_backward is not None:
             after_backward()
         step_flips = optimizers.step(t)
         flips = step_flips if flips is None else [a + b for a, b in zip(flips, step_flips, strict=True)]
-        total_loss += loss.item()
+        total_loss += loss_value
         output_sum = output.detach() if output_sum is None else output_sum + output.detach()
     assert output_sum is not None and flips is not None  # time_steps >= 1 is validated by the config
     correct = int((output_sum.argmax(1) == y).sum())

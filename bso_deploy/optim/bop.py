@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from bso_deploy.optim.bso import BinaryOptimizer, check_hyperparameter, check_threshold
-from bso_deploy.optim.functional import bop_update
+from bso_deploy.optim.functional import bop_update_
 
 
 class Bop(BinaryOptimizer):
@@ -19,7 +19,7 @@ class Bop(BinaryOptimizer):
         flip <- W * m - threshold > 0              strict ">"
         W[flip] <- -W[flip]
 
-    The arithmetic is `functional.bop_update`. Larq computes W <- sign(-sign(W * m - threshold) * W) with
+    The arithmetic is `functional.bop_update_`. Larq computes W <- sign(-sign(W * m - threshold) * W) with
     sign(0) = +1, so an exact tie W * m == threshold sets W to +1; here a tie leaves W unchanged.
 
     Args:
@@ -42,9 +42,4 @@ class Bop(BinaryOptimizer):
     ) -> Tensor:
         if "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        new_weight, new_momentum, flipped = bop_update(
-            param, grad, state["momentum"], gamma=group["gamma"], threshold=group["threshold"]
-        )
-        param.copy_(new_weight)
-        state["momentum"].copy_(new_momentum)
-        return flipped
+        return bop_update_(param, grad, state["momentum"], gamma=group["gamma"], threshold=group["threshold"])

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from bso_deploy.optim.functional import bso_update
+from bso_deploy.optim.functional import bso_update_
 
 
 def check_hyperparameter(name: str, value: Any, valid_range: str, in_range: Callable[[Any], bool]) -> None:
@@ -92,9 +92,19 @@ class BinaryOptimizer(Optimizer):
 
     @staticmethod
     def _check_finite(active: list[tuple[int, Tensor]]) -> None:
+        """Raise FloatingPointError naming every gradient that holds NaN or Inf.
+
+        A sum is NaN or +-Inf whenever a term is (IEEE arithmetic propagates both), so one sum per gradient
+        and one synchronisation clear the usual all-finite case; only a non-finite sum (a non-finite entry,
+        or a finite sum that overflowed) pays for the per-entry count."""
         for index, param in active:
             if param.grad.is_sparse:
                 raise RuntimeError(f"binary parameter {index} has a sparse gradient, which is not supported")
+        if not active:
+            return
+        sums = [param.grad.sum() for _, param in active]
+        if bool(torch.isfinite(torch.stack([total.to(sums[0].device) for total in sums])).all()):
+            return
         bad_counts = _to_ints([(~torch.isfinite(param.grad)).sum() for _, param in active])
         for (index, param), bad in zip(active, bad_counts):
             if bad:
@@ -121,7 +131,7 @@ class BinaryOptimizer(Optimizer):
         for index, _ in active:
             group, param = entries[index]
             flipped = self._update(param, param.grad, self.state[param], group, t)
-            counts.append(flipped.sum())
+            counts.append(torch.count_nonzero(flipped))
         flips = [0] * len(entries)
         for (index, _), count in zip(active, _to_ints(counts)):
             flips[index] = count
@@ -138,7 +148,7 @@ class BSO(BinaryOptimizer):
         flip <- W * m - threshold > 0                          strict ">"
         W[flip] <- -W[flip];  m[flip] <- 0
 
-    The arithmetic is `functional.bso_update`, bit-identical in float32 to the reference code
+    The arithmetic is `functional.bso_update_`, bit-identical in float32 to the reference code
     (hamingsi/BSO, modules/Bop.py, `reset=True` branch) except at an exact tie W * m == threshold, where the
     reference sets W to sign(0) = 0 and halves m; here W and m stay unchanged, so W stays binary.
 
@@ -162,9 +172,5 @@ class BSO(BinaryOptimizer):
     ) -> Tensor:
         if "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        new_weight, new_momentum, flipped = bso_update(
-            param, grad, state["momentum"], beta1=1.0 - group["momentum"], threshold=group["threshold"]
-        )
-        param.copy_(new_weight)
-        state["momentum"].copy_(new_momentum)
-        return flipped
+        return bso_update_(param, grad, state["momentum"], beta1=1.0 - group["momentum"],
+                           threshold=group["threshold"])

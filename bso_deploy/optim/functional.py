@@ -1,13 +1,16 @@
-"""Pure update rules for binary weights W in {-1, +1}: BSO, T-BSO and Bop.
+"""Update rules for binary weights W in {-1, +1}: BSO, T-BSO and Bop.
 
-Each function returns new tensors and never mutates its inputs; the optimizer classes in this package copy
-the results into the parameters and their state. Shapes: `weight`, `grad` and `momentum` share one shape;
-`second_moment_t` is a 0-d tensor (T-BSO keeps one scalar per binary tensor and time step).
+Each rule exists in two forms. The in-place form (``bso_update_``, ``tbso_update_``, ``bop_update_``), which
+the optimizer classes of this package call, overwrites the weight and its state and returns the bool mask of
+flipped entries; it allocates one scratch tensor per call. The pure form (``bso_update``, ...) never mutates
+its inputs: it runs the in-place form on copies, without autograd, and returns new tensors. Shapes: `weight`, `grad` and
+`momentum` share one shape; T-BSO keeps one second-moment scalar per binary tensor and time step.
 
-The expressions are written in the same out-of-place form as the reference code (hamingsi/BSO,
-modules/Bop.py), with `beta1 = 1 - momentum` and `beta2 = 1 - variance_decay`, so float32 results are
-bit-identical to it; do not rewrite them with fused ops (`addcmul_`, `add_(alpha=)`), which may round
-differently. The one deliberate deviation: at an exact tie the reference computes
+The arithmetic is the reference code's (hamingsi/BSO, modules/Bop.py), with `beta1 = 1 - momentum` and
+`beta2 = 1 - variance_decay`: the same float operations in the same order, so float32 results are
+bit-identical to it. Writing an operation in place (`m.mul_(c).add_(x)` for `c * m + x`) rounds exactly as
+its out-of-place form; do not rewrite the expressions with fused ops (`addcmul_`, `add_(alpha=)`), which may
+round differently. The one deliberate deviation: at an exact tie the reference computes
 `reverse = -sign(W*m - threshold) = 0`, so it sets W to sign(0) = 0 and (BSO) halves m; here a tie is
 "no flip" (strict ">"), W stays in {-1, +1} and m is unchanged.
 """
@@ -18,10 +21,19 @@ import torch
 from torch import Tensor
 
 
-def bso_update(
-    weight: Tensor, grad: Tensor, momentum: Tensor, *, beta1: float, threshold: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One BSO step (momentum reset on flip).
+def _flip_(weight: Tensor, margin: Tensor) -> Tensor:
+    """flip = margin > 0 (strict); W[flip] <- -W[flip] in place; returns the bool mask. `margin` (W * m [/ s]
+    - threshold) is overwritten. The comparison writes 1.0 / 0.0 into the float tensor and W is multiplied by
+    1 - 2 * flip (exact: W * 1 and W * -1), because on CPU a comparison into a bool tensor and torch.where
+    take several times as long as float arithmetic."""
+    flip = torch.gt(margin, 0, out=margin)
+    flipped = flip.to(torch.bool)
+    weight.mul_(flip.mul_(-2.0).add_(1.0))
+    return flipped
+
+
+def bso_update_(weight: Tensor, grad: Tensor, momentum: Tensor, *, beta1: float, threshold: float) -> Tensor:
+    """One BSO step (momentum reset on flip), in place on `weight` and `momentum`.
 
         m    <- (1 - beta1) * m + beta1 * g
         flip <- W * m - threshold > 0          (strict: no flip at W * m == threshold)
@@ -29,21 +41,100 @@ def bso_update(
         m[flip] <- 0
 
     Args:
-        weight: binary weights (entries -1.0 or +1.0).
-        grad: dL/dW at the binary weights, same shape.
-        momentum: m before the step, same shape.
+        weight: binary weights (entries -1.0 or +1.0), overwritten.
+        grad: dL/dW at the binary weights, same shape (not modified).
+        momentum: m before the step, same shape, overwritten.
         beta1: 1 - momentum coefficient (the reference's `beta1`, e.g. 1e-3).
         threshold: flip threshold (>= 0), in units of W * m.
 
     Returns:
-        (new_weight, new_momentum, flipped) with `flipped` a bool mask of the flipped entries.
+        `flipped`, the bool mask of the flipped entries.
     """
-    new_momentum = (1 - beta1) * momentum + beta1 * grad
-    flipped = (weight * new_momentum - threshold) > 0
-    new_weight = torch.where(flipped, -weight, weight)
-    return new_weight, new_momentum.masked_fill(flipped, 0.0), flipped
+    scratch = torch.mul(grad, beta1)
+    momentum.mul_(1 - beta1).add_(scratch)
+    flipped = _flip_(weight, torch.mul(weight, momentum, out=scratch).sub_(threshold))
+    momentum.masked_fill_(flipped, 0.0)
+    return flipped
 
 
+def tbso_update_(
+    weight: Tensor,
+    grad: Tensor,
+    momentum: Tensor,
+    second_moment: Tensor,
+    t: int,
+    *,
+    beta1: float,
+    beta2: float,
+    threshold: float,
+    eps: float,
+) -> tuple[Tensor, Tensor]:
+    """One T-BSO step at time-step index t (no momentum reset; temporal-aware threshold), in place on
+    `weight`, `momentum` and `second_moment[t]`.
+
+        m    <- (1 - beta1) * m + beta1 * g
+        v[t] <- (1 - beta2) * v[t] + mean(beta2 * g * g)        (scalar over the whole tensor, no bias
+                                                                 correction, v starts at 0)
+        flip <- W * m / (sqrt(v[t]) + eps) - threshold > 0      (strict)
+        W[flip] <- -W[flip]
+
+    The effective threshold on W * m is threshold * (sqrt(v[t]) + eps).
+
+    Args:
+        weight, grad, momentum: as in `bso_update_`.
+        second_moment: v, a 1-d tensor (one entry per time step); entry t is overwritten.
+        t: the time-step index, 0 <= t < len(second_moment).
+        beta1: 1 - momentum coefficient (e.g. 1e-3).
+        beta2: 1 - variance_decay (the reference's `beta2`, e.g. 1e-5).
+        threshold: flip threshold (>= 0), in units of W * m / sqrt(v[t]).
+        eps: added to sqrt(v[t]) (> 0).
+
+    Returns:
+        (flipped, new_second_moment_t): the new v[t] as computed, in the promoted dtype of v and g (storing
+        it into `second_moment` casts it to that tensor's dtype; the flip test uses the uncast value).
+    """
+    scratch = torch.mul(grad, beta1)
+    momentum.mul_(1 - beta1).add_(scratch)
+    torch.mul(grad, grad, out=scratch).mul_(beta2)
+    new_second_moment_t = (1 - beta2) * second_moment[t] + torch.mean(scratch)
+    second_moment[t] = new_second_moment_t
+    scale = torch.sqrt(new_second_moment_t) + eps
+    flipped = _flip_(weight, torch.mul(weight, momentum, out=scratch).div_(scale).sub_(threshold))
+    return flipped, new_second_moment_t
+
+
+def bop_update_(weight: Tensor, grad: Tensor, momentum: Tensor, *, gamma: float, threshold: float) -> Tensor:
+    """One Bop step (Helwegen et al. 2019, arXiv:1906.02107; Larq's form of the moving average), in place on
+    `weight` and `momentum`.
+
+        m    <- m + gamma * (g - m)
+        flip <- W * m - threshold > 0          (strict; Larq maps a tie to +1 through its sign(0) = +1)
+        W[flip] <- -W[flip]
+
+    Args:
+        weight, grad, momentum: as in `bso_update_`.
+        gamma: adaptivity rate in (0, 1] (Bop's 1 - momentum).
+        threshold: flip threshold (>= 0).
+
+    Returns:
+        `flipped`, the bool mask of the flipped entries.
+    """
+    scratch = torch.sub(grad, momentum)
+    momentum.add_(scratch.mul_(gamma))
+    return _flip_(weight, torch.mul(weight, momentum, out=scratch).sub_(threshold))
+
+
+@torch.no_grad()
+def bso_update(
+    weight: Tensor, grad: Tensor, momentum: Tensor, *, beta1: float, threshold: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`bso_update_` on copies: returns (new_weight, new_momentum, flipped); the inputs are not mutated."""
+    new_weight, new_momentum = weight.clone(), momentum.clone()
+    flipped = bso_update_(new_weight, grad, new_momentum, beta1=beta1, threshold=threshold)
+    return new_weight, new_momentum, flipped
+
+
+@torch.no_grad()
 def tbso_update(
     weight: Tensor,
     grad: Tensor,
@@ -55,52 +146,21 @@ def tbso_update(
     threshold: float,
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One T-BSO step at time-step index t (no momentum reset; temporal-aware threshold).
-
-        m    <- (1 - beta1) * m + beta1 * g
-        v[t] <- (1 - beta2) * v[t] + mean(beta2 * g * g)        (scalar over the whole tensor, no bias
-                                                                 correction, v starts at 0)
-        flip <- W * m / (sqrt(v[t]) + eps) - threshold > 0      (strict)
-        W[flip] <- -W[flip]
-
-    The effective threshold on W * m is threshold * (sqrt(v[t]) + eps).
-
-    Args:
-        weight, grad, momentum: as in `bso_update`.
-        second_moment_t: v[t], a 0-d tensor, before the step.
-        beta1: 1 - momentum coefficient (e.g. 1e-3).
-        beta2: 1 - variance_decay (the reference's `beta2`, e.g. 1e-5).
-        threshold: flip threshold (>= 0), in units of W * m / sqrt(v[t]).
-        eps: added to sqrt(v[t]) (> 0).
-
-    Returns:
-        (new_weight, new_momentum, new_second_moment_t, flipped).
-    """
-    new_momentum = (1 - beta1) * momentum + beta1 * grad
-    new_second_moment_t = (1 - beta2) * second_moment_t + torch.mean(beta2 * torch.mul(grad, grad))
-    flipped = (weight * new_momentum / (torch.sqrt(new_second_moment_t) + eps) - threshold) > 0
-    new_weight = torch.where(flipped, -weight, weight)
+    """`tbso_update_` on copies, with `second_moment_t` = v[t] a 0-d tensor: returns (new_weight,
+    new_momentum, new_second_moment_t, flipped); the inputs are not mutated."""
+    new_weight, new_momentum = weight.clone(), momentum.clone()
+    flipped, new_second_moment_t = tbso_update_(
+        new_weight, grad, new_momentum, second_moment_t.reshape(1).clone(), 0,
+        beta1=beta1, beta2=beta2, threshold=threshold, eps=eps,
+    )
     return new_weight, new_momentum, new_second_moment_t, flipped
 
 
+@torch.no_grad()
 def bop_update(
     weight: Tensor, grad: Tensor, momentum: Tensor, *, gamma: float, threshold: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One Bop step (Helwegen et al. 2019, arXiv:1906.02107; Larq's form of the moving average).
-
-        m    <- m + gamma * (g - m)
-        flip <- W * m - threshold > 0          (strict; Larq maps a tie to +1 through its sign(0) = +1)
-        W[flip] <- -W[flip]
-
-    Args:
-        weight, grad, momentum: as in `bso_update`.
-        gamma: adaptivity rate in (0, 1] (Bop's 1 - momentum).
-        threshold: flip threshold (>= 0).
-
-    Returns:
-        (new_weight, new_momentum, flipped).
-    """
-    new_momentum = momentum + gamma * (grad - momentum)
-    flipped = (weight * new_momentum - threshold) > 0
-    new_weight = torch.where(flipped, -weight, weight)
+    """`bop_update_` on copies: returns (new_weight, new_momentum, flipped); the inputs are not mutated."""
+    new_weight, new_momentum = weight.clone(), momentum.clone()
+    flipped = bop_update_(new_weight, grad, new_momentum, gamma=gamma, threshold=threshold)
     return new_weight, new_momentum, flipped

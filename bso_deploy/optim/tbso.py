@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from bso_deploy.optim.bso import BinaryOptimizer, check_hyperparameter, check_threshold
-from bso_deploy.optim.functional import tbso_update
+from bso_deploy.optim.functional import tbso_update_
 
 
 class TBSO(BinaryOptimizer):
@@ -25,7 +25,7 @@ class TBSO(BinaryOptimizer):
         flip <- W * m / (sqrt(v[t]) + eps) - threshold > 0      strict ">"
         W[flip] <- -W[flip]
 
-    The arithmetic is `functional.tbso_update`, bit-identical in float32 to the reference code
+    The arithmetic is `functional.tbso_update_`, bit-identical in float32 to the reference code
     (hamingsi/BSO, modules/Bop.py, default branch) except at an exact tie, where the reference sets W to
     sign(0) = 0; here W stays unchanged, so it stays binary.
 
@@ -95,19 +95,17 @@ class TBSO(BinaryOptimizer):
             raise ValueError(
                 f"second_moment has {second_moment.numel()} entries but time_steps is {group['time_steps']}"
             )
-        new_weight, new_momentum, new_second_moment_t, flipped = tbso_update(
+        flipped, _ = tbso_update_(
             param,
             grad,
             state["momentum"],
-            second_moment[t],
+            second_moment,
+            t,
             beta1=1.0 - group["momentum"],
             beta2=1.0 - group["variance_decay"],
             threshold=group["threshold"],
             eps=group["eps"],
         )
-        param.copy_(new_weight)
-        state["momentum"].copy_(new_momentum)
-        second_moment[t] = new_second_moment_t
         return flipped
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
