@@ -22,7 +22,7 @@ from bso_deploy.errors import InvalidFileError
 from bso_deploy.run import TrainingRun
 
 
-def test_80_seeded_cases_are_clean_or_accepted():
+def test_seeded_cases_are_clean_or_accepted():
     assert_family_holds(fuzz_checkpoints, seed=15, count=80)
 
 

@@ -19,7 +19,7 @@ from bso_deploy.errors import InvalidInputError, ResourceLimitError
 from bso_deploy.limits import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_VARIABLE, memory_limit, simulation_bytes
 
 
-def test_100_seeded_cases_are_clean_or_accepted():
+def test_seeded_cases_are_clean_or_accepted():
     assert_family_holds(fuzz_limits, seed=15, count=100)
 
 

@@ -18,7 +18,7 @@ from bso_deploy.bench import fuzz_network
 from bso_deploy.errors import InvalidFileError, MissingFileError
 
 
-def test_50_seeded_cases_are_clean_or_accepted():
+def test_seeded_cases_are_clean_or_accepted():
     counts = assert_family_holds(fuzz_network, seed=15, count=50)
     assert counts["accepted"] >= 5
 

@@ -20,7 +20,7 @@ h5py = require("h5py")
 netx = require("bso_deploy.export.netx")
 
 
-def test_50_seeded_cases_are_clean_or_accepted():
+def test_seeded_cases_are_clean_or_accepted():
     counts = assert_family_holds(fuzz_netx, seed=15, count=50)
     assert counts["accepted"] >= 5
 

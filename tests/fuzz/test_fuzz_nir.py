@@ -19,7 +19,7 @@ nir_io = require("bso_deploy.export.nir")
 compiler = require("bso_deploy.hardware.compiler")
 
 
-def test_50_seeded_cases_are_clean_or_accepted():
+def test_seeded_cases_are_clean_or_accepted():
     counts = assert_family_holds(fuzz_nir, seed=15, count=50)
     assert counts["accepted"] >= 5
 
