@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import PER_STEP_BATCHNORM_TYPES, SYNAPSE_TYPES, synapse_forward
+from .layers import PER_STEP_BATCHNORM_TYPES, SYNAPSE_TYPES, linear_spike_op, synapse_forward
 from .neuron import LIF
 
 LINEAR_SPIKE_OPS = (nn.Flatten, nn.AvgPool2d, nn.Identity)
@@ -66,8 +66,8 @@ class SpikingNetwork(nn.Module):
                 x = layer(x)
                 trace = layer.trace if self.online else None
             elif isinstance(layer, LINEAR_SPIKE_OPS):
-                x = layer(x)
-                trace = layer(trace) if trace is not None else None
+                x = linear_spike_op(layer, x)
+                trace = linear_spike_op(layer, trace) if trace is not None else None
             else:
                 x = layer(x)
         return x

@@ -80,12 +80,11 @@ class _SigmoidSurrogateSpike(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
-        """grad_output * alpha * sig * (1 - sig), sig = sigmoid(alpha x): each product rounded in this order, in
-        place on fresh tensors (1 - sig is computed as -sig + 1, the same IEEE operation)."""
+        """((grad_output * alpha) * sig) * (1 - sig), sig = sigmoid(alpha x): the products rounded in this
+        order, in place on the tensors this call creates."""
         (x,) = ctx.saved_tensors
         sig = torch.mul(x, ctx.alpha).sigmoid_()
-        grad = torch.mul(grad_output, ctx.alpha).mul_(sig)
-        return grad.mul_(sig.neg_().add_(1.0)), None
+        return torch.mul(grad_output, ctx.alpha).mul_(sig).mul_(1.0 - sig), None
 
 
 def spike_function(x: Tensor, alpha: float) -> Tensor:
@@ -107,8 +106,8 @@ def lif_step(current: Tensor, state: LIFState, params: LIFParameters, detach_sta
     spikes = spike_function(v - params.threshold, params.alpha)
     fired = spikes.detach()
     with torch.set_grad_enabled(torch.is_grad_enabled() and not detach_state):  # no graph for a detached state
-        if params.reset == "subtract":
-            v_after = v - params.threshold * fired
+        if params.reset == "subtract":  # v - theta * s in one pass: theta * s (s in {0, 1}) is exact, so
+            v_after = torch.sub(v, fired, alpha=params.threshold)  # a fused multiply-add rounds the same
         else:
             v_after = v * (1.0 - fired)
     trace = params.decay * state.trace + fired
