@@ -27,17 +27,18 @@ def check_threshold(value: Any) -> None:
 
 
 def _to_ints(counts: list[Tensor]) -> list[int]:
-    """0-d integer tensors -> Python ints with one device synchronisation instead of one per tensor."""
+    """0-d tensors of whole numbers (integer, or float holding them exactly) -> Python ints, with one device
+    synchronisation instead of one per tensor."""
     if not counts:
         return []
-    return torch.stack([count.to(counts[0].device) for count in counts]).tolist()
+    return [int(count) for count in torch.stack([count.to(counts[0].device) for count in counts]).tolist()]
 
 
 class BinaryOptimizer(Optimizer):
     """Base of the binary optimizers: parameters are float tensors holding exactly -1.0 or +1.0.
 
     Subclasses define `_validate_group` (hyperparameter ranges) and `_update` (state creation and one
-    functional update, returning the bool mask of flipped entries). The step here:
+    in-place functional update, returning the number of flipped entries as a 0-d tensor). The step here:
     checks the time-step index, evaluates the closure, checks once that every parameter is binary,
     checks that all gradients are finite before flipping anything (so a bad step leaves every weight and
     state untouched), updates parameters whose grad is not None, and stores `last_flips`: the number of
@@ -94,16 +95,17 @@ class BinaryOptimizer(Optimizer):
     def _check_finite(active: list[tuple[int, Tensor]]) -> None:
         """Raise FloatingPointError naming every gradient that holds NaN or Inf.
 
-        A sum is NaN or +-Inf whenever a term is (IEEE arithmetic propagates both), so one sum per gradient
-        and one synchronisation clear the usual all-finite case; only a non-finite sum (a non-finite entry,
-        or a finite sum that overflowed) pays for the per-entry count."""
+        A sum is NaN or +-Inf whenever a term is (IEEE arithmetic propagates both), so the sum of the
+        gradients' sums and one synchronisation clear the usual all-finite case; only a non-finite total (a
+        non-finite entry, or finite entries whose sum overflowed) pays for the per-entry count."""
         for index, param in active:
             if param.grad.is_sparse:
                 raise RuntimeError(f"binary parameter {index} has a sparse gradient, which is not supported")
         if not active:
             return
         sums = [param.grad.sum() for _, param in active]
-        if bool(torch.isfinite(torch.stack([total.to(sums[0].device) for total in sums])).all()):
+        total = sums[0] if len(sums) == 1 else torch.stack([part.to(sums[0].device) for part in sums]).sum()
+        if math.isfinite(total.item()):
             return
         bad_counts = _to_ints([(~torch.isfinite(param.grad)).sum() for _, param in active])
         for (index, param), bad in zip(active, bad_counts):
@@ -130,8 +132,7 @@ class BinaryOptimizer(Optimizer):
         counts = []
         for index, _ in active:
             group, param = entries[index]
-            flipped = self._update(param, param.grad, self.state[param], group, t)
-            counts.append(torch.count_nonzero(flipped))
+            counts.append(self._update(param, param.grad, self.state[param], group, t))
         flips = [0] * len(entries)
         for (index, _), count in zip(active, _to_ints(counts)):
             flips[index] = count

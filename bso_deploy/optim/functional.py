@@ -1,9 +1,10 @@
 """Update rules for binary weights W in {-1, +1}: BSO, T-BSO and Bop.
 
 Each rule exists in two forms. The in-place form (``bso_update_``, ``tbso_update_``, ``bop_update_``), which
-the optimizer classes of this package call, overwrites the weight and its state and returns the bool mask of
+the optimizer classes of this package call, overwrites the weight and its state and returns the number of
 flipped entries; it allocates one scratch tensor per call. The pure form (``bso_update``, ...) never mutates
-its inputs: it runs the in-place form on copies, without autograd, and returns new tensors. Shapes: `weight`, `grad` and
+its inputs: it runs the in-place form on copies, without autograd, and returns new tensors and the bool mask
+of flipped entries (the entries whose sign changed). Shapes: `weight`, `grad` and
 `momentum` share one shape; T-BSO keeps one second-moment scalar per binary tensor and time step.
 
 The arithmetic is the reference code's (hamingsi/BSO, modules/Bop.py), with `beta1 = 1 - momentum` and
@@ -20,16 +21,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+EXACT_FLOAT32_COUNT = 1 << 24  # a float32 sum of fewer 0/1 terms is exact: every partial sum is an integer < 2**24
 
-def _flip_(weight: Tensor, margin: Tensor) -> Tensor:
-    """flip = margin > 0 (strict); W[flip] <- -W[flip] in place; returns the bool mask. `margin` (W * m [/ s]
-    - threshold) is overwritten. The comparison writes 1.0 / 0.0 into the float tensor and W is multiplied by
-    1 - 2 * flip (exact: W * 1 and W * -1), because on CPU a comparison into a bool tensor and torch.where
-    take several times as long as float arithmetic."""
+
+def _count(flip: Tensor) -> Tensor:
+    """The number of 1.0 entries of a 0/1 float tensor, exactly, as a 0-d float tensor."""
+    return flip.sum() if flip.numel() < EXACT_FLOAT32_COUNT else flip.sum(dtype=torch.float64)
+
+
+def _flip_(weight: Tensor, margin: Tensor, mask: bool = False) -> tuple[Tensor, Tensor | None]:
+    """flip = margin > 0 (strict); W[flip] <- -W[flip] in place. `margin` (W * m [/ s] - threshold) is
+    overwritten. Returns (number of flips as a 0-d float tensor, the bool mask of flips if `mask` else None).
+
+    The comparison writes 1.0 / 0.0 into the float tensor and W is multiplied by 1 - 2 * flip (exact: W * 1
+    and W * -1), because on CPU a comparison into a bool tensor, torch.where and masked writes take several
+    times as long as float arithmetic."""
     flip = torch.gt(margin, 0, out=margin)
-    flipped = flip.to(torch.bool)
+    count = _count(flip)
+    flipped = flip.to(torch.bool) if mask else None
     weight.mul_(flip.mul_(-2.0).add_(1.0))
-    return flipped
+    return count, flipped
 
 
 def bso_update_(weight: Tensor, grad: Tensor, momentum: Tensor, *, beta1: float, threshold: float) -> Tensor:
@@ -48,13 +59,13 @@ def bso_update_(weight: Tensor, grad: Tensor, momentum: Tensor, *, beta1: float,
         threshold: flip threshold (>= 0), in units of W * m.
 
     Returns:
-        `flipped`, the bool mask of the flipped entries.
+        the number of flipped entries, a 0-d float tensor (exact).
     """
     scratch = torch.mul(grad, beta1)
     momentum.mul_(1 - beta1).add_(scratch)
-    flipped = _flip_(weight, torch.mul(weight, momentum, out=scratch).sub_(threshold))
+    count, flipped = _flip_(weight, torch.mul(weight, momentum, out=scratch).sub_(threshold), mask=True)
     momentum.masked_fill_(flipped, 0.0)
-    return flipped
+    return count
 
 
 def tbso_update_(
@@ -90,7 +101,8 @@ def tbso_update_(
         eps: added to sqrt(v[t]) (> 0).
 
     Returns:
-        (flipped, new_second_moment_t): the new v[t] as computed, in the promoted dtype of v and g (storing
+        (flips, new_second_moment_t): the number of flipped entries (0-d float tensor, exact) and the new v[t]
+        as computed, in the promoted dtype of v and g (storing
         it into `second_moment` casts it to that tensor's dtype; the flip test uses the uncast value).
     """
     scratch = torch.mul(grad, beta1)
@@ -99,8 +111,8 @@ def tbso_update_(
     new_second_moment_t = (1 - beta2) * second_moment[t] + torch.mean(scratch)
     second_moment[t] = new_second_moment_t
     scale = torch.sqrt(new_second_moment_t) + eps
-    flipped = _flip_(weight, torch.mul(weight, momentum, out=scratch).div_(scale).sub_(threshold))
-    return flipped, new_second_moment_t
+    count, _ = _flip_(weight, torch.mul(weight, momentum, out=scratch).div_(scale).sub_(threshold))
+    return count, new_second_moment_t
 
 
 def bop_update_(weight: Tensor, grad: Tensor, momentum: Tensor, *, gamma: float, threshold: float) -> Tensor:
@@ -117,11 +129,11 @@ def bop_update_(weight: Tensor, grad: Tensor, momentum: Tensor, *, gamma: float,
         threshold: flip threshold (>= 0).
 
     Returns:
-        `flipped`, the bool mask of the flipped entries.
+        the number of flipped entries, a 0-d float tensor (exact).
     """
     scratch = torch.sub(grad, momentum)
     momentum.add_(scratch.mul_(gamma))
-    return _flip_(weight, torch.mul(weight, momentum, out=scratch).sub_(threshold))
+    return _flip_(weight, torch.mul(weight, momentum, out=scratch).sub_(threshold))[0]
 
 
 @torch.no_grad()
@@ -130,8 +142,8 @@ def bso_update(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`bso_update_` on copies: returns (new_weight, new_momentum, flipped); the inputs are not mutated."""
     new_weight, new_momentum = weight.clone(), momentum.clone()
-    flipped = bso_update_(new_weight, grad, new_momentum, beta1=beta1, threshold=threshold)
-    return new_weight, new_momentum, flipped
+    bso_update_(new_weight, grad, new_momentum, beta1=beta1, threshold=threshold)
+    return new_weight, new_momentum, new_weight != weight
 
 
 @torch.no_grad()
@@ -149,11 +161,11 @@ def tbso_update(
     """`tbso_update_` on copies, with `second_moment_t` = v[t] a 0-d tensor: returns (new_weight,
     new_momentum, new_second_moment_t, flipped); the inputs are not mutated."""
     new_weight, new_momentum = weight.clone(), momentum.clone()
-    flipped, new_second_moment_t = tbso_update_(
+    _, new_second_moment_t = tbso_update_(
         new_weight, grad, new_momentum, second_moment_t.reshape(1).clone(), 0,
         beta1=beta1, beta2=beta2, threshold=threshold, eps=eps,
     )
-    return new_weight, new_momentum, new_second_moment_t, flipped
+    return new_weight, new_momentum, new_second_moment_t, new_weight != weight
 
 
 @torch.no_grad()
@@ -162,5 +174,5 @@ def bop_update(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`bop_update_` on copies: returns (new_weight, new_momentum, flipped); the inputs are not mutated."""
     new_weight, new_momentum = weight.clone(), momentum.clone()
-    flipped = bop_update_(new_weight, grad, new_momentum, gamma=gamma, threshold=threshold)
-    return new_weight, new_momentum, flipped
+    bop_update_(new_weight, grad, new_momentum, gamma=gamma, threshold=threshold)
+    return new_weight, new_momentum, new_weight != weight

@@ -95,7 +95,7 @@ class TBSO(BinaryOptimizer):
             raise ValueError(
                 f"second_moment has {second_moment.numel()} entries but time_steps is {group['time_steps']}"
             )
-        flipped, _ = tbso_update_(
+        flips, _ = tbso_update_(
             param,
             grad,
             state["momentum"],
@@ -106,7 +106,7 @@ class TBSO(BinaryOptimizer):
             threshold=group["threshold"],
             eps=group["eps"],
         )
-        return flipped
+        return flips
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch casts floating state to each parameter's dtype on load; keep second_moment float32."""
