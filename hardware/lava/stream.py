@@ -22,9 +22,13 @@ from ..spec import SPEC
 from .compat import ensure_lava_importable
 from .workers import WorkerGuard, end_workers
 
-__all__ = ["CHANNEL_BYTES", "StreamEngine"]
+__all__ = ["CHANNEL_BYTES", "CHANNEL_STEPS", "StreamEngine"]
 
 CHANNEL_BYTES = 8 << 20  # shared memory per Extractor channel, allocated up front: bounds the steps of one Lava run
+# ... and at most this many steps: Lava makes one array view per buffered step when a run starts, in the host and
+# in the worker (a small network's 8 MiB held ~87,000 steps: ~0.4 s per channel per start); more steps run as
+# several Lava runs of whole samples on the same runtime.
+CHANNEL_STEPS = 1 << 13
 
 
 def _lava() -> SimpleNamespace:
@@ -139,7 +143,7 @@ class StreamEngine:
         self.pairs = build(lava, network, steps, copies)
         self.shapes = [tuple(neuron.a_in.shape)[len(_lead(copies)):] for _, neuron in self.pairs]
         step_bytes = max(3 * math.prod(shape) for shape in self.shapes) * 8 * copies
-        self.chunk_groups = max(1, CHANNEL_BYTES // (step_bytes * steps))
+        self.chunk_groups = max(1, min(CHANNEL_BYTES // (step_bytes * steps), CHANNEL_STEPS // steps))
         buffer = self.chunk_groups * steps
         # Blocking, not NON_BLOCKING_ZEROS: when a run starts, the channel's receiving thread may not yet have
         # moved the values queued by send() into its queue, and a non-blocking injector would then send zeros
