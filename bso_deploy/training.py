@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .layers import binary_layer_names, is_binary_layer, split_parameters
 from .models import build_model
 from .network import SpikingNetwork
-from .optim import BINARY_OPTIMIZERS, CosineLR, StepDecay
+from .optim import BINARY_OPTIMIZERS, CosineLR, OnlineSGD, StepDecay
 from .ste import LatentAdam, attach_latent_weights, latent_parameters
 
 
@@ -122,7 +122,7 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
     else:
         binary_optimizer = BINARY_OPTIMIZERS["bop"](binary, gamma=config.bop_gamma, threshold=threshold)
     if config.fp_optimizer == "sgd":
-        fp_optimizer: torch.optim.Optimizer = torch.optim.SGD(
+        fp_optimizer: torch.optim.Optimizer = OnlineSGD(
             full_precision, lr=config.lr, momentum=config.fp_momentum, weight_decay=config.weight_decay)
     else:
         fp_optimizer = torch.optim.Adam(full_precision, lr=config.lr, weight_decay=config.weight_decay)
