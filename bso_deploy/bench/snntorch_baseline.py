@@ -19,6 +19,7 @@ import copy
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..encoding import Encoder
@@ -88,7 +89,8 @@ def train_snntorch_batch(network: SnnTorchNetwork, optimizer: torch.optim.Optimi
     called after the backward pass (a :class:`~bso_deploy.memory.SavedTensorMeter`'s ``release``)."""
     network.reset_state()
     optimizer.zero_grad(set_to_none=True)
-    loss = sum(online_loss(network.step(encoder(x, t, key)), y, num_classes, time_steps, mse_weight)
+    one_hot = F.one_hot(y, num_classes).to(x.dtype)  # once per batch, as the online loop does
+    loss = sum(online_loss(network.step(encoder(x, t, key)), y, num_classes, time_steps, mse_weight, one_hot=one_hot)
                for t in range(time_steps))
     loss.backward()
     if after_backward is not None:
