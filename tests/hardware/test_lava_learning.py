@@ -18,6 +18,7 @@ from bso_deploy.hardware.learners import get_learner
 from bso_deploy.hardware.learning import LearningRule, SimLearner
 from bso_deploy.hardware.network import FixedPointLayer, FixedPointNetwork
 from conftest import require_lava
+from test_learning_counter import _ties as counter_ties
 
 
 def _network(rng: np.random.Generator, n_in: int, sizes: tuple[int, ...], spiking_last: bool) -> FixedPointNetwork:
@@ -170,6 +171,7 @@ def test_bad_inputs_are_refused_before_lava_starts() -> None:
 COUNTER_CASES = {  # the shared-counter population rule (§20): a narrow accumulator, which saturates
     "counter-nearest": dict(population=3, counter_bits=7, counter_threshold=40, product_shift=3, t_epoch=3, bias_bits=6,
                             bias_shift=2),
+    "counter-ties": dict(population=2, counter_bits=8, counter_threshold=24, product_shift=4),
     "counter-stochastic": dict(population=2, counter_bits=8, counter_threshold=30, counter_growth_shift=5,
                                product_shift=5, rounding="stochastic", t_epoch=2),
 }
@@ -197,4 +199,10 @@ def test_counter_rule_matches_numpy_every_step(case: str) -> None:
             seen["accumulator saturated"] += int(np.sum(np.abs(steps["momentum"]) == rule.counter_max))
             weights = steps["weight"].reshape(*steps["weight"].shape[:2], -1, rule.population, 10).sum(axis=3)
             seen["class weight saturated"] += int(np.sum(np.abs(weights) == rule.population))
-    assert all(count > 0 for count in seen.values()), seen
+            if rule.t_epoch == 1 and not rule.counter_growth_shift:
+                seen["ties"] = seen.get("ties", 0) + counter_ties(steps["momentum"][:, :, ::rule.population], weights,
+                                                                  rule)
+    # deciding at every step with a fixed theta, |a| stays within theta < counter_max: ties instead of saturation
+    deciding = rule.t_epoch == 1 and not rule.counter_growth_shift
+    assert all(count > 0 for name, count in seen.items() if not (deciding and name == "accumulator saturated")), seen
+    assert deciding == ("ties" in seen)

@@ -98,12 +98,28 @@ def _random_case(seed: int) -> tuple:
     return fx_net, rule, inputs, rng.integers(0, 3, samples)
 
 
+def _ties(accumulators: np.ndarray, weights: np.ndarray, rule: LearningRule) -> int:
+    """Exact ties in a record (N, S, C, n_in) of a rule deciding at every step with a fixed theta: at a learning
+    step (the readout's window, steps 2 ... T + 1) |a| = theta, the class weight could move toward -sign(a) and
+    did not change since the previous record; a flip would have taken |a| below theta, a blocked weight is not
+    movable, so only a = +-theta exactly before the strict comparison remains."""
+    theta, population = counter_threshold_int(0, rule), rule.population
+    steps = accumulators.shape[1]
+    window = np.zeros(steps, bool)
+    window[2:2 + rule.time_steps] = True
+    flat_a = accumulators.reshape(-1, *accumulators.shape[2:])
+    flat_w = weights.reshape(-1, *weights.shape[2:])
+    learning = np.tile(window, accumulators.shape[0])[1:]
+    movable = np.where(flat_a[1:] > 0, flat_w[1:] > -population, flat_w[1:] < population)
+    tie = (np.abs(flat_a[1:]) == theta) & movable & (flat_w[1:] == flat_w[:-1])
+    return int(np.sum(tie[learning]))
+
+
 def test_numpy_and_torch_counter_rules_agree_on_every_step():
     """18 seeded random readouts (P = 1 ... 4) and rules: every recorded state (weights, accumulators, traces,
     errors, biases, spikes, v) equal after every step; over the cases flips, accumulator saturation, a
-    saturated class weight that blocks a flip and accumulators at the threshold all occur (an exact tie: the
-    first test)."""
-    seen = {"flips": 0, "saturated_accumulator": 0, "blocked": 0, "at_threshold": 0}
+    saturated class weight that blocks a flip and exact ties (|a| = theta, movable, no flip) all occur."""
+    seen = {"flips": 0, "saturated_accumulator": 0, "blocked": 0, "ties": 0}
     for seed in range(18):
         fx_net, rule, inputs, labels = _random_case(seed)
         sim, reference = SimLearner(fx_net, rule), TorchLearner(fx_net, rule, device="cpu")
@@ -116,11 +132,12 @@ def test_numpy_and_torch_counter_rules_agree_on_every_step():
             for name in a.steps:
                 np.testing.assert_array_equal(a.steps[name], b.steps[name], err_msg=f"seed {seed}: {name}")
             accumulators = a.steps["momentum"][:, :, ::rule.population]
-            weights = a.steps["weight"].reshape(*a.steps["weight"].shape[:2], -1, rule.population, 6).sum(axis=3)
+            n_in = fx_net.layers[-1].weight.shape[1]
+            weights = a.steps["weight"].reshape(*a.steps["weight"].shape[:2], -1, rule.population, n_in).sum(axis=3)
             seen["flips"] += len(a.flip_events)
             seen["saturated_accumulator"] += int(np.sum(np.abs(accumulators) == rule.counter_max))
-            theta = counter_threshold_int(0, rule)
-            seen["at_threshold"] += int(np.sum(np.abs(accumulators) == theta))
+            if rule.t_epoch == 1 and not rule.counter_growth_shift:
+                seen["ties"] += _ties(accumulators, weights, rule)
             seen["blocked"] += int(np.sum(np.abs(weights) == rule.population))
         for name in ("weight", "momentum", "trace", "bias"):
             np.testing.assert_array_equal(getattr(sim.state, name), getattr(reference.state, name))
