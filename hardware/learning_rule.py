@@ -40,7 +40,7 @@ __all__ = [
     "LearningRule",
 ]
 
-RULE_VERSION = 1  # population, bias and feedback fields default to the rule without them: still version 1
+RULE_VERSION = 1  # population, bias, feedback and counter fields default to the rule without them: still 1
 VARIANTS = ("bso", "tbso")
 FEEDBACKS = ("host", "random")  # where a hidden learning layer's error comes from (§5, §18)
 ROUNDINGS = ("nearest", "stochastic")
