@@ -50,6 +50,16 @@ def chip_spikes(config: AdaptationConfig) -> dict[str, np.ndarray]:
     return {**spikes, "stream_y": train_y[order], "test_y": test_y, "weight": np.asarray(fx_net.layers[-1].weight)}
 
 
+def counter_update(weight: np.ndarray, accumulator: np.ndarray, gradient: np.ndarray, limit: float,
+                   population: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One step of the counter rule in float units (module docstring): (class weights, accumulators, flips)."""
+    accumulator = accumulator + gradient
+    down = (accumulator > limit) & (weight > -population)
+    up = (accumulator < -limit) & (weight < population)
+    accumulator = np.clip(accumulator - limit * down + limit * up, -limit, limit)
+    return weight - 2 * down + 2 * up, accumulator, int(down.sum() + up.sum())
+
+
 def emulate(data: dict[str, np.ndarray], population: int, theta: float, margin: float, bias_rate: float,
             growth: float, pretrain_classes: int) -> tuple[list[float], int]:
     """The counter rule in float units (module docstring): (test accuracy every 100 samples, flips); for a
@@ -73,13 +83,10 @@ def emulate(data: dict[str, np.ndarray], population: int, theta: float, margin: 
             target = np.full(classes, -margin)
             target[labels[n]] = margin
             error = np.clip((weight / population) @ stream[t, n] + bias, -margin, margin) - target
-            accumulator += np.outer(error, trace)
             bias -= bias_rate * error
-            down = (accumulator > limit) & (weight > -population)
-            up = (accumulator < -limit) & (weight < population)
-            weight = weight - 2 * down + 2 * up
-            accumulator = np.clip(accumulator - limit * down + limit * up, -limit, limit)
-            flips += int(down.sum() + up.sum())
+            weight, accumulator, moved = counter_update(weight, accumulator, np.outer(error, trace), limit,
+                                                        population)
+            flips += moved
         if (n + 1) % 100 == 0:
             curve.append(accuracy())
     return curve, flips

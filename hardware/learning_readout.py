@@ -11,7 +11,8 @@ import numpy as np
 from .learning_rule import LearningRule
 from .spec import SPEC
 
-__all__ = ["learned_bias_mant_int", "member_thresholds_int", "readout_error_int", "saturate_error_int"]
+__all__ = ["hinge_error_int", "learned_bias_mant_int", "member_thresholds_int", "readout_error_int",
+           "saturate_error_int"]
 
 
 def saturate_error_int(error: np.ndarray, rule: LearningRule) -> np.ndarray:
@@ -29,10 +30,27 @@ def readout_error_int(current: np.ndarray, label: int, rule: LearningRule) -> np
     population = rule.population
     pooled = np.asarray(current, dtype=np.int64).reshape(-1, population).sum(axis=1)
     scaled = np.floor_divide(pooled, population << rule.error_shift)
+    if rule.error_shape == "hinge":
+        return np.repeat(saturate_error_int(hinge_error_int(scaled, label, rule.error_target), rule), population)
     target = np.full(scaled.shape, -rule.error_target, dtype=np.int64)
     target[label] = rule.error_target
     class_error = saturate_error_int(np.clip(scaled, -rule.error_target, rule.error_target) - target, rule)
     return np.repeat(class_error, population)
+
+
+def hinge_error_int(scaled: np.ndarray, label: int, margin: int) -> np.ndarray:
+    """The multi-class hinge (perceptron) error of §21 from the scaled class currents ``scaled`` (C,): the rival
+    r is the lowest-index class of largest ``scaled`` among the classes other than the label; when
+    ``scaled[label] - scaled[r] < margin`` (strict: a difference of exactly A is met), ``e_label = -A`` and
+    ``e_r = +A`` (A = margin), every other entry 0. The subgradient, times A, of
+    ``max(0, A - (scaled_label - scaled_r))``."""
+    scaled = np.asarray(scaled, dtype=np.int64)
+    others = np.where(np.arange(scaled.size) == label, np.iinfo(np.int64).min, scaled)
+    rival = int(np.argmax(others))
+    error = np.zeros(scaled.shape, dtype=np.int64)
+    if scaled[label] - scaled[rival] < margin:
+        error[label], error[rival] = -margin, margin
+    return error
 
 
 def member_thresholds_int(theta: int, n_out: int, rule: LearningRule) -> np.ndarray:

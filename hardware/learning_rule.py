@@ -25,6 +25,7 @@ from .spec import SPEC
 
 __all__ = [
     "DECAY_BITS",
+    "ERROR_SHAPES",
     "FEEDBACKS",
     "HASH_GOLDEN",
     "HASH_MASK",
@@ -45,6 +46,7 @@ VARIANTS = ("bso", "tbso")
 FEEDBACKS = ("host", "random")  # where a hidden learning layer's error comes from (§5, §18)
 ROUNDINGS = ("nearest", "stochastic")
 POPULATION_RULES = ("staggered", "counter")  # how a population's members flip: §14 thresholds, §20 shared counter
+ERROR_SHAPES = ("margin", "hinge")  # the readout's on-chip error: §5 clipped margin, §21 multi-class hinge
 SURROGATE_BITS = 4  # postsynaptic factor h: unsigned 4-bit table entries (§4)
 DECAY_BITS = SPEC.decay_bits  # trace decay: 12-bit register, as the neuron's decays (§3)
 HASH_MASK = (1 << 32) - 1  # the stochastic-rounding hash works on 32-bit words (§8)
@@ -107,6 +109,10 @@ class LearningRule:
         sign is +1 (-1) flips and theta is subtracted from |a|; at a flip step a is then clipped to
         [-theta, theta]. theta = min(counter_threshold + (counter_threshold * counter >> counter_growth_shift),
         counter_max) (counter_growth_shift 0: theta = counter_threshold). No second moment, no variant.
+    error_shape: the output layer's on-chip error (§21). "margin" (default): §5's clipped margin for every
+        class. "hinge": a multi-class perceptron error, only the label and its strongest rival r (the
+        lowest-index largest scaled class current among the other classes) move: e_label = -A, e_r = +A when
+        scaled_label - scaled_r < A, every other error 0 (A = error_target).
     """
 
     variant: str = "tbso"
@@ -140,6 +146,7 @@ class LearningRule:
     counter_bits: int = 16
     counter_threshold: int = 0
     counter_growth_shift: int = 0
+    error_shape: str = "margin"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -149,6 +156,8 @@ class LearningRule:
         if self.population_rule not in POPULATION_RULES:
             raise ValueError(f"LearningRule.population_rule must be one of {POPULATION_RULES}, got "
                              f"{self.population_rule!r}")
+        if self.error_shape not in ERROR_SHAPES:
+            raise ValueError(f"LearningRule.error_shape must be one of {ERROR_SHAPES}, got {self.error_shape!r}")
         if self.feedback not in FEEDBACKS:
             raise ValueError(f"LearningRule.feedback must be one of {FEEDBACKS}, got {self.feedback!r}")
         try:

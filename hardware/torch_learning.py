@@ -198,6 +198,14 @@ def torch_readout_error(current: Tensor, label: int, rule: LearningRule) -> Tens
     population = rule.population
     pooled = current.reshape(-1, population).sum(dim=1)
     scaled = torch.div(pooled, population * (1 << rule.error_shift), rounding_mode="floor")
+    if rule.error_shape == "hinge":  # §21: -A, +A to the label and its first strongest rival if it leads by < A
+        others = scaled.clone()
+        others[label] = torch.iinfo(torch.int64).min
+        rival = torch.nonzero(others == others.max())[0, 0]
+        hinge = torch.zeros_like(scaled)
+        hinge[rival] = (scaled[label] - scaled[rival] < rule.error_target).to(torch.int64) * rule.error_target
+        hinge[label] = -hinge[rival]
+        return hinge.repeat_interleave(population)
     target = torch.full_like(scaled, -rule.error_target)
     target[label] = rule.error_target
     error = (scaled.clamp(-rule.error_target, rule.error_target) - target).clamp(-rule.error_max, rule.error_max)

@@ -74,9 +74,24 @@ def readout_error(current: np.ndarray, label: int, rule: LearningRule) -> np.nda
     population = rule.population
     pooled = np.add.reduceat(np.asarray(current, dtype=np.int64), np.arange(0, len(current), population))
     scaled = np.floor_divide(pooled, population * 2 ** rule.error_shift)
+    if rule.error_shape == "hinge":
+        return np.repeat(hinge_error(scaled, int(label), rule.error_target), population)
     target = np.where(np.arange(scaled.shape[-1]) == int(label), rule.error_target, -rule.error_target)
     class_error = saturate_error(np.clip(scaled, -rule.error_target, rule.error_target) - target, rule)
     return np.repeat(class_error, population)
+
+
+def hinge_error(scaled: np.ndarray, label: int, margin: int) -> np.ndarray:
+    """The hinge error (§21), class by class: the rival is the first non-label class whose scaled current no
+    later one exceeds; label and rival get -A and +A when scaled[label] - scaled[rival] < A (A = margin)."""
+    rival = -1
+    for k, value in enumerate(scaled.tolist()):
+        if k != label and (rival < 0 or value > scaled[rival]):
+            rival = k
+    error = np.zeros(len(scaled), dtype=np.int64)
+    if int(scaled[label]) - int(scaled[rival]) < margin:
+        error[label], error[rival] = -margin, margin
+    return error
 
 
 def member_thresholds(theta: int, n_out: int, rule: LearningRule) -> np.ndarray:

@@ -115,6 +115,18 @@ def _ties(accumulators: np.ndarray, weights: np.ndarray, rule: LearningRule) -> 
     return int(np.sum(tie[learning]))
 
 
+def runs_agree(sim: SimLearner, reference: TorchLearner, inputs: np.ndarray, labels: np.ndarray, where: str):
+    """Run both learners on the same chunk with records; assert every recorded state equal; the NumPy record."""
+    a = sim.run(inputs, labels=labels, record=True)
+    b = reference.run(inputs, labels=labels, record=True)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    np.testing.assert_array_equal(a.flip_events, b.flip_events)
+    assert a.steps.keys() == b.steps.keys()
+    for name in a.steps:
+        np.testing.assert_array_equal(a.steps[name], b.steps[name], err_msg=f"{where}: {name}")
+    return a
+
+
 def test_numpy_and_torch_counter_rules_agree_on_every_step():
     """18 seeded random readouts (P = 1 ... 4) and rules: every recorded state (weights, accumulators, traces,
     errors, biases, spikes, v) equal after every step; over the cases flips, accumulator saturation, a
@@ -124,13 +136,7 @@ def test_numpy_and_torch_counter_rules_agree_on_every_step():
         fx_net, rule, inputs, labels = _random_case(seed)
         sim, reference = SimLearner(fx_net, rule), TorchLearner(fx_net, rule, device="cpu")
         for chunk in np.array_split(np.arange(len(labels)), 2):  # state carried across runs
-            a = sim.run(inputs[:, chunk], labels=labels[chunk], record=True)
-            b = reference.run(inputs[:, chunk], labels=labels[chunk], record=True)
-            np.testing.assert_array_equal(a.predictions, b.predictions)
-            np.testing.assert_array_equal(a.flip_events, b.flip_events)
-            assert a.steps.keys() == b.steps.keys()
-            for name in a.steps:
-                np.testing.assert_array_equal(a.steps[name], b.steps[name], err_msg=f"seed {seed}: {name}")
+            a = runs_agree(sim, reference, inputs[:, chunk], labels[chunk], f"seed {seed}")
             accumulators = a.steps["momentum"][:, :, ::rule.population]
             n_in = fx_net.layers[-1].weight.shape[1]
             weights = a.steps["weight"].reshape(*a.steps["weight"].shape[:2], -1, rule.population, n_in).sum(axis=3)
