@@ -20,6 +20,7 @@ from .options import (
     EXPORT_FORMATS,
     FP_OPTIMIZERS,
     LEARNER_NAMES,
+    LEARNING_ERROR_SHAPES,
     LEARNING_POPULATION_RULES,
     LEARNING_ROUNDINGS,
     LEARNING_VARIANTS,
@@ -209,6 +210,10 @@ def add_learn_parser(subparsers) -> None:
     add_choice(parser, "--population-rule", LEARNING_POPULATION_RULES, "population rule", default="staggered",
                help="how a population readout's members learn: staggered thresholds on per-synapse momenta (§14) "
                     "or one shared counter per class and input (docs/onchip-learning.md §20; default %(default)s)")
+    add_choice(parser, "--error-shape", LEARNING_ERROR_SHAPES, "error shape", default="margin",
+               help="the readout's on-chip error: the clipped margin of every class (§5) or a multi-class hinge "
+                    "moving only the label and its strongest rival (docs/onchip-learning.md §21; default "
+                    "%(default)s)")
     for name, kind, default, text in LEARN_NUMBERS:
         parser.add_argument("--" + name.replace("_", "-"), type=comma_separated_ints if kind is tuple else kind,
                             default=default, help=f"{text} (default %(default)s)")
@@ -227,6 +232,6 @@ def add_learn_parser(subparsers) -> None:
 def learn_config_values(args: argparse.Namespace) -> dict:
     """The AdaptationConfig keyword arguments of parsed ``bso-deploy learn`` arguments."""
     names = ["dataset", "data_root", "shift", "variant", "backend", "rounding", "learn_bias",
-             "feedback_alignment", "population_rule"]
+             "feedback_alignment", "population_rule", "error_shape"]
     names += [name for name, *_ in LEARN_NUMBERS]
     return {name: getattr(args, name) for name in names}

@@ -9,7 +9,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..hardware.learning_rule import MAX_BIAS_BITS, MAX_POPULATION, POPULATION_RULES
+from ..hardware.learning_rule import ERROR_SHAPES, MAX_BIAS_BITS, MAX_POPULATION, POPULATION_RULES
 from ..options import ADAPTATION_DATASETS as DATASETS
 from ..options import ADAPTATION_SHIFTS as SHIFTS
 from ..options import LEARNING_ROUNDINGS as ROUNDINGS
@@ -45,6 +45,7 @@ def _check_learning_capacity(config: Any) -> None:
         raise ValueError("AdaptationConfig.feedback_alignment trains the last hidden layer, which must be binary: give "
                          f"two hidden sizes (e.g. 256,256; the first layer is 8-bit), got hidden {config.hidden}")
     check_choice("population_rule", config.population_rule, POPULATION_RULES)
+    check_choice("error_shape", config.error_shape, ERROR_SHAPES)
     if config.population_rule == "counter" and config.feedback_alignment:
         raise ValueError("AdaptationConfig.population_rule = 'counter' (§20) learns the readout only; it does not "
                          "combine with feedback_alignment")
@@ -80,7 +81,9 @@ class AdaptationConfig:
     learns on chip too, by feedback alignment (§18), with the float threshold hidden_threshold (§19).
     population_rule: "staggered" (§14) or "counter" (§20: one accumulator per class and input, a flip per
     counter_threshold float units of summed error x trace, the threshold growing by itself every
-    2**counter_growth_shift learning steps; 0: fixed).
+    2**counter_growth_shift learning steps; 0: fixed). error_shape: the readout's on-chip error, "margin" (§5)
+    or "hinge" (§21: only the label and its strongest rival move, by +-error_target, while the label leads by
+    less than error_target).
     """
 
     dataset: str = "digits"
@@ -113,6 +116,7 @@ class AdaptationConfig:
     population_rule: str = "staggered"
     counter_threshold: float = 8.0
     counter_growth_shift: int = 10
+    error_shape: str = "margin"
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)

@@ -56,6 +56,8 @@ def learning_fields(config: Any, fx_net: FixedPointNetwork, error_shift: int, er
         fields.update(bias_bits=SPEC.bias_mant_bits + shift, bias_shift=shift)
     if config.population_rule == "counter":
         fields.update(counter_fields(config, error_scale, error_target))
+    if config.error_shape != "margin":  # §21; the margin of §5 is the rule's default
+        fields["error_shape"] = config.error_shape
     return fields
 
 
