@@ -174,6 +174,8 @@ COUNTER_CASES = {  # the shared-counter population rule (§20): a narrow accumul
     "counter-ties": dict(population=2, counter_bits=8, counter_threshold=24, product_shift=4),
     "counter-stochastic": dict(population=2, counter_bits=8, counter_threshold=30, counter_growth_shift=5,
                                product_shift=5, rounding="stochastic", t_epoch=2),
+    "counter-hinge": dict(population=2, counter_bits=7, counter_threshold=20, product_shift=1, t_epoch=2,
+                          error_shape="hinge", bias_bits=6, bias_shift=2),  # §21: the hinge error
 }
 
 
@@ -199,6 +201,10 @@ def test_counter_rule_matches_numpy_every_step(case: str) -> None:
             seen["accumulator saturated"] += int(np.sum(np.abs(steps["momentum"]) == rule.counter_max))
             weights = steps["weight"].reshape(*steps["weight"].shape[:2], -1, rule.population, 10).sum(axis=3)
             seen["class weight saturated"] += int(np.sum(np.abs(weights) == rule.population))
+            if rule.error_shape == "hinge":  # both branches: the label and its rival moved, the margin met
+                moving = np.count_nonzero(steps["error"][:, 2:2 + rule.time_steps, ::rule.population], axis=-1)
+                seen["hinge moved"] = seen.get("hinge moved", 0) + int(np.sum(moving == 2))
+                seen["hinge met"] = seen.get("hinge met", 0) + int(np.sum(moving == 0))
             if rule.t_epoch == 1 and not rule.counter_growth_shift:
                 seen["ties"] = seen.get("ties", 0) + counter_ties(steps["momentum"][:, :, ::rule.population], weights,
                                                                   rule)
