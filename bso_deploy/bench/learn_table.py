@@ -45,11 +45,11 @@ LEARNERS: dict[str, dict[str, Any]] = {
     # the shared-counter population rule (§20) with a learned bias, a margin of 2 and a slow bias (2**-7)
     "P8+bias+counter": {"population": 8, "learn_bias": True, "population_rule": "counter", "error_target": 2.0,
                         "bias_shift": 7, "counter_threshold": 8.0},
-    # the same with the hinge error of §21 (margin 1, threshold 2) over 3 passes of the stream, its threshold
+    # the same with the hinge error of §21 (margin 1, threshold 2) over 5 passes of the stream, its threshold
     # growing along all of them (2**11 learning steps per theta_0)
     "P8+bias+counter+hinge": {"population": 8, "learn_bias": True, "population_rule": "counter",
                               "error_shape": "hinge", "error_target": 1.0, "bias_shift": 7, "counter_threshold": 2.0,
-                              "counter_growth_shift": 11, "passes": 3},
+                              "counter_growth_shift": 11, "passes": 5},
 }
 PRETRAINING_FIELDS = ("dataset", "data_root", "hidden", "time_steps", "train_epochs", "seed", "pretrain_classes")
 DEFAULT_SCENARIOS = LEARN_BENCH_DEFAULT_SCENARIOS
