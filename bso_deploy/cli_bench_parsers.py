@@ -152,6 +152,9 @@ def _add_data(kinds) -> None:
     data.add_argument("--seed", type=int, default=0, help="seed of every run (default %(default)s)")
     data.add_argument("--throughput-batches", type=int, default=10,
                       help="timed training batches per throughput figure, after one warm-up (default %(default)s)")
+    data.add_argument("--throughput-rounds", type=int, default=3,
+                      help="rounds in which every method and snnTorch are timed in turn; figures are medians over "
+                           "rounds (default %(default)s)")
     data.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
     data.add_argument("--data-root", default=None, help="folder of the data set files (default: the loader's)")
     data.add_argument("--out", default="bench", help="output directory (data_DATASET.json, data_DATASET.png)")

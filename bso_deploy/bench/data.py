@@ -16,7 +16,10 @@ training method (T-BSO, BSO, BPTT-STE) on one data set, in one run:
   (bytes saved for backward, exact: :class:`~bso_deploy.memory.SavedTensorMeter`; the peak over the per-step
   graphs for online methods, the unrolled graph for BPTT) and ``samples_per_second_T8``
   (:data:`THROUGHPUT_TIME_STEPS`); the same for snnTorch's BPTT on the same float architecture
-  (:mod:`.snntorch_baseline`), method ``snntorch-bptt``.
+  (:mod:`.snntorch_baseline`), method ``snntorch-bptt``. Every method of a model and the baseline are timed
+  interleaved over ``throughput_rounds`` rounds (:mod:`.data_cost`): ``samples_per_second_T8`` is the median
+  over rounds (``_per_round`` the figures), ``throughput_ratio_T8`` the median per-round ratio to snnTorch,
+  which the throughput target reads.
 
 ``bench/data_<dataset>.json``: ``rows``, ``baselines`` (snnTorch), ``targets`` (:data:`.data_report.TARGETS`
 each with value, threshold and ``met``), ``settings``, ``command``, ``seconds``; ``bench/data_<dataset>.png``.
@@ -46,10 +49,10 @@ from ..data import DatasetSplit, load_dataset, make_loaders
 from ..encoding import make_encoder
 from ..hardware_aware import compile_model
 from ..io import atomic_write_json
-from ..memory import SavedTensorMeter
 from ..options import DATA_BENCH_DATASETS, DATA_BENCH_METHODS, DATA_BENCH_MODELS, LR_SCHEDULES
 from ..run import CHECKPOINT_NAME, TrainingRun
 from ..training import BATCH_TRAINERS, build_network, make_optimizers, resolve_device
+from .data_cost import activation_bytes, record_throughput
 from .data_report import evaluate_targets, format_data_table, plot_data_bench
 from .snntorch_baseline import BatchStep, snntorch_trainer
 
@@ -78,6 +81,7 @@ class DataBenchConfig:
     lr_schedule: str = "cosine"
     seed: int = 0
     throughput_batches: int = 10  # timed training batches per throughput figure (after one warm-up batch)
+    throughput_rounds: int = 3  # interleaved rounds of every trainer (median); quick: 1
     threads: int = 1
     data_root: str | None = None
     quick: bool = False  # 1 epoch, 2 timed batches: a test of the benchmark, not figures
@@ -93,7 +97,7 @@ class DataBenchConfig:
             if not values or any(v not in valid for v in values) or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct names among {', '.join(valid)}, got {values!r}")
             object.__setattr__(self, name, values)
-        for name in ("epochs", "time_steps", "batch_size", "throughput_batches", "threads"):
+        for name in ("epochs", "time_steps", "batch_size", "throughput_batches", "throughput_rounds", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -123,6 +127,10 @@ class DataBenchConfig:
 
     def train_samples_of(self, model: str) -> int | None:
         return self.cnn_train_samples if model == "cnn" else None
+
+    @property
+    def rounds(self) -> int:
+        return 1 if self.quick else self.throughput_rounds
 
     @property
     def timed_batches(self) -> int:
@@ -231,21 +239,6 @@ def cached_deployment(run: TrainingRun, folder: Path) -> tuple[dict[str, Any], b
 
 # ---------------------------------------------------------------- training cost
 
-def activation_bytes(step: BatchStep, parameters: list[torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor]) -> int:
-    """Peak bytes saved for backward while ``step`` trains on one batch (parameters not counted)."""
-    with SavedTensorMeter(parameters) as meter:
-        step(*batch, 0, meter.release)
-    return meter.peak_bytes
-
-
-def samples_per_second(step: BatchStep, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Training samples per second of ``step`` over ``batches`` (wall time, after the caller's warm-up)."""
-    start = time.perf_counter()
-    for key, (x, y) in enumerate(batches, start=1):
-        step(x, y, key)
-    return sum(len(y) for _, y in batches) / (time.perf_counter() - start)
-
-
 def bso_trainer(config: DataBenchConfig, model_name: str, method: str, split,
                 time_steps: int) -> tuple[BatchStep, list]:
     """A fresh network and optimizers of (model, method) at ``time_steps``: its batch step and its parameters."""
@@ -265,17 +258,10 @@ def bso_trainer(config: DataBenchConfig, model_name: str, method: str, split,
     return step, parameters
 
 
-def training_cost(make_trainer: Callable[[int], tuple[BatchStep, list]], batches: list) -> dict[str, Any]:
-    """``activation_bytes`` per T of :data:`MEMORY_TIME_STEPS` (first batch) and ``samples_per_second_T8``
-    (first batch as warm-up, the others timed) of the trainers ``make_trainer(T)`` builds."""
-    memory = {}
-    for steps in MEMORY_TIME_STEPS:
-        step, parameters = make_trainer(steps)
-        memory[str(steps)] = activation_bytes(step, parameters, batches[0])
-    step, _ = make_trainer(THROUGHPUT_TIME_STEPS)
-    step(*batches[0], 0)
-    return {"activation_bytes": memory, f"samples_per_second_T{THROUGHPUT_TIME_STEPS}": samples_per_second(
-        step, batches[1:])}
+def activation_memory(make_trainer: Callable[[int], tuple[BatchStep, list]], batch) -> dict[str, int]:
+    """``activation_bytes`` on ``batch`` per T of :data:`MEMORY_TIME_STEPS` of the trainers ``make_trainer(T)``
+    builds."""
+    return {str(steps): activation_bytes(*make_trainer(steps), batch) for steps in MEMORY_TIME_STEPS}
 
 
 def training_batches(config: DataBenchConfig, split) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -312,9 +298,9 @@ def model_rows(config: DataBenchConfig, model: str, bar) -> tuple[list[dict[str,
                "train_samples_per_second": train_samples / epoch_seconds,
                **{k: v for k, v in deployment.items() if k != "epoch"},
                "cached": {"training": cached, "deployment": deployment_cached}, "run_folder": str(folder)}
-        bar.set_postfix(model=model, method=method, stage="cost")
-        batches = training_batches(config, split)
-        row.update(training_cost(partial(bso_trainer, config, model, method, split), batches))
+        bar.set_postfix(model=model, method=method, stage="memory")
+        row["activation_bytes"] = activation_memory(partial(bso_trainer, config, model, method, split),
+                                                    training_batches(config, split)[0])
         row["peak_training_activation_bytes"] = row["activation_bytes"].get(str(train.time_steps))
         rows.append(row)
         bar.update()
@@ -322,10 +308,20 @@ def model_rows(config: DataBenchConfig, model: str, bar) -> tuple[list[dict[str,
     reference = build_network(config.train_config(model, "tbso"), tuple(split.input_shape), split.num_classes)
     train = config.train_config(model, "tbso")
     encoder = make_encoder(train.encoder, seed=config.seed)
-    bar.set_postfix(model=model, method=BASELINE_METHOD, stage="cost")
+    bar.set_postfix(model=model, method=BASELINE_METHOD, stage="memory")
+
+    def baseline_trainer(steps: int):
+        return snntorch_trainer(reference, encoder, steps, split.num_classes, train.mse_weight)
+
+    batches = training_batches(config, split)
     baseline = {"model": model, "method": BASELINE_METHOD, "framework": "snntorch", "batch_size": config.batch_size,
-                **training_cost(lambda steps: snntorch_trainer(reference, encoder, steps, split.num_classes,
-                                                               train.mse_weight), training_batches(config, split))}
+                "activation_bytes": activation_memory(baseline_trainer, batches[0])}
+    bar.set_postfix(model=model, stage="throughput")
+    steps = {row["method"]: bso_trainer(config, model, row["method"], split, THROUGHPUT_TIME_STEPS)[0]
+             for row in rows}
+    steps[BASELINE_METHOD] = baseline_trainer(THROUGHPUT_TIME_STEPS)[0]
+    record_throughput({**{row["method"]: row for row in rows}, BASELINE_METHOD: baseline}, steps, batches,
+                      config.rounds, BASELINE_METHOD, THROUGHPUT_TIME_STEPS)
     return rows, baseline
 
 
@@ -334,7 +330,7 @@ def settings(config: DataBenchConfig) -> dict[str, Any]:
     values.update(epochs_per_model={m: config.epochs_of(m) for m in config.models},
                   epochs_per_row={f"{m}/{k}": config.epochs_of(m, k) for m in config.models for k in config.methods},
                   memory_time_steps=list(MEMORY_TIME_STEPS), throughput_time_steps=THROUGHPUT_TIME_STEPS,
-                  timed_batches=config.timed_batches, torch_version=torch.__version__)
+                  timed_batches=config.timed_batches, rounds=config.rounds, torch_version=torch.__version__)
     return values
 
 
@@ -344,7 +340,8 @@ def command_line(config: DataBenchConfig) -> str:
              "--methods", ",".join(config.methods), "--epochs", str(config.epochs), "--time-steps",
              str(config.time_steps), "--batch-size", str(config.batch_size), "--lr-schedule", config.lr_schedule,
              "--seed", str(config.seed),
-             "--throughput-batches", str(config.throughput_batches), "--threads", str(config.threads),
+             "--throughput-batches", str(config.throughput_batches),
+             "--throughput-rounds", str(config.throughput_rounds), "--threads", str(config.threads),
              "--out", config.out_dir, "--cache", config.cache_dir]
     if config.cnn_epochs is not None:
         parts += ["--cnn-epochs", str(config.cnn_epochs)]
@@ -390,7 +387,8 @@ def run_from_args(args) -> int:
                              cnn_method_epochs=args.cnn_method_epochs,
                              time_steps=args.time_steps, batch_size=args.batch_size,
                              lr_schedule=args.lr_schedule,
-                             seed=args.seed, throughput_batches=args.throughput_batches, threads=args.threads,
+                             seed=args.seed, throughput_batches=args.throughput_batches,
+                             throughput_rounds=args.throughput_rounds, threads=args.threads,
                              data_root=args.data_root, quick=args.quick, out_dir=args.out, cache_dir=args.cache)
     run_data_bench(config, progress=not args.no_progress)
     return 0

@@ -41,6 +41,9 @@ def _value(kind: str, row: dict[str, Any], baseline: dict[str, Any] | None, thro
         return abs(row["float_accuracy"] - row["fixed_accuracy"])
     if kind == "throughput":
         key = f"samples_per_second_T{throughput_steps}"
+        ratio = row.get(f"throughput_ratio_T{throughput_steps}")  # interleaved rounds (data_cost)
+        if ratio is not None:
+            return ratio
         return None if baseline is None else row[key] / baseline[key]
     low, high = str(min(memory_steps)), str(max(memory_steps))
     return row["activation_bytes"][high] / row["activation_bytes"][low]

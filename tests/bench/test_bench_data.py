@@ -34,7 +34,8 @@ ROW_KEYS = {"model", "method", "time_steps", "epochs", "batch_size", "train_samp
             "test_accuracy_per_epoch", "train_accuracy", "epoch_seconds", "train_samples_per_second",
             "test_samples", "float_accuracy", "fixed_accuracy", "prediction_agreement", "float_torch_seconds",
             "sim_seconds", "profile", "error", "cached", "run_folder", "activation_bytes",
-            f"samples_per_second_T{THROUGHPUT_TIME_STEPS}", "peak_training_activation_bytes"}
+            f"samples_per_second_T{THROUGHPUT_TIME_STEPS}", f"samples_per_second_T{THROUGHPUT_TIME_STEPS}_per_round",
+            f"throughput_ratio_T{THROUGHPUT_TIME_STEPS}", "peak_training_activation_bytes"}
 ACCURACIES = ("test_accuracy", "train_accuracy", "float_accuracy", "fixed_accuracy", "prediction_agreement")
 POSITIVE = ("epoch_seconds", "train_samples_per_second", "float_torch_seconds", "sim_seconds",
             f"samples_per_second_T{THROUGHPUT_TIME_STEPS}", "peak_training_activation_bytes")
@@ -56,6 +57,7 @@ def assert_measured_cost(record: dict) -> None:
     assert set(memory) == {str(t) for t in MEMORY_TIME_STEPS} and all(v > 0 for v in memory.values())
     speed = record[f"samples_per_second_T{THROUGHPUT_TIME_STEPS}"]
     assert math.isfinite(speed) and speed > 0
+    assert record[f"samples_per_second_T{THROUGHPUT_TIME_STEPS}_per_round"] == [speed]  # quick: one round
 
 
 def test_quick_data_bench_on_digits_measures_every_row(tmp_path, capsys) -> None:
@@ -129,6 +131,11 @@ def assert_targets(report: dict) -> None:
     assert targets["tbso_mlp_accuracy"]["value"] == tbso["mlp"]["test_accuracy"]
     mlp = tbso["mlp"]
     assert targets["tbso_mlp_fixed_point"]["value"] == abs(mlp["float_accuracy"] - mlp["fixed_accuracy"])
+    ratio = mlp[f"throughput_ratio_T{THROUGHPUT_TIME_STEPS}"]
+    assert targets["tbso_mlp_throughput"]["value"] == ratio
+    baseline = next(b for b in report["baselines"] if b["model"] == "mlp")
+    key = f"samples_per_second_T{THROUGHPUT_TIME_STEPS}"
+    assert ratio == pytest.approx(mlp[key] / baseline[key], rel=1e-12)  # quick: one round, so the plain ratio
 
 
 def test_parser_defaults_are_the_config_defaults() -> None:
