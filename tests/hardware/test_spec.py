@@ -41,7 +41,8 @@ DOCS = {"fixed-point": DOC, "onchip-learning": DOC.parent / "onchip-learning.md"
 SECTION = r"§(?:\d+\.\d+|\d+)"
 CITATION = re.compile(rf"(?:(fixed-point|onchip-learning)\.md |(FP) )?({SECTION}(?:(?:, | - ){SECTION})*)")
 LEARNING_RULE_MODULES = ("learning.py", "learning_rule.py", "learning_float.py", "learner.py", "learners.py",
-                         "torch_learning.py", "learning_readout.py", "learning_arithmetic.py", "learning_feedback.py")
+                         "torch_learning.py", "learning_readout.py", "learning_arithmetic.py", "learning_feedback.py",
+                         "learning_counter.py")
 # bare § = onchip-learning.md in LEARNING_RULE_MODULES
 
 
