@@ -155,13 +155,19 @@ def _add_data(kinds) -> None:
     data.add_argument("--throughput-rounds", type=int, default=3,
                       help="rounds in which every method and snnTorch are timed in turn; figures are medians over "
                            "rounds (default %(default)s)")
-    data.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
-    data.add_argument("--data-root", default=None, help="folder of the data set files (default: the loader's)")
-    data.add_argument("--out", default="bench", help="output directory (data_DATASET.json, data_DATASET.png)")
-    data.add_argument("--cache", default="runs/bench-data-cache",
-                      help="trained models and their deployment figures, keyed by the training config")
+    _add_data_run_options(data, "output directory (data_DATASET.json, data_DATASET.png)",
+                          "trained models and their deployment figures, keyed by the training config")
     data.add_argument("--quick", action="store_true", help="1 epoch, 2 timed batches (a test, not figures)")
     data.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_data_run_options(parser, out_help: str, cache_help: str) -> None:
+    """--threads, --data-root, --out and --cache, as `bench data` and `bench scale` (which share the cache) take
+    them."""
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
+    parser.add_argument("--data-root", default=None, help="folder of the data set files (default: the loader's)")
+    parser.add_argument("--out", default="bench", help=out_help)
+    parser.add_argument("--cache", default="runs/bench-data-cache", help=cache_help)
 
 
 def _add_scale(kinds) -> None:
@@ -184,11 +190,8 @@ def _add_scale(kinds) -> None:
                        "(default %(default)s)")
     scale.add_argument("--lava-samples", type=int, default=200, help="test images also run on Lava (0: none; "
                        "default %(default)s)")
-    scale.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default %(default)s)")
-    scale.add_argument("--data-root", default=None, help="folder of the data set files (default: the loader's)")
-    scale.add_argument("--out", default="bench", help="output directory (parity_DATASET.json)")
-    scale.add_argument("--cache", default="runs/bench-data-cache",
-                       help="trained models, shared with bench data (default %(default)s)")
+    _add_data_run_options(scale, "output directory (parity_DATASET.json)",
+                          "trained models, shared with bench data (default %(default)s)")
     scale.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -280,6 +280,7 @@ def model_rows(config: DataBenchConfig, model: str, bar) -> tuple[list[dict[str,
     """Rows of every method on ``model`` and the snnTorch baseline on its float architecture."""
     rows = []
     split = None
+    batches: list | None = None  # the same seeded training batches for every method and the baseline
     for method in config.methods:
         train = config.train_config(model, method)
         folder = run_folder(config, train)
@@ -299,8 +300,8 @@ def model_rows(config: DataBenchConfig, model: str, bar) -> tuple[list[dict[str,
                **{k: v for k, v in deployment.items() if k != "epoch"},
                "cached": {"training": cached, "deployment": deployment_cached}, "run_folder": str(folder)}
         bar.set_postfix(model=model, method=method, stage="memory")
-        row["activation_bytes"] = activation_memory(partial(bso_trainer, config, model, method, split),
-                                                    training_batches(config, split)[0])
+        batches = batches or training_batches(config, split)
+        row["activation_bytes"] = activation_memory(partial(bso_trainer, config, model, method, split), batches[0])
         row["peak_training_activation_bytes"] = row["activation_bytes"].get(str(train.time_steps))
         rows.append(row)
         bar.update()
@@ -313,7 +314,7 @@ def model_rows(config: DataBenchConfig, model: str, bar) -> tuple[list[dict[str,
     def baseline_trainer(steps: int):
         return snntorch_trainer(reference, encoder, steps, split.num_classes, train.mse_weight)
 
-    batches = training_batches(config, split)
+    assert batches is not None
     baseline = {"model": model, "method": BASELINE_METHOD, "framework": "snntorch", "batch_size": config.batch_size,
                 "activation_bytes": activation_memory(baseline_trainer, batches[0])}
     bar.set_postfix(model=model, stage="throughput")

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from ..memory import SavedTensorMeter
+from .snntorch_baseline import BatchStep
 
 __all__ = ["activation_bytes", "interleaved_samples_per_second", "median_ratio", "record_throughput",
            "samples_per_second"]
 
-BatchStep = Callable[..., None]  # (x, y, key, after_backward=None) -> None: one training step on one batch
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
