@@ -46,8 +46,10 @@ LEARN_BENCH_SCENARIOS = ("digits/invert", "digits/rotate", "digits/contrast", "d
                          "fashion-mnist/invert", "fashion-mnist/class-incremental")
 LEARN_BENCH_DEFAULT_SCENARIOS = LEARN_BENCH_SCENARIOS
 LEARN_BENCH_LEARNERS = ("P1", "P1+bias", "P1+bias+theta3", "P8+theta3", "P8+bias+theta3", "256-256:P1+bias",
-                        "256-256:P1+bias+FA", "P8+bias+counter", "P8+bias+counter+hinge")
-LEARN_BENCH_DEFAULT_LEARNERS = ("P1", "P8+theta3", "P8+bias+counter", "P8+bias+counter+hinge")
+                        "256-256:P1+bias+FA", "P8+bias+counter", "P8+bias+counter+hinge",
+                        "512:P8+bias+counter+hinge")
+LEARN_BENCH_DEFAULT_LEARNERS = ("P1", "P8+theta3", "P8+bias+counter", "P8+bias+counter+hinge",
+                                "512:P8+bias+counter+hinge")
 LEARNING_VARIANTS = ("tbso", "bso")
 LEARNING_ROUNDINGS = ("nearest", "stochastic")
 LEARNING_POPULATION_RULES = ("staggered", "counter")  # hardware/learning_rule.py POPULATION_RULES (§14, §20)

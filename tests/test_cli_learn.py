@@ -82,3 +82,19 @@ def test_tiny_run_on_lava_prints_one_json_object_and_writes_files(tmp_path, caps
     written = json.loads((out / "learn.json").read_text())
     assert written == {key: value for key, value in result.items() if key != "out"}
     assert (out / "learn.png").stat().st_size > 0
+
+
+def test_demo_learner_flags_are_the_bench_learner() -> None:
+    """examples/demo.py's stage 5 spells bench learn's P8+bias+counter+hinge as flags: the same config."""
+    import importlib.util
+    from pathlib import Path
+
+    from bso_deploy.bench.learn_table import LEARNERS
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+    spec = importlib.util.spec_from_file_location("demo_example", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    from_flags = learn_config_from_args(build_parser().parse_args(["learn", *demo.LEARNER_FLAGS]))
+    assert from_flags == AdaptationConfig(**LEARNERS["P8+bias+counter+hinge"])
+    assert from_flags != AdaptationConfig()

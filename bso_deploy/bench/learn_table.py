@@ -50,6 +50,11 @@ LEARNERS: dict[str, dict[str, Any]] = {
     "P8+bias+counter+hinge": {"population": 8, "learn_bias": True, "population_rule": "counter",
                               "error_shape": "hinge", "error_target": 1.0, "bias_shift": 7, "counter_threshold": 2.0,
                               "counter_growth_shift": 11, "passes": 5},
+    # the same rule on a 512-wide hidden layer, its threshold growing half as fast (2**12 learning steps per
+    # theta_0): the hidden layer's counts of a 256-wide net cap a readout's new classes below 80% (§21)
+    "512:P8+bias+counter+hinge": {"hidden": (512,), "population": 8, "learn_bias": True, "population_rule": "counter",
+                                  "error_shape": "hinge", "error_target": 1.0, "bias_shift": 7,
+                                  "counter_threshold": 2.0, "counter_growth_shift": 12, "passes": 5},
 }
 PRETRAINING_FIELDS = ("dataset", "data_root", "hidden", "time_steps", "train_epochs", "seed", "pretrain_classes")
 DEFAULT_SCENARIOS = LEARN_BENCH_DEFAULT_SCENARIOS
