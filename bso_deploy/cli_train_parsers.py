@@ -164,6 +164,7 @@ LEARN_NUMBERS = (
     ("time_steps", int, 4, "time steps T per sample"),
     ("seed", int, 0, "seed of everything: training, stream order, stochastic rounding"),
     ("train_epochs", int, 5, "epochs of the pretraining (T-BSO on the data set)"),
+    ("train_batch_size", int, 32, "batch size of the pretraining"),
     ("hidden", tuple, "256", "hidden sizes of the pretrained MLP, comma separated"),
     ("momentum", float, 0.984375, "float momentum of the rule, mapped to integers (docs/onchip-learning.md §9)"),
     ("threshold", float, 1.0, "float flip threshold of the rule"),

@@ -88,7 +88,8 @@ def _pretrain(config: AdaptationConfig, progress: bool) -> tuple[Any, Any]:
     (model in eval mode, the data split as ``load_dataset`` gives it). With ``pretrain_classes`` K > 0 it
     trains on the images of classes 0 .. K-1 only (the readout still has a neuron per class)."""
     train_config = TrainConfig(dataset=config.dataset, method="tbso", time_steps=config.time_steps,
-                               epochs=config.train_epochs, seed=config.seed, hidden=config.hidden)
+                               epochs=config.train_epochs, batch_size=config.train_batch_size, seed=config.seed,
+                               hidden=config.hidden)
     torch.manual_seed(config.seed)
     split = load_dataset(config.dataset, root=config.data_root, seed=config.seed)
     if config.pretrain_classes >= split.num_classes:
@@ -266,7 +267,7 @@ def run_adaptation(config: AdaptationConfig, progress: bool = True,
                    pretrained: tuple[Any, Any] | None = None) -> AdaptationResult:
     """Run the adaptation scenario of ``config`` (module docstring) and return what it measured.
     ``pretrained``: (model, split) of an earlier ``_pretrain`` of the same pretraining fields (dataset, hidden,
-    time_steps, train_epochs, seed, pretrain_classes), used (copied) instead of training again."""
+    time_steps, train_epochs, train_batch_size, seed, pretrain_classes), used (copied) instead of training again."""
     if not isinstance(config, AdaptationConfig):
         raise TypeError(f"config must be an AdaptationConfig, not {type(config).__name__}")
     make_learner = get_learner(config.backend)  # an unknown backend fails before the training

@@ -68,8 +68,8 @@ class AdaptationConfig:
     else ``./data``, then ``/usr/share/datasets/fashion-mnist``). shift: "invert" | "shift" | "none". samples:
     length of the adaptation stream (shifted training images, in a seeded order); passes: times the stream is
     repeated. time_steps: T. variant: "tbso" | "bso". seed: everything (training, stream order, stochastic
-    rounding). backend: learner name (``sim``, ``torch``, ``lava``). train_epochs, hidden: the pretraining
-    (MLP, binary layers). momentum, threshold, variance_decay: the float rule's hyperparameters, mapped to
+    rounding). backend: learner name (``sim``, ``torch``, ``lava``). train_epochs, train_batch_size, hidden: the
+    pretraining (MLP, binary layers). momentum, threshold, variance_decay: the float rule's hyperparameters, mapped to
     integers by ``LearningRule.from_float`` (docs/onchip-learning.md §9); error_target: the float margin A of
     the readout error (§5). rounding, t_epoch: see ``LearningRule``. eval_samples: shifted test images used
     for the accuracies (0: the whole test set, 450 digits or 10,000 Fashion-MNIST images). curve_points:
@@ -96,6 +96,7 @@ class AdaptationConfig:
     seed: int = 0
     backend: str = "sim"
     train_epochs: int = 5
+    train_batch_size: int = 32
     hidden: tuple[int, ...] = (256,)
     momentum: float = 0.984375
     threshold: float = 1.0
@@ -130,7 +131,8 @@ class AdaptationConfig:
             raise ValueError(f"AdaptationConfig.backend must be a learner name (sim, torch, lava), got "
                              f"{self.backend!r}")
         for name, low in (("samples", 1), ("passes", 1), ("time_steps", 1), ("seed", 0), ("train_epochs", 1),
-                          ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0), ("eval_samples", 0),
+                          ("train_batch_size", 1), ("t_epoch", 1), ("momentum_bits", 2), ("precision_bits", 0),
+                          ("eval_samples", 0),
                           ("curve_points", 1), ("population", 1), ("bias_shift", 0),
                           ("pretrain_classes", 0), ("counter_growth_shift", 0)):
             _check_int(name, getattr(self, name), low)
