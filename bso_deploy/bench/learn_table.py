@@ -203,5 +203,6 @@ def plot_stream(rows: list[dict[str, Any]], speed_records: list[dict[str, Any]],
         axis.legend(fontsize=7, loc="lower right")
     for axis in axes.flat[1 + len(scenarios):]:
         axis.set_visible(False)
+    fig.tight_layout()  # keeps each panel's title clear of the x label above it
     save_figure(fig, path)
 

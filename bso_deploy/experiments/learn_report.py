@@ -71,14 +71,19 @@ def format_learn_summary(result: dict[str, Any]) -> str:
     def percent(value: Any) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
+    if result.get("details", {}).get("float_rule_comparable", True):
+        agreement = (f"flip agreement with float: {percent(result['flip_agreement'])} (precision "
+                     f"{percent(result.get('flip_precision'))}, recall {percent(result.get('flip_recall'))}; "
+                     f"{result.get('flips', '?')} fixed vs {result.get('float_flips', '?')} float flips)")
+    else:  # the float rule is one neuron per class without a bias: its flips do not pair with this learner's
+        agreement = (f"flip agreement with float: not comparable ({result.get('flips', '?')} fixed flips; the float "
+                     "rule has one readout neuron per class, no learned bias and no hidden learning)")
     lines = [
         f"on-chip adaptation on {result['backend']}: accuracy on shifted inputs (fixed point) "
         f"{percent(result['accuracy_before'])} -> {percent(result['accuracy_after'])}",
         f"float {result.get('config', {}).get('variant', '')} on the same stream: "
         f"{percent(result.get('float_accuracy_before'))} -> {percent(result['float_accuracy_after'])}",
-        f"flip agreement with float: {percent(result['flip_agreement'])} (precision "
-        f"{percent(result.get('flip_precision'))}, recall {percent(result.get('flip_recall'))}; "
-        f"{result.get('flips', '?')} fixed vs {result.get('float_flips', '?')} float flips)",
+        agreement,
         f"learning state per synapse: {result['bits_per_synapse']} bits (float BSO: "
         f"{result.get('float_bits_per_synapse', 33)})",
         f"scenario {result.get('scenario', '?')}: reference (float logistic regression of the same parameters on "
