@@ -23,10 +23,12 @@ from ..plots import pyplot, save_figure
 __all__ = ["DEFAULT_LEARNERS", "DEFAULT_SCENARIOS", "LEARNERS", "PRETRAINING_FIELDS", "SCENARIOS", "adaptation_configs",
            "format_scenario_table", "learn_targets", "max_drop_after", "plot_stream", "run_learn_table"]
 
-# Fashion-MNIST pretrains 1 epoch (60,000 images) and scores 1,000 test images, so that a row stays minutes.
 # Fashion-MNIST pretrains 3 epochs in batches of 128 (1 epoch in batches of 32: a float network at 75% on all
-# classes, 59% on the old ones of the class-incremental case; 3 x 128: 84%; docs/onchip-learning.md §22)
+# classes, 59% on the old ones of the class-incremental case; 3 x 128: 84%; docs/onchip-learning.md §22); it
+# scores 1,000 test images, so that a row stays minutes
 _FASHION = {"dataset": "fashion-mnist", "train_epochs": 3, "train_batch_size": 128, "eval_samples": 1000}
+_HINGE = {"population": 8, "learn_bias": True, "population_rule": "counter", "error_shape": "hinge",
+          "error_target": 1.0, "bias_shift": 7, "counter_threshold": 2.0, "counter_growth_shift": 11, "passes": 5}
 SCENARIOS: dict[str, dict[str, Any]] = {
     "digits/invert": {"dataset": "digits", "shift": "invert"},
     "digits/rotate": {"dataset": "digits", "shift": "rotate"},
@@ -49,14 +51,10 @@ LEARNERS: dict[str, dict[str, Any]] = {
                         "bias_shift": 7, "counter_threshold": 8.0},
     # the same with the hinge error of §21 (margin 1, threshold 2) over 5 passes of the stream, its threshold
     # growing along all of them (2**11 learning steps per theta_0)
-    "P8+bias+counter+hinge": {"population": 8, "learn_bias": True, "population_rule": "counter",
-                              "error_shape": "hinge", "error_target": 1.0, "bias_shift": 7, "counter_threshold": 2.0,
-                              "counter_growth_shift": 11, "passes": 5},
+    "P8+bias+counter+hinge": _HINGE,
     # the same rule on a 512-wide hidden layer, its threshold growing half as fast (2**12 learning steps per
-    # theta_0): the hidden layer's counts of a 256-wide net cap a readout's new classes below 80% (§21)
-    "512:P8+bias+counter+hinge": {"hidden": (512,), "population": 8, "learn_bias": True, "population_rule": "counter",
-                                  "error_shape": "hinge", "error_target": 1.0, "bias_shift": 7,
-                                  "counter_threshold": 2.0, "counter_growth_shift": 12, "passes": 5},
+    # theta_0): the hidden layer's counts of a 256-wide net cap a readout's new classes below 80% (§22)
+    "512:P8+bias+counter+hinge": {**_HINGE, "hidden": (512,), "counter_growth_shift": 12},
 }
 PRETRAINING_FIELDS = ("dataset", "data_root", "hidden", "time_steps", "train_epochs", "train_batch_size", "seed",
                       "pretrain_classes")
